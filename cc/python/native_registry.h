@@ -1,0 +1,18 @@
+// tfe-accel: registration hooks of the pybind11 module, one per kernel family, so each family's
+// glue lives in its own file (native_*.cc) and RegisterAll lists them in one place.
+#ifndef TFE_ACCEL_CC_PYTHON_NATIVE_REGISTRY_H_
+#define TFE_ACCEL_CC_PYTHON_NATIVE_REGISTRY_H_
+
+#include <pybind11/pybind11.h>
+
+namespace tfe_accel {
+namespace py_glue {
+
+void RegisterPrgAndBitops(pybind11::module_& m);
+// Further families (ring GEMM, RSS matmul, truncation, sigmoid steps, CUDA) register here.
+void RegisterAll(pybind11::module_& m);
+
+}  // namespace py_glue
+}  // namespace tfe_accel
+
+#endif  // TFE_ACCEL_CC_PYTHON_NATIVE_REGISTRY_H_

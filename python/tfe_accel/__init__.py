@@ -1,0 +1,14 @@
+"""tfe-accel: fast, trustworthy kernels for TF Encrypted's ABY3.
+
+``import tfe_accel`` checks that the op library matches the installed TensorFlow, loads it, and
+installs tfe-accel's ChaCha20 secure randomness and TFE's bit ops into TF Encrypted, so stock
+``tfe.protocol.ABY3`` works securely on TF 2.12. ``tfe_accel.protocol.AcceleratedABY3`` routes
+ABY3's hot path through fused ops.
+"""
+from ._version import __version__
+from ._loader import BuildMismatchError, install_into_tfe, load_ops, read_build_info
+
+ops_library = load_ops()
+install_into_tfe(ops_library)
+
+__all__ = ["__version__", "BuildMismatchError", "ops_library", "read_build_info"]

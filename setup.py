@@ -1,0 +1,82 @@
+"""tfe-accel build: setuptools drives CMake (pybind11's cmake_example pattern).
+
+Honours CMAKE_ARGS, CMAKE_BUILD_PARALLEL_LEVEL and TFE_ACCEL_CUDA=1; uses Ninja when present.
+The TF op library is compiled with the flags of the TensorFlow importable by this Python.
+"""
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from setuptools import Extension, find_packages, setup
+from setuptools.command.build_ext import build_ext
+
+ROOT = Path(__file__).resolve().parent
+
+
+def read_version():
+    text = (ROOT / "python" / "tfe_accel" / "_version.py").read_text()
+    return re.search(r'__version__ = "([^"]+)"', text).group(1)
+
+
+class CMakeExtension(Extension):
+    def __init__(self, name):
+        super().__init__(name, sources=[])
+
+
+class CMakeBuild(build_ext):
+    def build_extension(self, ext):
+        # The artifacts go into the package directory of this extension's output.
+        out_dir = Path(self.get_ext_fullpath(ext.name)).resolve().parent
+        build_temp = Path(self.build_temp).resolve() / "cmake"
+        build_temp.mkdir(parents=True, exist_ok=True)
+        cfg = "Debug" if self.debug else "Release"
+        args = [
+            f"-DPython_EXECUTABLE={sys.executable}",
+            f"-DTFE_ACCEL_OUTPUT_DIR={out_dir}",
+            f"-DTFE_ACCEL_VERSION={read_version()}",
+            f"-DCMAKE_BUILD_TYPE={cfg}",
+        ]
+        if os.environ.get("TFE_ACCEL_CUDA", "0") not in ("", "0", "OFF", "off"):
+            args.append("-DTFE_ACCEL_CUDA=ON")
+        if "CMAKE_ARGS" in os.environ:
+            args += [a for a in os.environ["CMAKE_ARGS"].split(" ") if a]
+        if shutil.which("ninja") and not any(a.startswith("-G") for a in args):
+            args += ["-G", "Ninja"]
+        build_args = ["--config", cfg]
+        if "CMAKE_BUILD_PARALLEL_LEVEL" not in os.environ:
+            build_args += ["--parallel", str(os.cpu_count() or 2)]
+        cache = build_temp / "CMakeCache.txt"
+        if cache.exists() and "Ninja" in args and "CMAKE_GENERATOR:INTERNAL=Ninja" not in cache.read_text():
+            shutil.rmtree(build_temp)
+            build_temp.mkdir(parents=True)
+        subprocess.run(["cmake", str(ROOT), *args], cwd=build_temp, check=True)
+        subprocess.run(["cmake", "--build", ".", *build_args], cwd=build_temp, check=True)
+
+
+setup(
+    name="tfe-accel",
+    version=read_version(),
+    description="Fused C++/CUDA kernels and an accelerated ABY3 protocol for TF Encrypted",
+    long_description=(ROOT / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.11,<3.12",
+    package_dir={"": "python"},
+    packages=find_packages("python"),
+    package_data={"tfe_accel": ["data/*", "_build_info.json"]},
+    ext_modules=[CMakeExtension("tfe_accel._native")],
+    cmdclass={"build_ext": CMakeBuild},
+    install_requires=[
+        "tensorflow>=2.12,<2.13",
+        "tf-encrypted==0.9.1",
+        "onnx<1.16",
+        "numpy",  # the range TF 2.12 requires
+        "tqdm",
+        "matplotlib",
+    ],
+    entry_points={"console_scripts": ["tfe-accel=tfe_accel.cli:main"]},
+    zip_safe=False,
+)

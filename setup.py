@@ -26,11 +26,27 @@ class CMakeExtension(Extension):
         super().__init__(name, sources=[])
 
 
+# Artifacts CMake writes next to _native (copied into the source tree for editable installs).
+EXTRA_ARTIFACTS = ("_tfe_accel_ops.so", "_build_info.json")
+
+
 class CMakeBuild(build_ext):
+    def copy_extensions_to_source(self):
+        super().copy_extensions_to_source()
+        build_py = self.get_finalized_command("build_py")
+        for ext in self.extensions:
+            inplace_file, regular_file = self._get_inplace_equivalent(build_py, ext)
+            for name in EXTRA_ARTIFACTS:
+                src = Path(regular_file).parent / name
+                if src.exists():
+                    self.copy_file(str(src), str(Path(inplace_file).parent / name))
+
     def build_extension(self, ext):
         # The artifacts go into the package directory of this extension's output.
         out_dir = Path(self.get_ext_fullpath(ext.name)).resolve().parent
-        build_temp = Path(self.build_temp).resolve() / "cmake"
+        # A persistent CMake build tree under the source root keeps rebuilds incremental
+        # (editable installs otherwise build in a fresh temporary directory each time).
+        build_temp = ROOT / "build" / f"cmake-py{sys.version_info[0]}{sys.version_info[1]}"
         build_temp.mkdir(parents=True, exist_ok=True)
         cfg = "Debug" if self.debug else "Release"
         args = [

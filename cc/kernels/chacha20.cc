@@ -131,16 +131,16 @@ void SeededUniformInt64(const u32 seed[8], i64 lo, i64 hi, i64* out, i64 n,
   });
 }
 
-void SeededUniformInt32(const u32 seed[8], std::int32_t lo, std::int32_t hi, std::int32_t* out,
-                        i64 n, const ParallelFor& pf) {
+template <typename T>
+void SeededUniformNarrow(const u32 seed[8], T lo, T hi, T* out, i64 n, const ParallelFor& pf) {
+  static_assert(sizeof(T) <= 4, "narrow types draw one 32-bit word per element");
   if (!(lo < hi)) {
     throw KernelArgumentError("minval must be less than maxval, got minval=" +
                               std::to_string(lo) + " maxval=" + std::to_string(hi));
   }
   if (n <= 0) return;
-  const u32 range = static_cast<u32>(hi) - static_cast<u32>(lo);
+  const u32 range = static_cast<u32>(static_cast<std::int64_t>(hi) - static_cast<std::int64_t>(lo));
   const u32 thresh = (0u - range) % range;
-  const u32 ulo = static_cast<u32>(lo);
   const i64 nblocks = (n + 15) / 16;
   pf(nblocks, kCyclesPerBlock, [&](i64 b0, i64 b1) {
     alignas(64) u32 buf[16 * kChunkBlocks];
@@ -158,10 +158,23 @@ void SeededUniformInt32(const u32 seed[8], std::int32_t lo, std::int32_t hi, std
           u = static_cast<u32>(Redraw<1>(seed, i, round));
           m = static_cast<u64>(u) * range;
         }
-        out[i] = static_cast<std::int32_t>(ulo + static_cast<u32>(m >> 32));
+        out[i] = static_cast<T>(static_cast<std::int64_t>(lo) + static_cast<std::int64_t>(m >> 32));
       }
     }
   });
+}
+
+void SeededUniformInt32(const u32 seed[8], std::int32_t lo, std::int32_t hi, std::int32_t* out,
+                        i64 n, const ParallelFor& pf) {
+  SeededUniformNarrow<std::int32_t>(seed, lo, hi, out, n, pf);
+}
+void SeededUniformInt16(const u32 seed[8], std::int16_t lo, std::int16_t hi, std::int16_t* out,
+                        i64 n, const ParallelFor& pf) {
+  SeededUniformNarrow<std::int16_t>(seed, lo, hi, out, n, pf);
+}
+void SeededUniformInt8(const u32 seed[8], std::int8_t lo, std::int8_t hi, std::int8_t* out,
+                       i64 n, const ParallelFor& pf) {
+  SeededUniformNarrow<std::int8_t>(seed, lo, hi, out, n, pf);
 }
 
 void SeedPlusNonce(const u32 key[8], i64 nonce, u32 out[8]) {

@@ -6,7 +6,7 @@
 //   word 14  = rejection round (0 for the main stream, k for the k-th redraw)
 //   word 15  = 0x61656674 ("tfea", domain separation from other ChaCha20 uses of a key)
 // A tensor of n elements is one stream: int64 element i is 64-bit word i of round 0 (two
-// consecutive 32-bit words, low first); int32 element i is 32-bit word i. A draw that the
+// consecutive 32-bit words, low first); int8/int16/int32 element i is 32-bit word i. A draw that the
 // unbiased range reduction rejects is redrawn from the same position in round 1, 2, ...
 // so the output is a pure function of (seed, shape, minval, maxval), independent of threads.
 #ifndef TFE_ACCEL_CC_KERNELS_CHACHA20_H_
@@ -38,8 +38,13 @@ void PrgBlocks(const u32 key[8], u64 block0, u32 round, std::size_t nblocks, u32
 // deterministic in the seed. Throws KernelArgumentError if lo >= hi.
 void SeededUniformInt64(const u32 seed[8], i64 lo, i64 hi, i64* out, i64 n,
                         const ParallelFor& pf);
+// int8/int16/int32 element i is 32-bit word i, reduced to the range with 32-bit Lemire.
 void SeededUniformInt32(const u32 seed[8], std::int32_t lo, std::int32_t hi, std::int32_t* out,
                         i64 n, const ParallelFor& pf);
+void SeededUniformInt16(const u32 seed[8], std::int16_t lo, std::int16_t hi, std::int16_t* out,
+                        i64 n, const ParallelFor& pf);
+void SeededUniformInt8(const u32 seed[8], std::int8_t lo, std::int8_t hi, std::int8_t* out,
+                       i64 n, const ParallelFor& pf);
 
 // The seed TFE adds a nonce to: seed'[j] = key[j] + nonce (mod 2^32), as TF's int32 add does.
 void SeedPlusNonce(const u32 key[8], i64 nonce, u32 out[8]);

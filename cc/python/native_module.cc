@@ -60,18 +60,19 @@ py::array SeededUniform(const std::vector<i64>& shape, const py::handle& seed_ob
     Run([&] { SeededUniformInt64(key.data(), lo, hi, out.mutable_data(), out.size(), Pool()); });
     return std::move(out);
   }
-  if (dtype == "int32") {
-    const i64 lo64 = minval.cast<i64>(), hi64 = maxval.cast<i64>();
-    if (lo64 < INT32_MIN || lo64 > INT32_MAX || hi64 < INT32_MIN || hi64 > INT32_MAX)
-      throw py::value_error("minval/maxval out of int32 range");
-    py::array_t<std::int32_t> out(dims);
-    Run([&] {
-      SeededUniformInt32(key.data(), static_cast<std::int32_t>(lo64), static_cast<std::int32_t>(hi64),
-                         out.mutable_data(), out.size(), Pool());
-    });
+  const i64 lo64 = minval.cast<i64>(), hi64 = maxval.cast<i64>();
+  auto narrow = [&](auto tag, i64 tmin, i64 tmax, auto fill) -> py::array {
+    using T = decltype(tag);
+    if (lo64 < tmin || lo64 > tmax || hi64 < tmin || hi64 > tmax)
+      throw py::value_error("minval/maxval out of range for dtype " + dtype);
+    py::array_t<T> out(dims);
+    Run([&] { fill(key.data(), static_cast<T>(lo64), static_cast<T>(hi64), out.mutable_data(), out.size(), Pool()); });
     return std::move(out);
-  }
-  throw py::type_error("dtype must be 'int32' or 'int64', got '" + dtype + "'");
+  };
+  if (dtype == "int32") return narrow(std::int32_t{}, INT32_MIN, INT32_MAX, &SeededUniformInt32);
+  if (dtype == "int16") return narrow(std::int16_t{}, INT16_MIN, INT16_MAX, &SeededUniformInt16);
+  if (dtype == "int8") return narrow(std::int8_t{}, INT8_MIN, INT8_MAX, &SeededUniformInt8);
+  throw py::type_error("dtype must be 'int8', 'int16', 'int32' or 'int64', got '" + dtype + "'");
 }
 
 template <typename T>

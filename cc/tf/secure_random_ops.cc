@@ -53,7 +53,7 @@ REGISTER_OP("SecureSeededRandomUniform")
     .Input("minval: dtype")
     .Input("maxval: dtype")
     .Output("output: dtype")
-    .Attr("dtype: {int32, int64} = DT_INT32")
+    .Attr("dtype: {int8, int16, int32, int64} = DT_INT32")
     .Attr("T: {int32, int64} = DT_INT32")
     .Attr("Tseed: {int32} = DT_INT32")
     .SetIsStateful()
@@ -68,7 +68,7 @@ REGISTER_OP("SecureRandomUniform")
     .Input("minval: dtype")
     .Input("maxval: dtype")
     .Output("output: dtype")
-    .Attr("dtype: {int32, int64} = DT_INT32")
+    .Attr("dtype: {int8, int16, int32, int64} = DT_INT32")
     .Attr("T: {int32, int64} = DT_INT32")
     .SetIsStateful()
     .SetShapeFn(UniformShape)
@@ -113,6 +113,16 @@ template <>
 void Fill<std::int32_t>(const u32 seed[8], std::int32_t lo, std::int32_t hi, std::int32_t* out,
                         i64 n, const ParallelFor& pf) {
   SeededUniformInt32(seed, lo, hi, out, n, pf);
+}
+template <>
+void Fill<std::int16_t>(const u32 seed[8], std::int16_t lo, std::int16_t hi, std::int16_t* out,
+                        i64 n, const ParallelFor& pf) {
+  SeededUniformInt16(seed, lo, hi, out, n, pf);
+}
+template <>
+void Fill<std::int8_t>(const u32 seed[8], std::int8_t lo, std::int8_t hi, std::int8_t* out,
+                       i64 n, const ParallelFor& pf) {
+  SeededUniformInt8(seed, lo, hi, out, n, pf);
 }
 
 template <typename T>
@@ -200,14 +210,17 @@ class SeedOp : public OpKernel {
 
 }  // namespace
 
-REGISTER_KERNEL_BUILDER(Name("SecureSeededRandomUniform").Device(DEVICE_CPU).TypeConstraint<std::int32_t>("dtype"),
-                        SeededUniformOp<std::int32_t>);
-REGISTER_KERNEL_BUILDER(Name("SecureSeededRandomUniform").Device(DEVICE_CPU).TypeConstraint<std::int64_t>("dtype"),
-                        SeededUniformOp<std::int64_t>);
-REGISTER_KERNEL_BUILDER(Name("SecureRandomUniform").Device(DEVICE_CPU).TypeConstraint<std::int32_t>("dtype"),
-                        UniformOp<std::int32_t>);
-REGISTER_KERNEL_BUILDER(Name("SecureRandomUniform").Device(DEVICE_CPU).TypeConstraint<std::int64_t>("dtype"),
-                        UniformOp<std::int64_t>);
+#define TFE_ACCEL_REGISTER(T)                                                                \
+  REGISTER_KERNEL_BUILDER(                                                                   \
+      Name("SecureSeededRandomUniform").Device(DEVICE_CPU).TypeConstraint<T>("dtype"),       \
+      SeededUniformOp<T>);                                                                   \
+  REGISTER_KERNEL_BUILDER(Name("SecureRandomUniform").Device(DEVICE_CPU).TypeConstraint<T>("dtype"), \
+                          UniformOp<T>);
+TFE_ACCEL_REGISTER(std::int8_t)
+TFE_ACCEL_REGISTER(std::int16_t)
+TFE_ACCEL_REGISTER(std::int32_t)
+TFE_ACCEL_REGISTER(std::int64_t)
+#undef TFE_ACCEL_REGISTER
 REGISTER_KERNEL_BUILDER(Name("SecureSeed").Device(DEVICE_CPU), SeedOp);
 
 }  // namespace tfe_accel

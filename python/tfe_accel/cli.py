@@ -1,0 +1,74 @@
+"""The `tfe-accel` command line: info, demo, train, bench, serve, cluster."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def _quiet_tf():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def cmd_info(args) -> int:
+    _quiet_tf()
+    from . import info
+
+    print(info.format_info(info.collect_info()))
+    return 0
+
+
+def cmd_demo(args) -> int:
+    _quiet_tf()
+    from . import demo
+
+    return demo.main(size=args.size, seed=args.seed)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="tfe-accel",
+        description="Fast, secure TF Encrypted (ABY3) backend: info, demo, secure training, "
+        "benchmarks and party servers.",
+    )
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sp = sub.add_parser("info", help="show build, TF versions, CPU code paths and registered ops")
+    sp.set_defaults(func=cmd_info)
+    sp = sub.add_parser("demo", help="three-party ABY3 demo: share, matmul, sigmoid, reveal, compare")
+    sp.add_argument("--size", type=int, default=64, help="matrix side (default 64)")
+    sp.add_argument("--seed", type=int, default=0, help="NumPy seed for the demo inputs")
+    sp.set_defaults(func=cmd_demo)
+    for register in _extra_commands():
+        register(sub)
+    return p
+
+
+def _extra_commands():
+    """Sub-commands living in their own modules (train, bench, serve, cluster)."""
+    regs = []
+    for mod_name in ("train_cli", "bench_cli", "serve_cli"):
+        try:
+            mod = __import__(f"tfe_accel.{mod_name}", fromlist=["register"])
+        except ModuleNotFoundError as exc:
+            if exc.name == f"tfe_accel.{mod_name}":
+                continue
+            raise
+        regs.append(mod.register)
+    return regs
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

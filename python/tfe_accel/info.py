@@ -1,0 +1,59 @@
+"""`tfe-accel info`: what is installed, what it was built against, what runs on this CPU."""
+from __future__ import annotations
+
+import platform
+
+
+def collect_info() -> dict:
+    import tensorflow as tf
+
+    from . import __version__, _native, ops_library, read_build_info
+
+    built = read_build_info()
+    ops = sorted(
+        name
+        for name in dir(ops_library)
+        if name[:1].isupper() and name != "TypeVar" and callable(getattr(ops_library, name))
+    )
+    feats = _native.cpu_features()
+    return {
+        "tfe_accel_version": __version__,
+        "tf_built_for": built.get("tf_version"),
+        "tf_running": tf.__version__,
+        "cxx11_abi": built.get("cxx11_abi"),
+        "compiler": built.get("compiler"),
+        "cuda_built": bool(built.get("cuda")),
+        "cpu": _cpu_model(),
+        "cpu_code_path": _native.code_path(),
+        "cpu_features": [k for k, v in feats.items() if v],
+        "registered_ops": ops,
+        "python": platform.python_version(),
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def format_info(info: dict) -> str:
+    rows = [
+        ("tfe-accel", info["tfe_accel_version"]),
+        ("TensorFlow (built for)", info["tf_built_for"]),
+        ("TensorFlow (running)", info["tf_running"]),
+        ("C++11 ABI / compiler", f"{info['cxx11_abi']} / {info['compiler']}"),
+        ("CUDA kernels built", "yes" if info["cuda_built"] else "no"),
+        ("CPU", info["cpu"]),
+        ("CPU code path", info["cpu_code_path"]),
+        ("CPU features", ", ".join(info["cpu_features"]) or "none"),
+        ("Python", info["python"]),
+        ("Registered ops", f"{len(info['registered_ops'])}: " + ", ".join(info["registered_ops"])),
+    ]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)

@@ -8,8 +8,10 @@
 namespace tfe_accel {
 namespace py_glue {
 
-void RegisterPrgAndBitops(pybind11::module_& m);
-// Further families (ring GEMM, RSS matmul, truncation, sigmoid steps, CUDA) register here.
+void RegisterPrgAndBitops(pybind11::module_& m);   // native_module.cc
+void RegisterMatmul(pybind11::module_& m);         // native_matmul.cc: ring_matmul, rss_matmul
+void RegisterMpcSteps(pybind11::module_& m);       // native_mpc_steps.cc: truncation, sigmoid steps
+void RegisterCuda(pybind11::module_& m);           // native_cuda.cc (only with TFE_ACCEL_CUDA=ON)
 void RegisterAll(pybind11::module_& m);
 
 }  // namespace py_glue

@@ -1,0 +1,33 @@
+"""Shared test set-up: quiet TF logs; helpers for fresh TFE protocol instances."""
+import os
+import subprocess
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_python(code: str, env_extra=None, timeout=300):
+    """Run `code` in a fresh interpreter of this venv; returns CompletedProcess (text)."""
+    env = dict(os.environ)
+    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    if env_extra:
+        env.update(env_extra)
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO
+    )
+
+
+@pytest.fixture
+def aby3():
+    """A fresh stock ABY3 protocol (after `import tfe_accel`), set as TFE's current protocol."""
+    import tf_encrypted as tfe
+
+    import tfe_accel  # noqa: F401
+
+    prot = tfe.protocol.ABY3()
+    tfe.set_protocol(prot)
+    yield prot

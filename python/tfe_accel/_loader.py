@@ -99,9 +99,31 @@ def _unsupported(name):
     return fn
 
 
+DEFAULT_LOGICAL_CPUS = 8
+
+
+def split_cpu_devices() -> None:
+    """Give TF several logical CPU devices (one per party for PartitionedLocalConfig) while that is
+    still possible, i.e. before TF's runtime initialises. They share TF's thread pools, so nothing
+    else changes. TFE_ACCEL_LOGICAL_CPUS=N sets how many (0 leaves TF's default of one)."""
+    import tensorflow as tf
+    from tensorflow.python.eager import context
+
+    n = int(os.environ.get("TFE_ACCEL_LOGICAL_CPUS", DEFAULT_LOGICAL_CPUS))
+    if n <= 1 or context.context()._context_handle is not None:
+        return
+    cpus = tf.config.list_physical_devices("CPU")
+    if cpus and tf.config.get_logical_device_configuration(cpus[0]) is None:
+        tf.config.set_logical_device_configuration(
+            cpus[0], [tf.config.LogicalDeviceConfiguration() for _ in range(n)]
+        )
+
+
 def install_into_tfe(ops) -> None:
     """Make stock TF Encrypted use our secure randomness and bit ops. Idempotent."""
     import sys
+
+    split_cpu_devices()
 
     tfe_logger = logging.getLogger("tf_encrypted")
     noise = _ImportNoiseFilter()

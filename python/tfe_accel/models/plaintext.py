@@ -1,0 +1,137 @@
+"""Float64 logistic regression trained exactly like the secure trainer (same rule, schedule, weights).
+
+The update rule (documented in docs/training.md; ``secure.py`` implements the same in MPC):
+zero initial weights; for each batch B (the whole training set when full-batch)
+``p = sigmoid(X_B w + b)``, ``r = c_B * (p - y_B)`` with ``c`` the per-sample class weight,
+``w -= LR * (X_B^T r / |B| + l2 * w)``, ``b -= LR * sum(r) / |B|``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+import numpy as np
+
+# TFE's piecewise-linear sigmoids (tf_encrypted/protocol/aby3/aby3.py, _sigmoid_private):
+# piece k applies for pivots[k-1] < z <= pivots[k]; each piece is (constant,) or (a0, a1).
+SIGMOIDS = {
+    "3-piece": {
+        "tfe": "3_piecewise_linear",
+        "pivots": (-2.5, 2.5),
+        "coeffs": ((1e-4,), (0.50, 0.17), (1 - 1e-4,)),
+    },
+    "5-piece": {
+        "tfe": "5_piecewise_linear",
+        "pivots": (-4.0, -1.5, 1.5, 4.0),
+        "coeffs": ((1e-4,), (0.281, 0.066), (0.5, 0.212), (0.719, 0.066), (1 - 1e-4,)),
+    },
+}
+
+# Variance floor of the standardisation (the same constant inside MPC): std = sqrt(var + EPS).
+STANDARDIZE_EPS = 1e-3
+
+
+def sigmoid_exact(z):
+    z = np.asarray(z, dtype=np.float64)
+    return 0.5 * (1.0 + np.tanh(0.5 * z))
+
+
+def sigmoid_piecewise(z, name: str):
+    """The named piecewise approximation, piece boundaries exactly as TFE (``x <= pivot``)."""
+    spec = SIGMOIDS[name]
+    z = np.asarray(z, dtype=np.float64)
+    out = np.zeros_like(z)
+    lo = -np.inf
+    for k, coeffs in enumerate(spec["coeffs"]):
+        hi = spec["pivots"][k] if k < len(spec["pivots"]) else np.inf
+        mask = (z > lo) & (z <= hi)
+        val = sum(c * z ** j for j, c in enumerate(coeffs))
+        out = np.where(mask, val, out)
+        lo = hi
+    return out
+
+
+def sigmoid_fn(name: str):
+    if name == "exact":
+        return sigmoid_exact
+    if name not in SIGMOIDS:
+        raise ValueError(f"unknown sigmoid {name!r}; choose from exact, {', '.join(SIGMOIDS)}")
+    return lambda z: sigmoid_piecewise(z, name)
+
+
+def standardize_stats(x: np.ndarray, eps: float = STANDARDIZE_EPS):
+    mean = x.mean(axis=0)
+    var = ((x - mean) ** 2).mean(axis=0)
+    return mean, 1.0 / np.sqrt(var + eps)
+
+
+def class_weights(y: np.ndarray, mode: str) -> np.ndarray:
+    """Per-sample weights: balanced/public n/(2 n_c); none: 1."""
+    y = np.asarray(y, dtype=np.float64).reshape(-1)
+    if mode == "none":
+        return np.ones_like(y)
+    if mode not in ("balanced", "public"):
+        raise ValueError(f"class weight must be balanced, public or none, got {mode!r}")
+    n, n_pos = len(y), y.sum()
+    return np.where(y == 1, n / (2.0 * n_pos), n / (2.0 * (n - n_pos)))
+
+
+def batch_schedule(n: int, batch_size: Optional[int], epoch: int, seed: int) -> List[np.ndarray]:
+    """Batches of one epoch. Full batch: ``[arange(n)]``. Mini-batch B < n: a permutation drawn from
+    ``(seed, epoch)``, cut into ceil(n/B) batches of exactly B rows (the last wraps to the start)."""
+    if batch_size is None or batch_size >= n:
+        return [np.arange(n)]
+    perm = np.random.default_rng([int(seed), int(epoch)]).permutation(n)
+    steps = math.ceil(n / batch_size)
+    return [perm[(k * batch_size + np.arange(batch_size)) % n] for k in range(steps)]
+
+
+@dataclass
+class PlainModel:
+    weights: np.ndarray  # raw (input) gene space, to apply to unstandardised data
+    bias: float
+    weights_std: np.ndarray  # standardised space (what training updates)
+    bias_std: float
+    losses: List[float] = field(default_factory=list)
+
+    def decision(self, x):
+        return np.asarray(x, dtype=np.float64) @ self.weights + self.bias
+
+    def predict_proba(self, x):
+        return sigmoid_exact(self.decision(x))
+
+
+def train_plaintext(x, y, *, epochs: int, learning_rate: float, batch_size=None,
+                    class_weight: str = "balanced", sigmoid: str = "5-piece",
+                    standardize: bool = True, l2: float = 0.0, seed: int = 0) -> PlainModel:
+    """Float64 reference trained exactly as the secure trainer; ``sigmoid='exact'`` for the ideal."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64).reshape(-1)
+    n, d = x.shape
+    sig = sigmoid_fn(sigmoid)
+    if standardize:
+        mean, inv_std = standardize_stats(x)
+        xs = (x - mean) * inv_std
+    else:
+        mean, inv_std = np.zeros(d), np.ones(d)
+        xs = x
+    c = class_weights(y, class_weight)
+    w = np.zeros(d)
+    b = 0.0
+    losses = []
+    for epoch in range(epochs):
+        epoch_loss = 0.0
+        batches = batch_schedule(n, batch_size, epoch, seed)
+        for idx in batches:
+            xb, yb, cb = xs[idx], y[idx], c[idx]
+            m = len(idx)
+            p = sig(xb @ w + b)
+            r = cb * (p - yb)
+            epoch_loss += float(np.sum(r * (p - yb)) / m)
+            w = w - learning_rate * (xb.T @ r / m + l2 * w)
+            b = b - learning_rate * float(np.sum(r)) / m
+        losses.append(epoch_loss / len(batches))
+    w_raw = w * inv_std
+    b_raw = b - float(np.sum(w_raw * mean))
+    return PlainModel(weights=w_raw, bias=b_raw, weights_std=w, bias_std=b, losses=losses)

@@ -7,6 +7,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest  # noqa: E402
 
+# Import tfe_accel before anything touches TF's runtime: it splits the CPU into logical devices
+# (one per party for PartitionedLocalConfig) and installs its ops into TFE.
+import tfe_accel  # noqa: E402,F401
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

@@ -131,6 +131,30 @@ void SeededUniformInt64(const u32 seed[8], i64 lo, i64 hi, i64* out, i64 n,
   });
 }
 
+void SeededFullRangeInt64At(const u32 seed[8], i64 first, i64 n, u64* out) {
+  // Lemire with range 2^64 - 1: thresh = 1 and low64(u * range) = -u, so only u = 0 is rejected
+  // (probability 2^-64); otherwise high64(u * range) = u - 1. Plus lo = -2^63.
+  alignas(64) u32 buf[16 * kChunkBlocks];
+  const i64 end = first + n;
+  i64 i = first;
+  while (i < end) {
+    const i64 blk = i / 8;
+    const i64 nb = std::min<i64>(kChunkBlocks, (end - 1) / 8 - blk + 1);
+    PrgBlocks(seed, static_cast<u64>(blk), 0, static_cast<std::size_t>(nb), buf);
+    const i64 stop = std::min(end, (blk + nb) * 8);
+    for (; i < stop; ++i) {
+      const i64 j = i - blk * 8;
+      u64 u = static_cast<u64>(buf[2 * j]) | (static_cast<u64>(buf[2 * j + 1]) << 32);
+      u32 round = 0;
+      while (u == 0) {
+        if (++round >= kMaxRounds) RejectionExhausted();
+        u = Redraw<2>(seed, i, round);
+      }
+      out[i - first] = (u - 1) + (static_cast<u64>(1) << 63);
+    }
+  }
+}
+
 template <typename T>
 void SeededUniformNarrow(const u32 seed[8], T lo, T hi, T* out, i64 n, const ParallelFor& pf) {
   static_assert(sizeof(T) <= 4, "narrow types draw one 32-bit word per element");

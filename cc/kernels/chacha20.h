@@ -46,6 +46,11 @@ void SeededUniformInt16(const u32 seed[8], std::int16_t lo, std::int16_t hi, std
 void SeededUniformInt8(const u32 seed[8], std::int8_t lo, std::int8_t hi, std::int8_t* out,
                        i64 n, const ParallelFor& pf);
 
+// Elements [first, first + n) of the stream SeededUniformInt64(seed, -2^63, 2^63 - 1, ...) (TFE's
+// default int64 range, used for every zero sharing), generated directly at that offset, serially
+// (callers split ranges over threads). out[k] = element first + k.
+void SeededFullRangeInt64At(const u32 seed[8], i64 first, i64 n, u64* out);
+
 // The seed TFE adds a nonce to: seed'[j] = key[j] + nonce (mod 2^32), as TF's int32 add does.
 void SeedPlusNonce(const u32 key[8], i64 nonce, u32 out[8]);
 

@@ -8,6 +8,7 @@ namespace py_glue {
 __attribute__((weak)) void RegisterMatmul(pybind11::module_& m);
 __attribute__((weak)) void RegisterMpcSteps(pybind11::module_& m);
 __attribute__((weak)) void RegisterCuda(pybind11::module_& m);
+__attribute__((weak)) void RegisterElementwise(pybind11::module_& m);
 
 void RegisterAll(pybind11::module_& m) {
   pybind11::list families;
@@ -16,6 +17,7 @@ void RegisterAll(pybind11::module_& m) {
   if (RegisterMatmul) { RegisterMatmul(m); families.append("matmul"); }
   if (RegisterMpcSteps) { RegisterMpcSteps(m); families.append("mpc_steps"); }
   if (RegisterCuda) { RegisterCuda(m); families.append("cuda"); }
+  if (RegisterElementwise) { RegisterElementwise(m); families.append("elementwise"); }
   m.attr("_families") = families;
   m.def("families", [families] { return families; }, "Kernel families compiled into this module.");
 }

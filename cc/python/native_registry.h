@@ -11,7 +11,8 @@ namespace py_glue {
 void RegisterPrgAndBitops(pybind11::module_& m);   // native_module.cc
 void RegisterMatmul(pybind11::module_& m);         // native_matmul.cc: ring_matmul, rss_matmul
 void RegisterMpcSteps(pybind11::module_& m);       // native_mpc_steps.cc: truncation, sigmoid steps
-void RegisterCuda(pybind11::module_& m);           // native_cuda.cc (only with TFE_ACCEL_CUDA=ON)
+void RegisterCuda(pybind11::module_& m);           // cc/cuda/native_cuda.cc (only with TFE_ACCEL_CUDA=ON)
+void RegisterElementwise(pybind11::module_& m);    // native_elementwise.cc: rss_mul
 void RegisterAll(pybind11::module_& m);
 
 }  // namespace py_glue

@@ -9,9 +9,10 @@ A build made without the TF op library (``-DTFE_ACCEL_TF_OPS=OFF``, e.g. on a GP
 with no TensorFlow) exposes only ``tfe_accel._native`` and never imports TensorFlow.
 """
 from ._version import __version__
-from ._loader import BuildMismatchError, install_into_tfe, load_ops, read_build_info
+from ._loader import BuildMismatchError, install_into_tfe, load_ops, read_build_info, split_cpu_devices
 
 if read_build_info().get("tf_ops", True):
+    split_cpu_devices()  # first, while TF's runtime is not yet initialised (config.py)
     ops_library = load_ops()
     install_into_tfe(ops_library)
 else:  # native-only build: NumPy/CuPy kernels, no TensorFlow

@@ -123,8 +123,6 @@ def install_into_tfe(ops) -> None:
     """Make stock TF Encrypted use our secure randomness and bit ops. Idempotent."""
     import sys
 
-    split_cpu_devices()
-
     tfe_logger = logging.getLogger("tf_encrypted")
     noise = _ImportNoiseFilter()
     already = "tf_encrypted" in sys.modules

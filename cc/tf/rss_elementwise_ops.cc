@@ -1,0 +1,90 @@
+// TF op glue for the elementwise RSS product step (cc/kernels/rss_elementwise.h).
+#include <cstdint>
+
+#include "../kernels/chacha20.h"
+#include "../kernels/rss_elementwise.h"
+#include "tensorflow/core/framework/op.h"
+#include "tensorflow/core/framework/op_kernel.h"
+#include "tensorflow/core/framework/shape_inference.h"
+#include "tf_glue.h"
+
+namespace tfe_accel {
+namespace {
+
+using ::tensorflow::OpKernel;
+using ::tensorflow::OpKernelConstruction;
+using ::tensorflow::OpKernelContext;
+using ::tensorflow::Tensor;
+using ::tensorflow::TensorShapeUtils;
+using ::tensorflow::errors::InvalidArgument;
+using ::tensorflow::shape_inference::InferenceContext;
+using ::tensorflow::shape_inference::ShapeHandle;
+
+}  // namespace
+
+REGISTER_OP("TfeAccelRssMul")
+    .Input("x_i: int64")
+    .Input("x_next: int64")
+    .Input("y_i: int64")
+    .Input("y_next: int64")
+    .Input("key0: int32")
+    .Input("nonce0: int64")
+    .Input("key1: int32")
+    .Input("nonce1: int64")
+    .Output("z: int64")
+    .SetIsStateful()  // not folded or deduplicated: it expands a fresh zero share
+    .SetShapeFn([](InferenceContext* c) {
+      ShapeHandle s = c->input(0);
+      for (int i = 1; i < 4; ++i) TF_RETURN_IF_ERROR(c->Merge(s, c->input(i), &s));
+      ShapeHandle unused;
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(4), 1, &unused));
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(6), 1, &unused));
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(5), 0, &unused));
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(7), 0, &unused));
+      c->set_output(0, s);
+      return ::tensorflow::OkStatus();
+    })
+    .Doc(R"doc(
+ABY3 private x private elementwise product, party i's local step (TFE `_mul_private_private`):
+z_i = x_i*y_i + x_i*y_next + x_next*y_i + a_i, a_i = U(key0 + nonce0) - U(key1 + nonce1) expanded
+in-kernel (TFE's `_gen_zero_sharing`). Inputs are only party i's shares and keys.
+)doc");
+
+class RssMulOp : public OpKernel {
+ public:
+  explicit RssMulOp(OpKernelConstruction* c) : OpKernel(c) {}
+  void Compute(OpKernelContext* ctx) override {
+    static const char* kNames[4] = {"x_i", "x_next", "y_i", "y_next"};
+    const Tensor& x = ctx->input(0);
+    for (int i = 1; i < 4; ++i) {
+      OP_REQUIRES(ctx, ctx->input(i).shape() == x.shape(),
+                  InvalidArgument(kNames[i], " must have the shape of x_i ", x.shape().DebugString(),
+                                  ", got ", ctx->input(i).shape().DebugString()));
+    }
+    u32 keys[2][kSeedWords];
+    i64 nonces[2];
+    for (int k = 0; k < 2; ++k) {
+      const Tensor& key = ctx->input(4 + 2 * k);
+      const Tensor& nonce = ctx->input(5 + 2 * k);
+      OP_REQUIRES(ctx, key.dims() == 1 && key.dim_size(0) == kSeedWords,
+                  InvalidArgument("key", k, " must have shape [8], got ", key.shape().DebugString()));
+      OP_REQUIRES(ctx, TensorShapeUtils::IsScalar(nonce.shape()),
+                  InvalidArgument("nonce", k, " must be a scalar, got ", nonce.shape().DebugString()));
+      auto kv = key.flat<std::int32_t>();
+      for (int w = 0; w < kSeedWords; ++w) keys[k][w] = static_cast<u32>(kv(w));
+      nonces[k] = nonce.scalar<std::int64_t>()();
+    }
+    Tensor* z = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x.shape(), &z));
+    auto p = [&](int i) { return reinterpret_cast<const u64*>(ctx->input(i).flat<std::int64_t>().data()); };
+    tf_glue::RunKernel(ctx, [&] {
+      RssMul(p(0), p(1), p(2), p(3), keys[0], nonces[0], keys[1], nonces[1],
+             reinterpret_cast<u64*>(z->flat<std::int64_t>().data()), x.NumElements(),
+             tf_glue::TfParallelFor(ctx));
+    });
+  }
+};
+
+REGISTER_KERNEL_BUILDER(Name("TfeAccelRssMul").Device(::tensorflow::DEVICE_CPU), RssMulOp);
+
+}  // namespace tfe_accel

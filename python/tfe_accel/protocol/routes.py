@@ -1,0 +1,123 @@
+"""Fused replacements of stock ABY3 dispatch targets (``_<op>_<dispatch ids>``).
+
+Each route computes exactly what the stock function computes, party by party, with one fused op
+per party placed on that party's device (inputs: that party's shares, its two PRG keys and the
+nonces; outputs: its result shares and the messages it sends). Messages between parties stay
+explicit ``identity`` edges on the receiver, as in stock ABY3. A route returns ``Fallback(reason)``
+for cases it does not cover; the protocol then runs the stock function.
+"""
+from __future__ import annotations
+
+import tensorflow as tf
+from tf_encrypted.protocol.aby3.aby3 import ABY3PrivateTensor, ABY3PublicTensor, ShareType
+
+from .. import ops
+
+HELPERS = {"_party_zero_args", "_reshare", "_wrap", "_is_int64", "_public_private_matmul"}
+
+
+class Fallback:
+    def __init__(self, reason: str):
+        self.reason = reason
+
+
+def _is_int64(prot, *tensors) -> bool:
+    return all(t.backing_dtype.native_type == tf.int64 for t in tensors)
+
+
+def _party_zero_args(prot, i):
+    """Keys and nonces of party i's share of `_gen_zero_sharing` at the current nonces."""
+    keys, nonces = prot.pairwise_keys(), prot.pairwise_nonces()
+    return keys[i][0], int(nonces[(i + 2) % 3]), keys[i][1], int(nonces[i])
+
+
+def _wrap(factory, value):
+    return factory.tensor(value, encode=False)
+
+
+def _reshare(prot, z_values, factory):
+    """Stock ABY3's resharing: party i keeps z_i and receives z_{i+1} from P_{i+1}."""
+    z = [[None, None], [None, None], [None, None]]
+    for i in range(3):
+        with tf.device(prot.servers[i].device_name):
+            z[i][0] = _wrap(factory, z_values[i])
+            z[i][1] = _wrap(factory, tf.identity(z_values[(i + 1) % 3]))
+    return z
+
+
+# ------------------------------------------------------------------------------ products
+
+
+def _mul_private_private(prot, x, y):
+    if not (x.is_arithmetic() and y.is_arithmetic()):
+        return Fallback("boolean shares")
+    if x.shape != y.shape or not x.shape.is_fully_defined():
+        return Fallback("broadcasting or unknown shapes")
+    if not _is_int64(prot, x, y):
+        return Fallback("non-int64 backing")
+    xs, ys = x.unwrapped, y.unwrapped
+    factory = xs[0][0].factory
+    with tf.name_scope("mul"):
+        z_vals = []
+        for i in range(3):
+            k0, n0, k1, n1 = _party_zero_args(prot, i)
+            with tf.device(prot.servers[i].device_name):
+                z_vals.append(ops._ops.tfe_accel_rss_mul(
+                    xs[i][0].value, xs[i][1].value, ys[i][0].value, ys[i][1].value,
+                    k0, tf.constant(n0, tf.int64), k1, tf.constant(n1, tf.int64)))
+        prot._update_pairwise_nonces()  # the zero sharing consumed one nonce, as in stock
+        z = ABY3PrivateTensor(prot, _reshare(prot, z_vals, factory),
+                              x.is_scaled or y.is_scaled, x.share_type)
+        return prot.truncate(z) if x.is_scaled and y.is_scaled else z
+
+
+def _matmul_private_private(prot, x, y):
+    if not (x.is_arithmetic() and y.is_arithmetic()):
+        return Fallback("boolean shares")
+    if not (x.shape.is_fully_defined() and y.shape.is_fully_defined()):
+        return Fallback("unknown shapes")
+    if not _is_int64(prot, x, y):
+        return Fallback("non-int64 backing")
+    xs, ys = x.unwrapped, y.unwrapped
+    factory = xs[0][0].factory
+    with tf.name_scope("matmul"):
+        z_vals = []
+        for i in range(3):
+            k0, n0, k1, n1 = _party_zero_args(prot, i)
+            with tf.device(prot.servers[i].device_name):
+                z_vals.append(ops.rss_matmul(
+                    xs[i][0].value, xs[i][1].value, ys[i][0].value, ys[i][1].value,
+                    k0, k1, n0, n1))
+        prot._update_pairwise_nonces()
+        z = ABY3PrivateTensor(prot, _reshare(prot, z_vals, factory),
+                              x.is_scaled or y.is_scaled, x.share_type)
+        return prot.truncate(z) if x.is_scaled and y.is_scaled else z
+
+
+def _public_private_matmul(prot, pub, priv, public_left):
+    if not _is_int64(prot, pub, priv):
+        return Fallback("non-int64 backing")
+    shares = priv.unwrapped
+    pub_on = pub.unwrapped
+    factory = shares[0][0].factory
+    z = [[None, None], [None, None], [None, None]]
+    with tf.name_scope("matmul"):
+        for i in range(3):
+            with tf.device(prot.servers[i].device_name):
+                if public_left:
+                    a, b = ops.public_private_matmul(pub_on[i].value, shares[i][0].value,
+                                                     shares[i][1].value)
+                else:
+                    a, b = ops.private_public_matmul(shares[i][0].value, shares[i][1].value,
+                                                     pub_on[i].value)
+                z[i][0], z[i][1] = _wrap(factory, a), _wrap(factory, b)
+        z = ABY3PrivateTensor(prot, z, pub.is_scaled or priv.is_scaled, priv.share_type)
+        return prot.truncate(z) if pub.is_scaled and priv.is_scaled else z
+
+
+def _matmul_public_private(prot, x, y):
+    return _public_private_matmul(prot, x, y, public_left=True)
+
+
+def _matmul_private_public(prot, x, y):
+    return _public_private_matmul(prot, y, x, public_left=False)

@@ -1,0 +1,152 @@
+"""AcceleratedABY3 vs stock ABY3: same revealed results (within the fixed-point bound), identical
+shares where the protocol is deterministic given keys and nonces, no more communication, and
+every fused op reads only its own party's shares and keys."""
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_encrypted as tfe
+
+import tfe_accel  # noqa: F401
+from tfe_accel.accounting import communication, trace
+from tfe_accel.config import PartitionedLocalConfig
+from tfe_accel.protocol import AcceleratedABY3
+
+ULP = 2.0**-16
+
+
+@pytest.fixture(scope="module", autouse=True)
+def partitioned():
+    tfe.set_config(PartitionedLocalConfig())
+    yield
+
+
+def _pair():
+    """A stock and an accelerated protocol sharing the same keys and nonces."""
+    stock = tfe.protocol.ABY3()
+    acc = AcceleratedABY3()
+    acc.pairwise_keys_ = stock.pairwise_keys_
+    acc.pairwise_nonces_ = stock.pairwise_nonces_.copy()
+    acc.b2a_keys_1_, acc.b2a_keys_2_ = stock.b2a_keys_1_, stock.b2a_keys_2_
+    acc.b2a_nonce_ = stock.b2a_nonce_
+    return stock, acc
+
+
+def _shares(t):
+    return [[t.unwrapped[i][j].value.numpy() for j in range(2)] for i in range(3)]
+
+
+def _private(prot, value, scaled=True):
+    tfe.set_protocol(prot)
+    return tfe.define_private_variable(value, apply_scaling=scaled)
+
+
+def _rand(shape, scale=3.0):
+    return np.random.default_rng().uniform(-scale, scale, size=shape)
+
+
+OPS = {
+    "mul": (lambda x, y: x * y, [(6, 5), (6, 5)]),
+    "matmul": (lambda x, y: tfe.matmul(x, y), [(6, 5), (5, 4)]),
+    "matmul_batched": (lambda x, y: tfe.matmul(x, y), [(2, 3, 5), (2, 5, 4)]),
+    "matvec_lr": (lambda x, y: tfe.matmul(x, y), [(33, 70), (70, 1)]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OPS))
+def test_identical_shares_given_identical_keys_and_nonces(name):
+    # Unscaled integer inputs: no truncation, so the protocol is deterministic given the keys.
+    fn, shapes = OPS[name]
+    stock, acc = _pair()
+    vals = [np.random.default_rng().integers(-1000, 1000, size=s).astype(np.float64) for s in shapes]
+    xs = [_private(stock, v, scaled=False) for v in vals]
+    tfe.set_protocol(stock)
+    z_stock = fn(*xs)
+    tfe.set_protocol(acc)
+    # same input shares for both protocols: reuse the tensors, rebound to the accelerated protocol
+    xs_acc = [type(x)(acc, x.unwrapped, x.is_scaled, x.share_type) for x in xs]
+    acc.pairwise_nonces_ = stock.pairwise_nonces_.copy() - 1  # the nonce stock consumed
+    z_acc = fn(*xs_acc)
+    s1, s2 = _shares(z_stock), _shares(z_acc)
+    for i in range(3):
+        for j in range(2):
+            np.testing.assert_array_equal(s1[i][j], s2[i][j], err_msg=f"share [{i}][{j}]")
+
+
+def _reveal(t):
+    return t.reveal().to_native().numpy()
+
+
+@pytest.mark.parametrize("name", sorted(OPS))
+@pytest.mark.parametrize("compiled", [False, True])
+def test_reveals_match_stock_and_numpy(name, compiled):
+    fn, shapes = OPS[name]
+    vals = [_rand(s) for s in shapes]
+    expected = {"mul": lambda a, b: a * b}.get(name, lambda a, b: a @ b)(*vals)
+    inner = shapes[0][-1]
+    for prot in (tfe.protocol.ABY3(), AcceleratedABY3()):
+        tfe.set_protocol(prot)
+        xs = [tfe.define_private_variable(v) for v in vals]
+        f = tfe.function(fn) if compiled else fn
+        got = _reveal(f(*xs))
+        np.testing.assert_allclose(got, expected, atol=(inner + 2) * 4 * ULP * 3)
+
+
+@pytest.mark.parametrize("public_left", [True, False])
+def test_public_private_matmul(public_left):
+    a, b = _rand((4, 6)), _rand((6, 3))
+    tfe.set_protocol(AcceleratedABY3())
+    if public_left:
+        z = tfe.matmul(tfe.define_public_variable(a), tfe.define_private_variable(b))
+    else:
+        z = tfe.matmul(tfe.define_private_variable(a), tfe.define_public_variable(b))
+    np.testing.assert_allclose(_reveal(z), a @ b, atol=30 * ULP)
+
+
+@pytest.mark.parametrize("name", sorted(OPS))
+def test_communication_not_above_stock(name):
+    fn, shapes = OPS[name]
+    vals = [_rand(s) for s in shapes]
+    stats = {}
+    for label, prot in (("stock", tfe.protocol.ABY3()), ("acc", AcceleratedABY3())):
+        tfe.set_protocol(prot)
+        xs = [tfe.define_private_variable(v) for v in vals]
+        stats[label] = communication(lambda: fn(*xs))
+    s, a = stats["stock"], stats["acc"]
+    assert a.messages <= s.messages and a.bytes <= s.bytes and a.rounds <= s.rounds, (s, a)
+    assert a.nodes < s.nodes
+
+
+def test_fused_ops_read_only_their_own_party():
+    prot = AcceleratedABY3()
+    tfe.set_protocol(prot)
+    x = tfe.define_private_variable(_rand((4, 5)))
+    w = tfe.define_private_variable(_rand((5, 2)))
+    concrete = trace(lambda: tfe.sigmoid(tfe.matmul(x * x, w)))
+    graph = concrete.graph
+    dev_party = {tf.DeviceSpec.from_string(s.device_name).to_string(): i
+                 for i, s in enumerate(prot.servers)}
+    key_ids = {}  # id of captured key tensor -> parties allowed to read it
+    keys = prot.pairwise_keys()
+    for i in range(3):
+        for k in keys[i]:
+            key_ids.setdefault(id(k), set()).add(i)
+    captured = {internal.op.name: external for external, internal in graph.captures}
+
+    def party(op):
+        return dev_party.get(tf.DeviceSpec.from_string(op.device).to_string()) if op.device else None
+
+    fused = [op for op in graph.get_operations() if op.type.startswith("TfeAccel")]
+    assert fused, "no fused op in the traced graph"
+    for op in fused:
+        p = party(op)
+        assert p is not None, f"fused op {op.name} is not placed on a party device"
+        for t in op.inputs:
+            src = t.op
+            if src.name in captured:
+                ext = captured[src.name]
+                allowed = key_ids.get(id(ext))
+                if allowed is not None:
+                    assert p in allowed, f"{op.name} (party {p}) reads a key of parties {allowed}"
+                    continue
+            assert party(src) == p or src.type == "Const", (
+                f"{op.name} on party {p} reads {t.name} produced on party {party(src)}")

@@ -66,3 +66,5 @@ def xor_indices(x, name=None) -> tf.Tensor:
 def build_info(name=None) -> tf.Tensor:
     """JSON string describing the tfe-accel build loaded where this op runs."""
     return _ops.tfe_accel_build_info(name=name)
+from ._ops_matmul import *  # noqa: F401,F403
+from ._ops_mpc import *  # noqa: F401,F403

@@ -1,0 +1,279 @@
+// tfe-accel: pybind11 glue for the MPC protocol-step kernels (truncation, Kogge-Stone / bit
+// extraction). Thin: checks dtypes and shapes, allocates, calls cc/kernels/{truncation,sigmoid_steps}.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstdint>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "../kernels/chacha20.h"
+#include "../kernels/sigmoid_steps.h"
+#include "../kernels/truncation.h"
+#include "native_common.h"
+#include "native_registry.h"
+
+namespace py = pybind11;
+
+namespace tfe_accel {
+namespace py_glue {
+
+namespace {
+
+using I64Array = py::array_t<std::int64_t, py::array::c_style>;
+
+std::string ShapeStr(const py::array& a) {
+  return py::str(py::tuple(py::cast(ShapeOf(a)))).cast<std::string>();
+}
+
+std::vector<u32> Key(const py::handle& obj, const char* name) {
+  auto k = Require<std::int32_t>(obj, name);
+  if (k.ndim() != 1 || k.shape(0) != kSeedWords)
+    throw py::value_error(std::string(name) + " must have shape (8,), got " + ShapeStr(k));
+  std::vector<u32> out(kSeedWords);
+  for (int i = 0; i < kSeedWords; ++i) out[i] = static_cast<u32>(k.at(i));
+  return out;
+}
+
+void SameShape(const py::array& a, const char* an, const py::array& b, const char* bn) {
+  if (ShapeOf(a) != ShapeOf(b))
+    throw py::value_error(std::string(bn) + " must have the same shape as " + an + ", got " +
+                          ShapeStr(b) + " vs " + ShapeStr(a));
+}
+
+std::vector<py::ssize_t> Dims(const std::vector<i64>& shape) {
+  std::vector<py::ssize_t> out;
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (shape[i] < 0)
+      throw py::value_error("shape must not contain negative dimensions, got " +
+                            std::to_string(shape[i]) + " at index " + std::to_string(i));
+    out.push_back(static_cast<py::ssize_t>(shape[i]));
+  }
+  return out;
+}
+
+u64* U(I64Array& a) { return reinterpret_cast<u64*>(a.mutable_data()); }
+const u64* C(const I64Array& a) { return reinterpret_cast<const u64*>(a.data()); }
+
+void CheckAmount(int amount) {
+  if (amount <= 0 || amount >= 63)
+    throw py::value_error("amount must be in [1, 62], got " + std::to_string(amount));
+}
+
+template <typename T>
+struct Half { using type = T; };
+template <> struct Half<std::int64_t> { using type = std::int32_t; };
+template <> struct Half<std::int32_t> { using type = std::int16_t; };
+template <> struct Half<std::int16_t> { using type = std::int8_t; };
+template <> struct Half<std::int8_t> { using type = std::int8_t; };
+
+template <typename In>
+py::tuple KsRound(const py::handle& ga, const py::handle& gb, const py::handle& pa,
+                  const py::handle& pb, const std::vector<u32>& ka, i64 na,
+                  const std::vector<u32>& kb, i64 nb) {
+  using Out = typename Half<In>::type;
+  auto g_a = Require<In>(ga, "g_a"), g_b = Require<In>(gb, "g_b");
+  auto p_a = Require<In>(pa, "p_a"), p_b = Require<In>(pb, "p_b");
+  SameShape(g_a, "g_a", g_b, "g_b");
+  SameShape(g_a, "g_a", p_a, "p_a");
+  SameShape(g_a, "g_a", p_b, "p_b");
+  auto dims = ShapeOf(g_a);
+  py::array_t<Out> zg(dims), zp(dims), s1a(dims), s1b(dims);
+  const i64 n = g_a.size();
+  Run([&] {
+    KoggeStoneRound<In, Out>(g_a.data(), g_b.data(), p_a.data(), p_b.data(), ka.data(), na,
+                             kb.data(), nb, zg.mutable_data(), zp.mutable_data(),
+                             s1a.mutable_data(), s1b.mutable_data(), n, Pool());
+  });
+  return py::make_tuple(zg, zp, s1a, s1b);
+}
+
+template <typename T>
+py::tuple KsUpdate(const py::handle& a, const py::handle& b, const py::handle& zo,
+                   const py::handle& zr) {
+  auto s1a = Require<T>(a, "gs1_a"), s1b = Require<T>(b, "gs1_b");
+  auto z_own = Require<T>(zo, "zg_own"), z_recv = Require<T>(zr, "zg_recv");
+  SameShape(s1a, "gs1_a", s1b, "gs1_b");
+  SameShape(s1a, "gs1_a", z_own, "zg_own");
+  SameShape(s1a, "gs1_a", z_recv, "zg_recv");
+  auto dims = ShapeOf(s1a);
+  py::array_t<T> ga(dims), gb(dims);
+  Run([&] {
+    KoggeStoneUpdate<T>(s1a.data(), s1b.data(), z_own.data(), z_recv.data(), ga.mutable_data(),
+                        gb.mutable_data(), s1a.size(), Pool());
+  });
+  return py::make_tuple(ga, gb);
+}
+
+std::string DtypeName(const py::handle& obj, const char* name) {
+  if (!py::isinstance<py::array>(obj))
+    throw py::type_error(std::string(name) + " must be a numpy array");
+  return py::str(py::reinterpret_borrow<py::array>(obj).dtype()).cast<std::string>();
+}
+
+}  // namespace
+
+void RegisterMpcSteps(py::module_& m) {
+  // ---------------- truncation (a): ABY3 non-interactive
+  m.def("truncate_local_p0", [](py::handle x0o, int amount) {
+    CheckAmount(amount);
+    auto x0 = Require<std::int64_t>(x0o, "x0");
+    I64Array y0(ShapeOf(x0));
+    Run([&] { TruncateLocalP0(C(x0), U(y0), x0.size(), amount, Pool()); });
+    return y0;
+  }, py::arg("x0"), py::arg("amount"),
+  "ABY3 non-interactive truncation, P0: y0 = x0 >> amount (sent to P2).");
+  m.def("truncate_local_p1", [](py::handle x1o, py::handle x2o, py::handle key, i64 nonce, int amount) {
+    CheckAmount(amount);
+    auto x1 = Require<std::int64_t>(x1o, "x1"), x2 = Require<std::int64_t>(x2o, "x2");
+    SameShape(x1, "x1", x2, "x2");
+    auto k = Key(key, "key");
+    I64Array y1(ShapeOf(x1)), r(ShapeOf(x1));
+    Run([&] { TruncateLocalP1(C(x1), C(x2), k.data(), nonce, U(y1), U(r), x1.size(), amount, Pool()); });
+    return py::make_tuple(y1, r);
+  }, py::arg("x1"), py::arg("x2"), py::arg("key"), py::arg("nonce"), py::arg("amount"),
+  "ABY3 non-interactive truncation, P1 (key = keys[1][1], nonce = nonces[1]): returns (y1, r).");
+  m.def("truncate_local_p2", [](py::handle key, i64 nonce, const std::vector<i64>& shape) {
+    auto k = Key(key, "key");
+    I64Array r(Dims(shape));
+    Run([&] { TruncateLocalP2(k.data(), nonce, U(r), r.size(), Pool()); });
+    return r;
+  }, py::arg("key"), py::arg("nonce"), py::arg("shape"),
+  "ABY3 non-interactive truncation, P2 (key = keys[2][0], nonce = nonces[1]): returns r.");
+
+  // ---------------- truncation (b): MSB-0 (SecureQ8) with dealer P2, heuristic lift/unlift
+  m.def("trunc_msb0_dealer", [](py::handle k20, i64 n20, py::handle k21, i64 n21, py::handle rseed,
+                                const std::vector<i64>& shape, int amount, std::uint64_t unlift) {
+    CheckAmount(amount);
+    auto a = Key(k20, "key_20"), b = Key(k21, "key_21"), rs = Key(rseed, "r_seed");
+    auto dims = Dims(shape);
+    I64Array r1(dims), s1(dims), m1(dims), z20(dims), z21(dims);
+    Run([&] {
+      TruncMsb0Dealer(a.data(), n20, b.data(), n21, rs.data(), r1.size(), amount, unlift, U(r1),
+                      U(s1), U(m1), U(z20), U(z21), Pool());
+    });
+    return py::make_tuple(r1, s1, m1, z20, z21);
+  }, py::arg("key_20"), py::arg("nonce_20"), py::arg("key_21"), py::arg("nonce_21"),
+  py::arg("r_seed"), py::arg("shape"), py::arg("amount"), py::arg("unlift") = 0,
+  "MSB-0 truncation, dealer P2: returns (r1, s1, rmsb1) for P1 and P2's shares (z20, z21).");
+  m.def("trunc_msb0_mask_p0", [](py::handle x0o, py::handle x1o, py::handle key, i64 nonce, std::uint64_t lift) {
+    auto x0 = Require<std::int64_t>(x0o, "x0"), x1 = Require<std::int64_t>(x1o, "x1");
+    SameShape(x0, "x0", x1, "x1");
+    auto k = Key(key, "key");
+    I64Array c0(ShapeOf(x0));
+    Run([&] { TruncMsb0MaskP0(C(x0), C(x1), k.data(), nonce, lift, U(c0), x0.size(), Pool()); });
+    return c0;
+  }, py::arg("x0"), py::arg("x1"), py::arg("key"), py::arg("nonce"), py::arg("lift") = 0,
+  "MSB-0 truncation, P0 masking (key = keys[0][0], nonce = nonces[2]): c0 (sent to P1).");
+  m.def("trunc_msb0_mask_p1", [](py::handle x2o, py::handle r1o) {
+    auto x2 = Require<std::int64_t>(x2o, "x2"), r1 = Require<std::int64_t>(r1o, "r1");
+    SameShape(x2, "x2", r1, "r1");
+    I64Array c1(ShapeOf(x2));
+    Run([&] { TruncMsb0MaskP1(C(x2), C(r1), U(c1), x2.size(), Pool()); });
+    return c1;
+  }, py::arg("x2"), py::arg("r1"), "MSB-0 truncation, P1 masking: c1 = x2 + r1 (sent to P0).");
+  m.def("trunc_msb0_unmask_p0", [](py::handle c0o, py::handle c1o, py::handle key, i64 nonce, int amount, std::uint64_t unlift) {
+    CheckAmount(amount);
+    auto c0 = Require<std::int64_t>(c0o, "c0"), c1 = Require<std::int64_t>(c1o, "c1");
+    SameShape(c0, "c0", c1, "c1");
+    auto k = Key(key, "key");
+    I64Array yt(ShapeOf(c0)), z00(ShapeOf(c0));
+    Run([&] { TruncMsb0UnmaskP0(C(c0), C(c1), k.data(), nonce, amount, unlift, U(yt), U(z00), c0.size(), Pool()); });
+    return py::make_tuple(yt, z00);
+  }, py::arg("c0"), py::arg("c1"), py::arg("key"), py::arg("nonce"), py::arg("amount"),
+  py::arg("unlift") = 0, "MSB-0 truncation, P0 unmasking: returns (y_tilde0 (sent to P1), z00).");
+  m.def("trunc_msb0_unmask_p1", [](py::handle c0o, py::handle c1o, py::handle s1o, py::handle m1o, py::handle key, i64 nonce, int amount) {
+    CheckAmount(amount);
+    auto c0 = Require<std::int64_t>(c0o, "c0"), c1 = Require<std::int64_t>(c1o, "c1");
+    auto s1 = Require<std::int64_t>(s1o, "s1"), m1 = Require<std::int64_t>(m1o, "rmsb1");
+    SameShape(c0, "c0", c1, "c1");
+    SameShape(c0, "c0", s1, "s1");
+    SameShape(c0, "c0", m1, "rmsb1");
+    auto k = Key(key, "key");
+    I64Array yt(ShapeOf(c0)), z11(ShapeOf(c0));
+    Run([&] { TruncMsb0UnmaskP1(C(c0), C(c1), C(s1), C(m1), k.data(), nonce, amount, U(yt), U(z11), c0.size(), Pool()); });
+    return py::make_tuple(yt, z11);
+  }, py::arg("c0"), py::arg("c1"), py::arg("s1"), py::arg("rmsb1"), py::arg("key"),
+  py::arg("nonce"), py::arg("amount"),
+  "MSB-0 truncation, P1 unmasking (key = keys[1][1], nonce = nonces[1]): (y_tilde1 (sent to P0), z11).");
+  m.def("trunc_msb0_combine", [](py::handle ao, py::handle bo) {
+    auto a = Require<std::int64_t>(ao, "y_tilde0"), b = Require<std::int64_t>(bo, "y_tilde1");
+    SameShape(a, "y_tilde0", b, "y_tilde1");
+    I64Array z(ShapeOf(a));
+    Run([&] { TruncMsb0Combine(C(a), C(b), U(z), a.size(), Pool()); });
+    return z;
+  }, py::arg("y_tilde0"), py::arg("y_tilde1"), "MSB-0 truncation, P0 and P1: y_tilde0 + y_tilde1.");
+
+  // ---------------- bit extraction / Kogge-Stone carry
+  m.def("boolean_zero_share", [](py::handle ka, i64 na, py::handle kb, i64 nb,
+                                 const std::vector<i64>& shape, const std::string& dtype) -> py::array {
+    auto a = Key(ka, "key_a"), b = Key(kb, "key_b");
+    auto dims = Dims(shape);
+    auto go = [&](auto tag) -> py::array {
+      using T = decltype(tag);
+      py::array_t<T> out(dims);
+      Run([&] { BooleanZeroShare<T>(a.data(), na, b.data(), nb, out.mutable_data(), out.size(), Pool()); });
+      return std::move(out);
+    };
+    if (dtype == "int64") return go(std::int64_t{});
+    if (dtype == "int32") return go(std::int32_t{});
+    if (dtype == "int16") return go(std::int16_t{});
+    if (dtype == "int8") return go(std::int8_t{});
+    throw py::type_error("dtype must be 'int8', 'int16', 'int32' or 'int64', got '" + dtype + "'");
+  }, py::arg("key_a"), py::arg("nonce_a"), py::arg("key_b"), py::arg("nonce_b"), py::arg("shape"),
+  py::arg("dtype") = "int64", "A party's boolean zero share (TFE _gen_zero_sharing, BOOLEAN).");
+  m.def("bit_extract_setup", [](int party, py::handle xao, py::handle xbo, py::handle ka, i64 na, py::handle kb, i64 nb) {
+    if (party < 0 || party > 2) throw py::value_error("party must be 0, 1 or 2, got " + std::to_string(party));
+    auto xa = Require<std::int64_t>(xao, "x_a"), xb = Require<std::int64_t>(xbo, "x_b");
+    SameShape(xa, "x_a", xb, "x_b");
+    auto a = Key(ka, "key_a"), b = Key(kb, "key_b");
+    I64Array out(ShapeOf(xa));
+    Run([&] { BitExtractSetup(party, C(xa), C(xb), a.data(), na, b.data(), nb, U(out), xa.size(), Pool()); });
+    return out;
+  }, py::arg("party"), py::arg("x_a"), py::arg("x_b"), py::arg("key_a"), py::arg("nonce_a"),
+  py::arg("key_b"), py::arg("nonce_b"),
+  "Bit-extraction (a2b) set-up: P0 -> (x0+x1)^alpha0 (to P2); P1 -> alpha1 (to P0); P2 -> alpha2 (to P1).");
+  m.def("carry_setup_and", [](py::handle o1a, py::handle o1b, py::handle o2a, py::handle o2b, py::handle ka, i64 na, py::handle kb, i64 nb) {
+    auto a1 = Require<std::int64_t>(o1a, "op1_a"), b1 = Require<std::int64_t>(o1b, "op1_b");
+    auto a2 = Require<std::int64_t>(o2a, "op2_a"), b2 = Require<std::int64_t>(o2b, "op2_b");
+    SameShape(a1, "op1_a", b1, "op1_b");
+    SameShape(a1, "op1_a", a2, "op2_a");
+    SameShape(a1, "op1_a", b2, "op2_b");
+    auto a = Key(ka, "key_a"), b = Key(kb, "key_b");
+    auto dims = ShapeOf(a1);
+    I64Array z(dims), pa(dims), pb(dims);
+    py::array_t<std::int8_t> ta(dims), tb(dims);
+    Run([&] {
+      CarrySetupAnd(C(a1), C(b1), C(a2), C(b2), a.data(), na, b.data(), nb, U(z), U(pa), U(pb),
+                    ta.mutable_data(), tb.mutable_data(), a1.size(), Pool());
+    });
+    return py::make_tuple(z, pa, pb, ta, tb);
+  }, py::arg("op1_a"), py::arg("op1_b"), py::arg("op2_a"), py::arg("op2_b"), py::arg("key_a"),
+  py::arg("nonce_a"), py::arg("key_b"), py::arg("nonce_b"),
+  "Carry set-up: shift, G = op1 & op2 local AND term (z, to P_{i-1}), P shares, bit-63 shares.");
+  m.def("kogge_stone_round", [](py::handle ga, py::handle gb, py::handle pa, py::handle pb, py::handle ka, i64 na, py::handle kb, i64 nb) {
+    auto a = Key(ka, "key_a"), b = Key(kb, "key_b");
+    const std::string dt = DtypeName(ga, "g_a");
+    if (dt == "int64") return KsRound<std::int64_t>(ga, gb, pa, pb, a, na, b, nb);
+    if (dt == "int32") return KsRound<std::int32_t>(ga, gb, pa, pb, a, na, b, nb);
+    if (dt == "int16") return KsRound<std::int16_t>(ga, gb, pa, pb, a, na, b, nb);
+    if (dt == "int8") return KsRound<std::int8_t>(ga, gb, pa, pb, a, na, b, nb);
+    throw py::type_error("g_a must have dtype int8, int16, int32 or int64, got " + dt);
+  }, py::arg("g_a"), py::arg("g_b"), py::arg("p_a"), py::arg("p_b"), py::arg("key_a"),
+  py::arg("nonce_a"), py::arg("key_b"), py::arg("nonce_b"),
+  "One Kogge-Stone carry round, local part: returns (zg, zp, gs1_a, gs1_b) in the half-width dtype.");
+  m.def("kogge_stone_update", [](py::handle a, py::handle b, py::handle zo, py::handle zr) {
+    const std::string dt = DtypeName(a, "gs1_a");
+    if (dt == "int64") return KsUpdate<std::int64_t>(a, b, zo, zr);
+    if (dt == "int32") return KsUpdate<std::int32_t>(a, b, zo, zr);
+    if (dt == "int16") return KsUpdate<std::int16_t>(a, b, zo, zr);
+    if (dt == "int8") return KsUpdate<std::int8_t>(a, b, zo, zr);
+    throw py::type_error("gs1_a must have dtype int8, int16, int32 or int64, got " + dt);
+  }, py::arg("gs1_a"), py::arg("gs1_b"), py::arg("zg_own"), py::arg("zg_recv"),
+  "Kogge-Stone G update after the round's messages: (gs1_a ^ zg_own, gs1_b ^ zg_recv).");
+}
+
+}  // namespace py_glue
+}  // namespace tfe_accel

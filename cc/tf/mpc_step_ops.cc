@@ -1,0 +1,605 @@
+// TF ops for the MPC protocol steps (cc/kernels/truncation.h, cc/kernels/sigmoid_steps.h): one op
+// per protocol step and party. Thin glue: validate (InvalidArgument naming the argument),
+// allocate, run the kernel on TF's intra-op pool. Keys are int32[8] (TFE's pairwise keys), nonces
+// int64 scalars (TFE's pairwise nonces); the kernels add them as TFE's `key + nonce` does.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "../kernels/chacha20.h"
+#include "../kernels/sigmoid_steps.h"
+#include "../kernels/truncation.h"
+#include "tensorflow/core/framework/op.h"
+#include "tensorflow/core/framework/op_kernel.h"
+#include "tensorflow/core/framework/shape_inference.h"
+#include "tensorflow/core/framework/tensor_shape.h"
+#include "tf_glue.h"
+
+namespace tfe_accel {
+namespace {
+
+using ::tensorflow::DataType;
+using ::tensorflow::DataTypeToEnum;
+using ::tensorflow::DEVICE_CPU;
+using ::tensorflow::OpKernel;
+using ::tensorflow::OpKernelConstruction;
+using ::tensorflow::OpKernelContext;
+using ::tensorflow::Status;
+using ::tensorflow::Tensor;
+using ::tensorflow::TensorShape;
+using ::tensorflow::TensorShapeUtils;
+using ::tensorflow::errors::InvalidArgument;
+using ::tensorflow::shape_inference::DimensionHandle;
+using ::tensorflow::shape_inference::InferenceContext;
+using ::tensorflow::shape_inference::ShapeHandle;
+
+Status SameAsFirst(InferenceContext* c) {
+  for (int i = 0; i < c->num_outputs(); ++i) c->set_output(i, c->input(0));
+  return ::tensorflow::OkStatus();
+}
+
+Status FromShapeTensor(InferenceContext* c) {
+  ShapeHandle out;
+  TF_RETURN_IF_ERROR(c->MakeShapeFromShapeTensor(0, &out));
+  for (int i = 0; i < c->num_outputs(); ++i) c->set_output(i, out);
+  return ::tensorflow::OkStatus();
+}
+
+// ---- validation helpers (each sets ctx status and returns false on error)
+
+bool GetKey(OpKernelContext* ctx, int index, const char* name, u32 key[8]) {
+  const Tensor& t = ctx->input(index);
+  if (!(t.dims() == 1 && t.dim_size(0) == kSeedWords)) {
+    ctx->CtxFailure(__FILE__, __LINE__,
+                    InvalidArgument(name, " must have shape [8], got ", t.shape().DebugString()));
+    return false;
+  }
+  auto f = t.flat<std::int32_t>();
+  for (int i = 0; i < kSeedWords; ++i) key[i] = static_cast<u32>(f(i));
+  return true;
+}
+
+bool GetNonce(OpKernelContext* ctx, int index, const char* name, i64* nonce) {
+  const Tensor& t = ctx->input(index);
+  if (!TensorShapeUtils::IsScalar(t.shape())) {
+    ctx->CtxFailure(__FILE__, __LINE__,
+                    InvalidArgument(name, " must be a scalar, got shape ", t.shape().DebugString()));
+    return false;
+  }
+  *nonce = t.scalar<std::int64_t>()();
+  return true;
+}
+
+bool SameShapes(OpKernelContext* ctx, const std::vector<std::pair<int, const char*>>& args) {
+  const Tensor& first = ctx->input(args[0].first);
+  for (size_t k = 1; k < args.size(); ++k) {
+    const Tensor& t = ctx->input(args[k].first);
+    if (t.shape() != first.shape()) {
+      ctx->CtxFailure(__FILE__, __LINE__,
+                      InvalidArgument(args[k].second, " must have the same shape as ",
+                                      args[0].second, ", got ", t.shape().DebugString(), " vs ",
+                                      first.shape().DebugString()));
+      return false;
+    }
+  }
+  return true;
+}
+
+bool GetShape(OpKernelContext* ctx, int index, TensorShape* shape) {
+  const Tensor& t = ctx->input(index);
+  if (!TensorShapeUtils::IsVector(t.shape())) {
+    ctx->CtxFailure(__FILE__, __LINE__,
+                    InvalidArgument("shape must be a 1-D tensor, got shape ", t.shape().DebugString()));
+    return false;
+  }
+  std::vector<std::int64_t> dims;
+  for (int i = 0; i < t.NumElements(); ++i) {
+    const std::int64_t d = t.dtype() == ::tensorflow::DT_INT64 ? t.flat<std::int64_t>()(i)
+                                                               : t.flat<std::int32_t>()(i);
+    if (d < 0) {
+      ctx->CtxFailure(__FILE__, __LINE__,
+                      InvalidArgument("shape must not contain negative dimensions, got ", d,
+                                      " at index ", i));
+      return false;
+    }
+    dims.push_back(d);
+  }
+  Status s = TensorShapeUtils::MakeShape(dims.data(), static_cast<int>(dims.size()), shape);
+  if (!s.ok()) {
+    ctx->CtxFailure(__FILE__, __LINE__, s);
+    return false;
+  }
+  return true;
+}
+
+bool Outputs(OpKernelContext* ctx, const TensorShape& shape, std::vector<Tensor*>* outs, int n) {
+  outs->assign(n, nullptr);
+  for (int i = 0; i < n; ++i) {
+    Status s = ctx->allocate_output(i, shape, &(*outs)[i]);
+    if (!s.ok()) {
+      ctx->CtxFailure(__FILE__, __LINE__, s);
+      return false;
+    }
+  }
+  return true;
+}
+
+template <typename T = std::int64_t>
+const u64* In(OpKernelContext* ctx, int i) {
+  return reinterpret_cast<const u64*>(ctx->input(i).flat<std::int64_t>().data());
+}
+u64* Out(Tensor* t) { return reinterpret_cast<u64*>(t->flat<std::int64_t>().data()); }
+
+void GetAmount(OpKernelConstruction* c, int* amount) {
+  OP_REQUIRES_OK(c, c->GetAttr("amount", amount));
+  OP_REQUIRES(c, *amount >= 1 && *amount <= 62,
+              InvalidArgument("amount must be in [1, 62], got ", *amount));
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------ truncation (a)
+
+REGISTER_OP("MpcTruncateLocalP0")
+    .Input("x0: int64")
+    .Output("y0: int64")
+    .Attr("amount: int")
+    .SetShapeFn(SameAsFirst)
+    .Doc("ABY3 non-interactive truncation (TFE _truncate_local_private), P0: y0 = x0 >> amount.");
+
+REGISTER_OP("MpcTruncateLocalP1")
+    .Input("x1: int64")
+    .Input("x2: int64")
+    .Input("key: int32")
+    .Input("nonce: int64")
+    .Output("y1: int64")
+    .Output("r: int64")
+    .Attr("amount: int")
+    .SetShapeFn(SameAsFirst)
+    .Doc("ABY3 non-interactive truncation, P1: r = U(keys[1][1] + nonces[1]), y1 = ((x1+x2)>>amount) - r.");
+
+REGISTER_OP("MpcTruncateLocalP2")
+    .Input("shape: Tshape")
+    .Input("key: int32")
+    .Input("nonce: int64")
+    .Output("r: int64")
+    .Attr("Tshape: {int32, int64} = DT_INT32")
+    .SetShapeFn(FromShapeTensor)
+    .Doc("ABY3 non-interactive truncation, P2: r = U(keys[2][0] + nonces[1]).");
+
+class TruncateLocalP0Op : public OpKernel {
+ public:
+  explicit TruncateLocalP0Op(OpKernelConstruction* c) : OpKernel(c) { GetAmount(c, &amount_); }
+  void Compute(OpKernelContext* ctx) override {
+    std::vector<Tensor*> o;
+    if (!Outputs(ctx, ctx->input(0).shape(), &o, 1)) return;
+    tf_glue::RunKernel(ctx, [&] {
+      TruncateLocalP0(In(ctx, 0), Out(o[0]), o[0]->NumElements(), amount_, tf_glue::TfParallelFor(ctx));
+    });
+  }
+ private:
+  int amount_;
+};
+
+class TruncateLocalP1Op : public OpKernel {
+ public:
+  explicit TruncateLocalP1Op(OpKernelConstruction* c) : OpKernel(c) { GetAmount(c, &amount_); }
+  void Compute(OpKernelContext* ctx) override {
+    if (!SameShapes(ctx, {{0, "x1"}, {1, "x2"}})) return;
+    u32 key[8];
+    i64 nonce;
+    if (!GetKey(ctx, 2, "key", key) || !GetNonce(ctx, 3, "nonce", &nonce)) return;
+    std::vector<Tensor*> o;
+    if (!Outputs(ctx, ctx->input(0).shape(), &o, 2)) return;
+    tf_glue::RunKernel(ctx, [&] {
+      TruncateLocalP1(In(ctx, 0), In(ctx, 1), key, nonce, Out(o[0]), Out(o[1]),
+                      o[0]->NumElements(), amount_, tf_glue::TfParallelFor(ctx));
+    });
+  }
+ private:
+  int amount_;
+};
+
+class TruncateLocalP2Op : public OpKernel {
+ public:
+  explicit TruncateLocalP2Op(OpKernelConstruction* c) : OpKernel(c) {}
+  void Compute(OpKernelContext* ctx) override {
+    TensorShape shape;
+    if (!GetShape(ctx, 0, &shape)) return;
+    u32 key[8];
+    i64 nonce;
+    if (!GetKey(ctx, 1, "key", key) || !GetNonce(ctx, 2, "nonce", &nonce)) return;
+    std::vector<Tensor*> o;
+    if (!Outputs(ctx, shape, &o, 1)) return;
+    tf_glue::RunKernel(ctx, [&] {
+      TruncateLocalP2(key, nonce, Out(o[0]), o[0]->NumElements(), tf_glue::TfParallelFor(ctx));
+    });
+  }
+};
+
+REGISTER_KERNEL_BUILDER(Name("MpcTruncateLocalP0").Device(DEVICE_CPU), TruncateLocalP0Op);
+REGISTER_KERNEL_BUILDER(Name("MpcTruncateLocalP1").Device(DEVICE_CPU), TruncateLocalP1Op);
+REGISTER_KERNEL_BUILDER(Name("MpcTruncateLocalP2").Device(DEVICE_CPU), TruncateLocalP2Op);
+
+// ------------------------------------------------------------------ truncation (b)
+
+REGISTER_OP("MpcTruncMsb0Dealer")
+    .Input("shape: Tshape")
+    .Input("key_20: int32")
+    .Input("nonce_20: int64")
+    .Input("key_21: int32")
+    .Input("nonce_21: int64")
+    .Input("r_seed: int32")
+    .Output("r1: int64")
+    .Output("s1: int64")
+    .Output("rmsb1: int64")
+    .Output("z20: int64")
+    .Output("z21: int64")
+    .Attr("amount: int")
+    .Attr("unlift: int = 0")
+    .Attr("Tshape: {int32, int64} = DT_INT32")
+    .SetShapeFn(FromShapeTensor)
+    .Doc(R"doc(
+MSB-0 truncation (TFE _truncate_msb0_secureq8_private), dealer P2. key_20 = keys[2][1] with
+nonce_20 = nonces[2] (shared with P0), key_21 = keys[2][0] with nonce_21 = nonces[1] (shared with
+P1), r_seed a fresh secure_seed() (TFE's sample_uniform). Returns (r1, s1, rmsb1) for P1 and P2's
+output shares (z20, z21) = (y2, y0 - unlift).
+)doc");
+
+REGISTER_OP("MpcTruncMsb0MaskP0")
+    .Input("x0: int64")
+    .Input("x1: int64")
+    .Input("key: int32")
+    .Input("nonce: int64")
+    .Output("c0: int64")
+    .Attr("lift: int = 0")
+    .SetShapeFn(SameAsFirst)
+    .Doc("MSB-0 truncation, P0 masking: c0 = x0 + x1 + lift + r0 (key = keys[0][0], nonce = nonces[2]).");
+
+REGISTER_OP("MpcTruncMsb0MaskP1")
+    .Input("x2: int64")
+    .Input("r1: int64")
+    .Output("c1: int64")
+    .SetShapeFn(SameAsFirst)
+    .Doc("MSB-0 truncation, P1 masking: c1 = x2 + r1.");
+
+REGISTER_OP("MpcTruncMsb0UnmaskP0")
+    .Input("c0: int64")
+    .Input("c1: int64")
+    .Input("key: int32")
+    .Input("nonce: int64")
+    .Output("y_tilde0: int64")
+    .Output("z00: int64")
+    .Attr("amount: int")
+    .Attr("unlift: int = 0")
+    .SetShapeFn(SameAsFirst)
+    .Doc("MSB-0 truncation, P0 unmasking: (y_tilde0 (to P1), z00 = y0 - unlift).");
+
+REGISTER_OP("MpcTruncMsb0UnmaskP1")
+    .Input("c0: int64")
+    .Input("c1: int64")
+    .Input("s1: int64")
+    .Input("rmsb1: int64")
+    .Input("key: int32")
+    .Input("nonce: int64")
+    .Output("y_tilde1: int64")
+    .Output("z11: int64")
+    .Attr("amount: int")
+    .SetShapeFn(SameAsFirst)
+    .Doc("MSB-0 truncation, P1 unmasking: (y_tilde1 (to P0), z11 = y2) (key = keys[1][1], nonce = nonces[1]).");
+
+REGISTER_OP("MpcTruncMsb0Combine")
+    .Input("y_tilde0: int64")
+    .Input("y_tilde1: int64")
+    .Output("z: int64")
+    .SetShapeFn(SameAsFirst)
+    .Doc("MSB-0 truncation, P0 and P1: the shared middle share y_tilde0 + y_tilde1.");
+
+class TruncMsb0DealerOp : public OpKernel {
+ public:
+  explicit TruncMsb0DealerOp(OpKernelConstruction* c) : OpKernel(c) {
+    GetAmount(c, &amount_);
+    OP_REQUIRES_OK(c, c->GetAttr("unlift", &unlift_));
+  }
+  void Compute(OpKernelContext* ctx) override {
+    TensorShape shape;
+    if (!GetShape(ctx, 0, &shape)) return;
+    u32 k20[8], k21[8], rs[8];
+    i64 n20, n21;
+    if (!GetKey(ctx, 1, "key_20", k20) || !GetNonce(ctx, 2, "nonce_20", &n20) ||
+        !GetKey(ctx, 3, "key_21", k21) || !GetNonce(ctx, 4, "nonce_21", &n21) ||
+        !GetKey(ctx, 5, "r_seed", rs))
+      return;
+    std::vector<Tensor*> o;
+    if (!Outputs(ctx, shape, &o, 5)) return;
+    tf_glue::RunKernel(ctx, [&] {
+      TruncMsb0Dealer(k20, n20, k21, n21, rs, shape.num_elements(), amount_,
+                      static_cast<u64>(unlift_), Out(o[0]), Out(o[1]), Out(o[2]), Out(o[3]),
+                      Out(o[4]), tf_glue::TfParallelFor(ctx));
+    });
+  }
+ private:
+  int amount_;
+  std::int64_t unlift_;
+};
+
+class TruncMsb0MaskP0Op : public OpKernel {
+ public:
+  explicit TruncMsb0MaskP0Op(OpKernelConstruction* c) : OpKernel(c) {
+    OP_REQUIRES_OK(c, c->GetAttr("lift", &lift_));
+  }
+  void Compute(OpKernelContext* ctx) override {
+    if (!SameShapes(ctx, {{0, "x0"}, {1, "x1"}})) return;
+    u32 key[8];
+    i64 nonce;
+    if (!GetKey(ctx, 2, "key", key) || !GetNonce(ctx, 3, "nonce", &nonce)) return;
+    std::vector<Tensor*> o;
+    if (!Outputs(ctx, ctx->input(0).shape(), &o, 1)) return;
+    tf_glue::RunKernel(ctx, [&] {
+      TruncMsb0MaskP0(In(ctx, 0), In(ctx, 1), key, nonce, static_cast<u64>(lift_), Out(o[0]),
+                      o[0]->NumElements(), tf_glue::TfParallelFor(ctx));
+    });
+  }
+ private:
+  std::int64_t lift_;
+};
+
+class TruncMsb0MaskP1Op : public OpKernel {
+ public:
+  explicit TruncMsb0MaskP1Op(OpKernelConstruction* c) : OpKernel(c) {}
+  void Compute(OpKernelContext* ctx) override {
+    if (!SameShapes(ctx, {{0, "x2"}, {1, "r1"}})) return;
+    std::vector<Tensor*> o;
+    if (!Outputs(ctx, ctx->input(0).shape(), &o, 1)) return;
+    tf_glue::RunKernel(ctx, [&] {
+      TruncMsb0MaskP1(In(ctx, 0), In(ctx, 1), Out(o[0]), o[0]->NumElements(),
+                      tf_glue::TfParallelFor(ctx));
+    });
+  }
+};
+
+class TruncMsb0UnmaskP0Op : public OpKernel {
+ public:
+  explicit TruncMsb0UnmaskP0Op(OpKernelConstruction* c) : OpKernel(c) {
+    GetAmount(c, &amount_);
+    OP_REQUIRES_OK(c, c->GetAttr("unlift", &unlift_));
+  }
+  void Compute(OpKernelContext* ctx) override {
+    if (!SameShapes(ctx, {{0, "c0"}, {1, "c1"}})) return;
+    u32 key[8];
+    i64 nonce;
+    if (!GetKey(ctx, 2, "key", key) || !GetNonce(ctx, 3, "nonce", &nonce)) return;
+    std::vector<Tensor*> o;
+    if (!Outputs(ctx, ctx->input(0).shape(), &o, 2)) return;
+    tf_glue::RunKernel(ctx, [&] {
+      TruncMsb0UnmaskP0(In(ctx, 0), In(ctx, 1), key, nonce, amount_, static_cast<u64>(unlift_),
+                        Out(o[0]), Out(o[1]), o[0]->NumElements(), tf_glue::TfParallelFor(ctx));
+    });
+  }
+ private:
+  int amount_;
+  std::int64_t unlift_;
+};
+
+class TruncMsb0UnmaskP1Op : public OpKernel {
+ public:
+  explicit TruncMsb0UnmaskP1Op(OpKernelConstruction* c) : OpKernel(c) { GetAmount(c, &amount_); }
+  void Compute(OpKernelContext* ctx) override {
+    if (!SameShapes(ctx, {{0, "c0"}, {1, "c1"}, {2, "s1"}, {3, "rmsb1"}})) return;
+    u32 key[8];
+    i64 nonce;
+    if (!GetKey(ctx, 4, "key", key) || !GetNonce(ctx, 5, "nonce", &nonce)) return;
+    std::vector<Tensor*> o;
+    if (!Outputs(ctx, ctx->input(0).shape(), &o, 2)) return;
+    tf_glue::RunKernel(ctx, [&] {
+      TruncMsb0UnmaskP1(In(ctx, 0), In(ctx, 1), In(ctx, 2), In(ctx, 3), key, nonce, amount_,
+                        Out(o[0]), Out(o[1]), o[0]->NumElements(), tf_glue::TfParallelFor(ctx));
+    });
+  }
+ private:
+  int amount_;
+};
+
+class TruncMsb0CombineOp : public OpKernel {
+ public:
+  explicit TruncMsb0CombineOp(OpKernelConstruction* c) : OpKernel(c) {}
+  void Compute(OpKernelContext* ctx) override {
+    if (!SameShapes(ctx, {{0, "y_tilde0"}, {1, "y_tilde1"}})) return;
+    std::vector<Tensor*> o;
+    if (!Outputs(ctx, ctx->input(0).shape(), &o, 1)) return;
+    tf_glue::RunKernel(ctx, [&] {
+      TruncMsb0Combine(In(ctx, 0), In(ctx, 1), Out(o[0]), o[0]->NumElements(),
+                       tf_glue::TfParallelFor(ctx));
+    });
+  }
+};
+
+REGISTER_KERNEL_BUILDER(Name("MpcTruncMsb0Dealer").Device(DEVICE_CPU), TruncMsb0DealerOp);
+REGISTER_KERNEL_BUILDER(Name("MpcTruncMsb0MaskP0").Device(DEVICE_CPU), TruncMsb0MaskP0Op);
+REGISTER_KERNEL_BUILDER(Name("MpcTruncMsb0MaskP1").Device(DEVICE_CPU), TruncMsb0MaskP1Op);
+REGISTER_KERNEL_BUILDER(Name("MpcTruncMsb0UnmaskP0").Device(DEVICE_CPU), TruncMsb0UnmaskP0Op);
+REGISTER_KERNEL_BUILDER(Name("MpcTruncMsb0UnmaskP1").Device(DEVICE_CPU), TruncMsb0UnmaskP1Op);
+REGISTER_KERNEL_BUILDER(Name("MpcTruncMsb0Combine").Device(DEVICE_CPU), TruncMsb0CombineOp);
+
+// ------------------------------------------------------------------ bit extraction / carry
+
+REGISTER_OP("MpcBitExtractSetup")
+    .Input("x_a: int64")
+    .Input("x_b: int64")
+    .Input("key_a: int32")
+    .Input("nonce_a: int64")
+    .Input("key_b: int32")
+    .Input("nonce_b: int64")
+    .Output("out: int64")
+    .Attr("party: int")
+    .SetShapeFn(SameAsFirst)
+    .Doc(R"doc(
+Bit-extraction (a2b) set-up of TFE's msb / _bit_extract_private, party `party`: P0 returns
+(x0 + x1) ^ alpha0 (sent to P2), P1 alpha1 (sent to P0), P2 alpha2 (sent to P1); alpha_i is the
+party's int64 boolean zero share (key_a = keys[i][0], nonce_a = nonces[(i+2)%3], key_b = keys[i][1],
+nonce_b = nonces[i]).
+)doc");
+
+REGISTER_OP("MpcCarrySetupAnd")
+    .Input("op1_a: int64")
+    .Input("op1_b: int64")
+    .Input("op2_a: int64")
+    .Input("op2_b: int64")
+    .Input("key_a: int32")
+    .Input("nonce_a: int64")
+    .Input("key_b: int32")
+    .Input("nonce_b: int64")
+    .Output("z: int64")
+    .Output("p_a: int64")
+    .Output("p_b: int64")
+    .Output("top_a: int8")
+    .Output("top_b: int8")
+    .SetShapeFn(SameAsFirst)
+    .Doc("Carry set-up: shift by 1, AND term of G = op1 & op2 (to P_{i-1}), P shares, bit-63 shares.");
+
+REGISTER_OP("MpcKoggeStoneRound")
+    .Input("g_a: Tin")
+    .Input("g_b: Tin")
+    .Input("p_a: Tin")
+    .Input("p_b: Tin")
+    .Input("key_a: int32")
+    .Input("nonce_a: int64")
+    .Input("key_b: int32")
+    .Input("nonce_b: int64")
+    .Output("zg: Tout")
+    .Output("zp: Tout")
+    .Output("gs1_a: Tout")
+    .Output("gs1_b: Tout")
+    .Attr("Tin: {int8, int16, int32, int64}")
+    .Attr("Tout: {int8, int16, int32}")
+    .SetShapeFn(SameAsFirst)
+    .Doc(R"doc(
+One Kogge-Stone carry round of TFE's _carry_computation, local part of one party: bit split and
+gather of G and P into the half-width dtype Tout, the local terms zg of Gs[0] & Ps[1] (zero share
+at nonces N) and zp of Ps[0] & Ps[1] (nonces N+1), both sent to P_{i-1}, and the party's Gs[1]
+shares for the update.
+)doc");
+
+REGISTER_OP("MpcKoggeStoneUpdate")
+    .Input("gs1_a: T")
+    .Input("gs1_b: T")
+    .Input("zg_own: T")
+    .Input("zg_recv: T")
+    .Output("g_a: T")
+    .Output("g_b: T")
+    .Attr("T: {int8, int16, int32, int64}")
+    .SetShapeFn(SameAsFirst)
+    .Doc("Kogge-Stone G update after a round's messages: (gs1_a ^ zg_own, gs1_b ^ zg_recv).");
+
+class BitExtractSetupOp : public OpKernel {
+ public:
+  explicit BitExtractSetupOp(OpKernelConstruction* c) : OpKernel(c) {
+    OP_REQUIRES_OK(c, c->GetAttr("party", &party_));
+    OP_REQUIRES(c, party_ >= 0 && party_ <= 2,
+                InvalidArgument("party must be 0, 1 or 2, got ", party_));
+  }
+  void Compute(OpKernelContext* ctx) override {
+    if (!SameShapes(ctx, {{0, "x_a"}, {1, "x_b"}})) return;
+    u32 ka[8], kb[8];
+    i64 na, nb;
+    if (!GetKey(ctx, 2, "key_a", ka) || !GetNonce(ctx, 3, "nonce_a", &na) ||
+        !GetKey(ctx, 4, "key_b", kb) || !GetNonce(ctx, 5, "nonce_b", &nb))
+      return;
+    std::vector<Tensor*> o;
+    if (!Outputs(ctx, ctx->input(0).shape(), &o, 1)) return;
+    tf_glue::RunKernel(ctx, [&] {
+      BitExtractSetup(party_, In(ctx, 0), In(ctx, 1), ka, na, kb, nb, Out(o[0]),
+                      o[0]->NumElements(), tf_glue::TfParallelFor(ctx));
+    });
+  }
+ private:
+  int party_;
+};
+
+class CarrySetupAndOp : public OpKernel {
+ public:
+  explicit CarrySetupAndOp(OpKernelConstruction* c) : OpKernel(c) {}
+  void Compute(OpKernelContext* ctx) override {
+    if (!SameShapes(ctx, {{0, "op1_a"}, {1, "op1_b"}, {2, "op2_a"}, {3, "op2_b"}})) return;
+    u32 ka[8], kb[8];
+    i64 na, nb;
+    if (!GetKey(ctx, 4, "key_a", ka) || !GetNonce(ctx, 5, "nonce_a", &na) ||
+        !GetKey(ctx, 6, "key_b", kb) || !GetNonce(ctx, 7, "nonce_b", &nb))
+      return;
+    std::vector<Tensor*> o;
+    if (!Outputs(ctx, ctx->input(0).shape(), &o, 5)) return;
+    tf_glue::RunKernel(ctx, [&] {
+      CarrySetupAnd(In(ctx, 0), In(ctx, 1), In(ctx, 2), In(ctx, 3), ka, na, kb, nb, Out(o[0]),
+                    Out(o[1]), Out(o[2]), o[3]->flat<std::int8_t>().data(),
+                    o[4]->flat<std::int8_t>().data(), o[0]->NumElements(),
+                    tf_glue::TfParallelFor(ctx));
+    });
+  }
+};
+
+template <typename InT, typename OutT>
+class KoggeStoneRoundOp : public OpKernel {
+ public:
+  explicit KoggeStoneRoundOp(OpKernelConstruction* c) : OpKernel(c) {}
+  void Compute(OpKernelContext* ctx) override {
+    if (!SameShapes(ctx, {{0, "g_a"}, {1, "g_b"}, {2, "p_a"}, {3, "p_b"}})) return;
+    u32 ka[8], kb[8];
+    i64 na, nb;
+    if (!GetKey(ctx, 4, "key_a", ka) || !GetNonce(ctx, 5, "nonce_a", &na) ||
+        !GetKey(ctx, 6, "key_b", kb) || !GetNonce(ctx, 7, "nonce_b", &nb))
+      return;
+    std::vector<Tensor*> o;
+    if (!Outputs(ctx, ctx->input(0).shape(), &o, 4)) return;
+    tf_glue::RunKernel(ctx, [&] {
+      KoggeStoneRound<InT, OutT>(
+          ctx->input(0).flat<InT>().data(), ctx->input(1).flat<InT>().data(),
+          ctx->input(2).flat<InT>().data(), ctx->input(3).flat<InT>().data(), ka, na, kb, nb,
+          o[0]->flat<OutT>().data(), o[1]->flat<OutT>().data(), o[2]->flat<OutT>().data(),
+          o[3]->flat<OutT>().data(), o[0]->NumElements(), tf_glue::TfParallelFor(ctx));
+    });
+  }
+};
+
+// A Tin/Tout pair other than the registered halvings finds no kernel (NotFound naming Tout).
+#define TFE_ACCEL_KS_REGISTER(In, OutT)                                                   \
+  REGISTER_KERNEL_BUILDER(Name("MpcKoggeStoneRound")                                      \
+                              .Device(DEVICE_CPU)                                         \
+                              .TypeConstraint<In>("Tin")                                  \
+                              .TypeConstraint<OutT>("Tout"),                              \
+                          KoggeStoneRoundOp<In, OutT>);
+TFE_ACCEL_KS_REGISTER(std::int64_t, std::int32_t)
+TFE_ACCEL_KS_REGISTER(std::int32_t, std::int16_t)
+TFE_ACCEL_KS_REGISTER(std::int16_t, std::int8_t)
+TFE_ACCEL_KS_REGISTER(std::int8_t, std::int8_t)
+#undef TFE_ACCEL_KS_REGISTER
+
+template <typename T>
+class KoggeStoneUpdateOp : public OpKernel {
+ public:
+  explicit KoggeStoneUpdateOp(OpKernelConstruction* c) : OpKernel(c) {}
+  void Compute(OpKernelContext* ctx) override {
+    if (!SameShapes(ctx, {{0, "gs1_a"}, {1, "gs1_b"}, {2, "zg_own"}, {3, "zg_recv"}})) return;
+    std::vector<Tensor*> o;
+    if (!Outputs(ctx, ctx->input(0).shape(), &o, 2)) return;
+    tf_glue::RunKernel(ctx, [&] {
+      KoggeStoneUpdate<T>(ctx->input(0).flat<T>().data(), ctx->input(1).flat<T>().data(),
+                          ctx->input(2).flat<T>().data(), ctx->input(3).flat<T>().data(),
+                          o[0]->flat<T>().data(), o[1]->flat<T>().data(), o[0]->NumElements(),
+                          tf_glue::TfParallelFor(ctx));
+    });
+  }
+};
+
+#define TFE_ACCEL_KSU_REGISTER(T)                                                          \
+  REGISTER_KERNEL_BUILDER(Name("MpcKoggeStoneUpdate").Device(DEVICE_CPU).TypeConstraint<T>("T"), \
+                          KoggeStoneUpdateOp<T>);
+TFE_ACCEL_KSU_REGISTER(std::int64_t)
+TFE_ACCEL_KSU_REGISTER(std::int32_t)
+TFE_ACCEL_KSU_REGISTER(std::int16_t)
+TFE_ACCEL_KSU_REGISTER(std::int8_t)
+#undef TFE_ACCEL_KSU_REGISTER
+
+REGISTER_KERNEL_BUILDER(Name("MpcBitExtractSetup").Device(DEVICE_CPU), BitExtractSetupOp);
+REGISTER_KERNEL_BUILDER(Name("MpcCarrySetupAnd").Device(DEVICE_CPU), CarrySetupAndOp);
+
+}  // namespace tfe_accel

@@ -1,0 +1,104 @@
+// tfe-accel: the PRG of cc/kernels/chacha20.h on the device. Same stream layout, bit for bit:
+//   state words 0-3   "expand 32-byte k" constants
+//   words 4-11        the 8 seed words (key)
+//   words 12, 13      64-bit block counter (low, high), from 0
+//   word 14           rejection round (0 = main stream, k = k-th redraw)
+//   word 15           kPrgDomainWord 0x61656674 ("tfea")
+// int64 element i = 64-bit word i of round 0 = 32-bit words 2(i mod 8), 2(i mod 8)+1 (low first) of
+// block i / 8. A draw rejected by Lemire's range reduction is redrawn from the same position in
+// round 1, 2, ... (cc/kernels/chacha20.cc SeededUniformInt64 / Redraw<2>).
+#ifndef TFE_ACCEL_CC_CUDA_CHACHA20_CUH_
+#define TFE_ACCEL_CC_CUDA_CHACHA20_CUH_
+
+#include <cuda_runtime.h>
+
+#include "common.cuh"
+
+namespace tfe_accel {
+namespace cuda {
+
+constexpr u32 kDevPrgDomainWord = 0x61656674u;  // == kPrgDomainWord (chacha20.h)
+constexpr u32 kDevMaxRounds = 1024;             // as chacha20.cc: unreachable except on corruption
+
+__device__ __forceinline__ u32 DevRotl(u32 x, int n) { return __funnelshift_l(x, x, n); }
+
+#define TFE_ACCEL_DQR(a, b, c, d)          \
+  x##a += x##b; x##d = DevRotl(x##d ^ x##a, 16); \
+  x##c += x##d; x##b = DevRotl(x##b ^ x##c, 12); \
+  x##a += x##b; x##d = DevRotl(x##d ^ x##a, 8);  \
+  x##c += x##d; x##b = DevRotl(x##b ^ x##c, 7);
+
+// One keystream block (16 words) of the PRG stream: block `ctr`, rejection round `round`.
+// Scalar registers throughout (no local-memory arrays in the rounds).
+__device__ __forceinline__ void PrgBlock(const Seed& key, u64 ctr, u32 round, u32 out[16]) {
+  const u32 i0 = 0x61707865u, i1 = 0x3320646eu, i2 = 0x79622d32u, i3 = 0x6b206574u;
+  const u32 i12 = static_cast<u32>(ctr), i13 = static_cast<u32>(ctr >> 32);
+  u32 x0 = i0, x1 = i1, x2 = i2, x3 = i3;
+  u32 x4 = key.w[0], x5 = key.w[1], x6 = key.w[2], x7 = key.w[3];
+  u32 x8 = key.w[4], x9 = key.w[5], x10 = key.w[6], x11 = key.w[7];
+  u32 x12 = i12, x13 = i13, x14 = round, x15 = kDevPrgDomainWord;
+#pragma unroll 1
+  for (int r = 0; r < 10; ++r) {
+    TFE_ACCEL_DQR(0, 4, 8, 12) TFE_ACCEL_DQR(1, 5, 9, 13)
+    TFE_ACCEL_DQR(2, 6, 10, 14) TFE_ACCEL_DQR(3, 7, 11, 15)
+    TFE_ACCEL_DQR(0, 5, 10, 15) TFE_ACCEL_DQR(1, 6, 11, 12)
+    TFE_ACCEL_DQR(2, 7, 8, 13) TFE_ACCEL_DQR(3, 4, 9, 14)
+  }
+  out[0] = x0 + i0; out[1] = x1 + i1; out[2] = x2 + i2; out[3] = x3 + i3;
+  out[4] = x4 + key.w[0]; out[5] = x5 + key.w[1]; out[6] = x6 + key.w[2]; out[7] = x7 + key.w[3];
+  out[8] = x8 + key.w[4]; out[9] = x9 + key.w[5]; out[10] = x10 + key.w[6]; out[11] = x11 + key.w[7];
+  out[12] = x12 + i12; out[13] = x13 + i13; out[14] = x14 + round; out[15] = x15 + kDevPrgDomainWord;
+}
+#undef TFE_ACCEL_DQR
+
+// Lemire's unbiased reduction of 64-bit draws to [lo, lo + range), as SeededUniformInt64.
+struct UniformParams {
+  u64 lo;      // (u64)lo
+  u64 range;   // hi - lo (mod 2^64), nonzero
+  u64 thresh;  // (0 - range) % range: reject when the low half of u * range is below it
+};
+
+inline UniformParams MakeUniformParams(i64 lo, i64 hi) {
+  UniformParams p;
+  p.lo = static_cast<u64>(lo);
+  p.range = static_cast<u64>(hi) - static_cast<u64>(lo);
+  p.thresh = (0 - p.range) % p.range;
+  return p;
+}
+
+// TFE's default int64 range [-2^63, 2^63 - 1): range = 2^64 - 1, thresh = 1.
+inline UniformParams TfeInt64Params() { return MakeUniformParams(INT64_MIN, INT64_MAX); }
+
+// Element i's value given its round-0 draw u (the rare redraw path recomputes whole blocks).
+__device__ __forceinline__ u64 UniformFromDraw(const Seed& key, const UniformParams& p, i64 i,
+                                               u64 u) {
+  u32 round = 0;
+  while (u * p.range < p.thresh) {
+    if (++round >= kDevMaxRounds) {
+      __trap();  // mirrors RejectionExhausted(): a corrupted state, never luck (P < 2^-1000)
+    }
+    u32 blk[16];
+    PrgBlock(key, static_cast<u64>(i) >> 3, round, blk);
+    const int w = static_cast<int>(i & 7) * 2;
+    // blk is indexed dynamically only on this cold path.
+    u = static_cast<u64>(blk[w]) | (static_cast<u64>(blk[w + 1]) << 32);
+  }
+  return p.lo + __umul64hi(u, p.range);
+}
+
+// The 8 uniform int64 of block b (elements 8b .. 8b+7), written to v[0..8).
+__device__ __forceinline__ void UniformBlock8(const Seed& key, const UniformParams& p, i64 b,
+                                              u64 v[8]) {
+  u32 blk[16];
+  PrgBlock(key, static_cast<u64>(b), 0, blk);
+#pragma unroll
+  for (int j = 0; j < 8; ++j) {
+    const u64 u = static_cast<u64>(blk[2 * j]) | (static_cast<u64>(blk[2 * j + 1]) << 32);
+    v[j] = UniformFromDraw(key, p, 8 * b + j, u);
+  }
+}
+
+}  // namespace cuda
+}  // namespace tfe_accel
+
+#endif  // TFE_ACCEL_CC_CUDA_CHACHA20_CUH_

@@ -1,0 +1,65 @@
+// tfe-accel: shared device-side helpers of the CUDA kernels (not a public header).
+#ifndef TFE_ACCEL_CC_CUDA_COMMON_CUH_
+#define TFE_ACCEL_CC_CUDA_COMMON_CUH_
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "tfe_cuda.h"
+
+namespace tfe_accel {
+namespace cuda {
+
+// Kernel arguments by value: the 8 PRG seed words.
+struct Seed {
+  u32 w[8];
+};
+
+inline Seed MakeSeed(const u32 s[8]) {
+  Seed r;
+  for (int i = 0; i < 8; ++i) r.w[i] = s[i];
+  return r;
+}
+
+// Device copy of BatchMap (passed by value to kernels).
+struct DevBatch {
+  int ndim;
+  i64 dims[kMaxBatchDims];
+  i64 a_stride[kMaxBatchDims];
+  i64 b_stride[kMaxBatchDims];
+};
+
+inline DevBatch ToDev(const BatchMap& b) {
+  DevBatch d;
+  d.ndim = b.ndim;
+  for (int i = 0; i < kMaxBatchDims; ++i) {
+    d.dims[i] = b.dims[i];
+    d.a_stride[i] = b.a_stride[i];
+    d.b_stride[i] = b.b_stride[i];
+  }
+  return d;
+}
+
+// Output batch z -> (A batch, B batch).
+__device__ __forceinline__ void BatchIndex(const DevBatch& b, i64 z, i64* ia, i64* ib) {
+  i64 a = 0, bb = 0;
+  for (int d = b.ndim - 1; d >= 0; --d) {
+    const i64 c = z % b.dims[d];
+    z /= b.dims[d];
+    a += c * b.a_stride[d];
+    bb += c * b.b_stride[d];
+  }
+  *ia = a;
+  *ib = bb;
+}
+
+inline unsigned GridX(i64 n, int threads) {
+  const i64 blocks = (n + threads - 1) / threads;
+  return static_cast<unsigned>(blocks < 1 ? 1 : (blocks > 0x7fffffff ? 0x7fffffff : blocks));
+}
+
+}  // namespace cuda
+}  // namespace tfe_accel
+
+#endif  // TFE_ACCEL_CC_CUDA_COMMON_CUH_

@@ -1,0 +1,429 @@
+// tfe-accel: pybind11 glue of the CUDA kernels (built into `_native` only with TFE_ACCEL_CUDA=ON,
+// see cmake/cuda.cmake). Every entry point accepts either NumPy int64 arrays (copied to the device
+// and back; returns NumPy) or device arrays exposing __cuda_array_interface__ (CuPy, Numba,
+// PyTorch, or this module's CudaBuffer; returns a CudaBuffer, zero-copy for cupy.asarray). The glue
+// only validates, moves data and calls cc/cuda/tfe_cuda.h; no kernel logic lives here.
+// Synchronisation: the device is synchronised before reading foreign device arrays (they may have
+// been written on another stream) and after each call, so results are ready when a call returns.
+#include <cuda_runtime_api.h>
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <algorithm>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "../python/native_common.h"
+#include "../python/native_registry.h"
+#include "../kernels/chacha20.h"
+#include "tfe_cuda.h"
+
+namespace py = pybind11;
+
+namespace tfe_accel {
+namespace py_glue {
+namespace {
+
+using cuda::Check;
+
+// Device memory owned by Python: the result type of device-mode calls.
+class CudaBuffer {
+ public:
+  explicit CudaBuffer(std::vector<i64> shape) : shape_(std::move(shape)) {
+    const size_t bytes = sizeof(u64) * static_cast<size_t>(std::max<i64>(Size(), 1));
+    Check(cudaMalloc(&ptr_, bytes), "cudaMalloc");
+  }
+  ~CudaBuffer() {
+    if (ptr_) cudaFree(ptr_);
+  }
+  CudaBuffer(const CudaBuffer&) = delete;
+  CudaBuffer& operator=(const CudaBuffer&) = delete;
+  i64 Size() const {
+    i64 n = 1;
+    for (i64 d : shape_) n *= d;
+    return n;
+  }
+  u64* data() const { return static_cast<u64*>(ptr_); }
+  const std::vector<i64>& shape() const { return shape_; }
+
+ private:
+  void* ptr_ = nullptr;
+  std::vector<i64> shape_;
+};
+
+// An int64 operand on the device: borrowed (foreign device array) or owned (copied from NumPy).
+struct DevArray {
+  std::vector<i64> shape;
+  const u64* ptr = nullptr;
+  std::shared_ptr<CudaBuffer> owned;
+  bool from_device = false;
+  i64 Size() const {
+    i64 n = 1;
+    for (i64 d : shape) n *= d;
+    return n;
+  }
+};
+
+bool HasCai(const py::handle& obj) { return py::hasattr(obj, "__cuda_array_interface__"); }
+
+DevArray FromDevice(const py::handle& obj, const char* name) {
+  py::dict cai = obj.attr("__cuda_array_interface__");
+  const std::string typestr = py::str(cai["typestr"]);
+  if (typestr != "<i8" && typestr != "<u8")
+    throw py::type_error(std::string(name) + " must have dtype int64 ('<i8'), got typestr '" + typestr + "'");
+  DevArray d;
+  for (auto v : py::tuple(cai["shape"])) d.shape.push_back(v.cast<i64>());
+  if (cai.contains("strides") && !cai["strides"].is_none()) {
+    py::tuple st = cai["strides"];
+    i64 expect = 8;
+    for (int i = static_cast<int>(d.shape.size()) - 1; i >= 0; --i) {
+      if (d.shape[i] > 1 && st[i].cast<i64>() != expect)
+        throw py::value_error(std::string(name) + " must be C-contiguous on the device");
+      expect *= d.shape[i];
+    }
+  }
+  py::tuple data = cai["data"];
+  d.ptr = reinterpret_cast<const u64*>(data[0].cast<std::uintptr_t>());
+  if (d.ptr == nullptr && d.Size() > 0) throw py::value_error(std::string(name) + " has a null device pointer");
+  d.from_device = true;
+  return d;
+}
+
+// NumPy operand: shape now, uploaded by Upload() once every argument has been validated.
+DevArray FromHost(const py::handle& obj, const char* name, std::vector<py::array_t<std::int64_t, py::array::c_style>>* keep) {
+  auto arr = Require<std::int64_t>(obj, name);
+  DevArray d;
+  for (py::ssize_t i = 0; i < arr.ndim(); ++i) d.shape.push_back(arr.shape(i));
+  keep->push_back(arr);
+  return d;
+}
+
+// All array operands of one call must live on the same side.
+struct Operands {
+  std::vector<DevArray> ops;
+  std::vector<py::array_t<std::int64_t, py::array::c_style>> host;
+  bool device = false;
+  Operands(const std::vector<std::pair<py::handle, const char*>>& objs) {
+    int ndev = 0;
+    for (auto& o : objs) ndev += HasCai(o.first) ? 1 : 0;
+    if (ndev != 0 && ndev != static_cast<int>(objs.size()))
+      throw py::type_error("pass either all NumPy arrays or all device arrays (__cuda_array_interface__)");
+    device = ndev > 0;
+    for (auto& o : objs) ops.push_back(device ? FromDevice(o.first, o.second) : FromHost(o.first, o.second, &host));
+  }
+  DevArray& operator[](size_t i) { return ops[i]; }
+  // Copies NumPy operands to the device (or synchronises before reading foreign device arrays).
+  void Upload() {
+    if (device) {
+      Check(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
+      return;
+    }
+    for (size_t i = 0; i < ops.size(); ++i) {
+      ops[i].owned = std::make_shared<CudaBuffer>(ops[i].shape);
+      if (ops[i].Size() > 0)
+        Check(cudaMemcpy(ops[i].owned->data(), host[i].data(), sizeof(u64) * ops[i].Size(), cudaMemcpyHostToDevice),
+              "cudaMemcpy(host to device)");
+      ops[i].ptr = ops[i].owned->data();
+    }
+  }
+};
+
+py::object Result(const std::shared_ptr<CudaBuffer>& buf, bool device) {
+  Check(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
+  if (device) return py::cast(buf);
+  std::vector<py::ssize_t> dims(buf->shape().begin(), buf->shape().end());
+  py::array_t<std::int64_t> out(dims);
+  if (buf->Size() > 0)
+    Check(cudaMemcpy(out.mutable_data(), buf->data(), sizeof(u64) * buf->Size(), cudaMemcpyDeviceToHost),
+          "cudaMemcpy(device to host)");
+  return std::move(out);
+}
+
+std::vector<u32> SeedArg(const py::handle& obj, const char* name) {
+  auto seed = Require<std::int32_t>(obj, name);
+  if (seed.ndim() != 1 || seed.shape(0) != 8)
+    throw py::value_error(std::string(name) + " must have shape (8,)");
+  std::vector<u32> w(8);
+  for (int i = 0; i < 8; ++i) w[i] = static_cast<u32>(seed.at(i));
+  return w;
+}
+
+cuda::GemmAlgo AlgoArg(const std::string& s) {
+  if (s == "auto") return cuda::GemmAlgo::kAuto;
+  if (s == "simt") return cuda::GemmAlgo::kSimt;
+  if (s == "tensor_core") return cuda::GemmAlgo::kTensorCore;
+  if (s == "gemv") return cuda::GemmAlgo::kGemv;
+  throw py::value_error("algo must be 'auto', 'simt', 'tensor_core' or 'gemv', got '" + s + "'");
+}
+
+template <typename F>
+void RunCuda(F&& f) {
+  Run([&] {
+    f();
+    Check(cudaGetLastError(), "kernel");
+  });
+}
+
+struct MatmulShape {
+  i64 M, N, K;
+  cuda::BatchMap batch;
+  std::vector<i64> out_shape;
+};
+
+MatmulShape MatmulShapes(const std::vector<i64>& a, const std::vector<i64>& b, bool ta, bool tb,
+                         const char* an, const char* bn) {
+  if (a.size() < 2) throw py::value_error(std::string(an) + " must have rank >= 2, got rank " + std::to_string(a.size()));
+  if (b.size() < 2) throw py::value_error(std::string(bn) + " must have rank >= 2, got rank " + std::to_string(b.size()));
+  MatmulShape s;
+  const i64 ar = a[a.size() - 2], ac = a[a.size() - 1], br = b[b.size() - 2], bc = b[b.size() - 1];
+  s.M = ta ? ac : ar;
+  const i64 ka = ta ? ar : ac;
+  const i64 kb = tb ? bc : br;
+  s.N = tb ? br : bc;
+  if (ka != kb)
+    throw py::value_error("inner dimensions do not match: op(" + std::string(an) + ") is " + std::to_string(s.M) +
+                          "x" + std::to_string(ka) + ", op(" + bn + ") is " + std::to_string(kb) + "x" +
+                          std::to_string(s.N));
+  s.K = ka;
+  std::vector<i64> out;
+  try {
+    s.batch = cuda::BroadcastBatch(std::vector<i64>(a.begin(), a.end() - 2), std::vector<i64>(b.begin(), b.end() - 2), &out);
+  } catch (const KernelArgumentError& e) {
+    throw py::value_error(e.what());
+  }
+  out.push_back(s.M);
+  out.push_back(s.N);
+  s.out_shape = out;
+  return s;
+}
+
+py::object CudaRingMatmul(const py::handle& a, const py::handle& b, bool ta, bool tb, const std::string& algo) {
+  const auto al = AlgoArg(algo);
+  Operands ops({{a, "a"}, {b, "b"}});
+  const bool device = ops.device;
+  auto s = MatmulShapes(ops[0].shape, ops[1].shape, ta, tb, "a", "b");
+  ops.Upload();
+  auto out = std::make_shared<CudaBuffer>(s.out_shape);
+  RunCuda([&] { cuda::RingMatmul(ops[0].ptr, ops[1].ptr, out->data(), s.M, s.N, s.K, ta, tb, s.batch, false, al, 0); });
+  return Result(out, device);
+}
+
+// Mirrors _native.rss_matmul (cc/kernels/rss_matmul.h): party i passes
+// key0 = pairwise_keys()[i][0], nonce0 = pairwise_nonces()[(i + 2) % 3],
+// key1 = pairwise_keys()[i][1], nonce1 = pairwise_nonces()[i].
+py::object CudaRssMatmul(const py::handle& x_i, const py::handle& x_next, const py::handle& y_i,
+                         const py::handle& y_next, const py::handle& key0, const py::handle& key1,
+                         i64 nonce0, i64 nonce1, bool ta, bool tb, const std::string& algo) {
+  const auto al = AlgoArg(algo);
+  auto k0 = SeedArg(key0, "key0"), k1 = SeedArg(key1, "key1");
+  u32 s0[8], s1[8];
+  SeedPlusNonce(k0.data(), nonce0, s0);
+  SeedPlusNonce(k1.data(), nonce1, s1);
+  Operands ops({{x_i, "x_i"}, {x_next, "x_next"}, {y_i, "y_i"}, {y_next, "y_next"}});
+  const bool device = ops.device;
+  if (ops[0].shape != ops[1].shape) throw py::value_error("x_i and x_next must have the same shape");
+  if (ops[2].shape != ops[3].shape) throw py::value_error("y_i and y_next must have the same shape");
+  auto s = MatmulShapes(ops[0].shape, ops[2].shape, ta, tb, "x_i", "y_i");
+  ops.Upload();
+  auto out = std::make_shared<CudaBuffer>(s.out_shape);
+  RunCuda([&] {
+    cuda::RssMatmul(ops[0].ptr, ops[1].ptr, ops[2].ptr, ops[3].ptr, out->data(), s.M, s.N, s.K, ta, tb,
+                    s.batch, ops[2].Size(), s0, s1, al, nullptr, 0);
+  });
+  return Result(out, device);
+}
+
+std::vector<i64> ShapeArg(const std::vector<i64>& shape) {
+  for (size_t i = 0; i < shape.size(); ++i)
+    if (shape[i] < 0)
+      throw py::value_error("shape must not contain negative dimensions, got " + std::to_string(shape[i]) +
+                            " at index " + std::to_string(i));
+  return shape;
+}
+
+py::object CudaSeededUniform(const std::vector<i64>& shape, const py::handle& seed, i64 lo, i64 hi, bool device) {
+  auto s = SeedArg(seed, "seed");
+  auto out = std::make_shared<CudaBuffer>(ShapeArg(shape));
+  RunCuda([&] { cuda::SeededUniformInt64(s.data(), lo, hi, reinterpret_cast<i64*>(out->data()), out->Size(), 0); });
+  return Result(out, device);
+}
+
+py::object CudaZeroShare(const std::vector<i64>& shape, const py::handle& seed0, const py::handle& seed1, bool device) {
+  auto s0 = SeedArg(seed0, "seed0"), s1 = SeedArg(seed1, "seed1");
+  auto out = std::make_shared<CudaBuffer>(ShapeArg(shape));
+  RunCuda([&] { cuda::ZeroShare(s0.data(), s1.data(), out->data(), out->Size(), 0); });
+  return Result(out, device);
+}
+
+// ABY3 non-interactive truncation (TFE _truncate_local_private), mirroring _native.truncate_local_p*.
+void CheckAmount(int amount) {
+  if (amount <= 0 || amount >= 63)
+    throw py::value_error("amount must be in (0, 63), got " + std::to_string(amount));
+}
+
+py::object CudaTruncP0(const py::handle& x0, int amount) {
+  CheckAmount(amount);
+  Operands ops({{x0, "x0"}});
+  ops.Upload();
+  auto y = std::make_shared<CudaBuffer>(ops[0].shape);
+  RunCuda([&] { cuda::TruncateLocal(0, ops[0].ptr, nullptr, ops[0].Size(), amount, nullptr, y->data(), nullptr, 0); });
+  return Result(y, ops.device);
+}
+
+py::object CudaTruncP1(const py::handle& x1, const py::handle& x2, const py::handle& key, i64 nonce, int amount) {
+  CheckAmount(amount);
+  auto k = SeedArg(key, "key");
+  u32 seed[8];
+  SeedPlusNonce(k.data(), nonce, seed);
+  Operands ops({{x1, "x1"}, {x2, "x2"}});
+  if (ops[0].shape != ops[1].shape) throw py::value_error("x1 and x2 must have the same shape");
+  ops.Upload();
+  auto y = std::make_shared<CudaBuffer>(ops[0].shape);
+  auto r = std::make_shared<CudaBuffer>(ops[0].shape);
+  RunCuda([&] { cuda::TruncateLocal(1, ops[0].ptr, ops[1].ptr, ops[0].Size(), amount, seed, y->data(), r->data(), 0); });
+  py::object yo = Result(y, ops.device);
+  return py::make_tuple(yo, Result(r, ops.device));
+}
+
+py::object CudaTruncP2(const py::handle& key, i64 nonce, const std::vector<i64>& shape, bool device);
+
+py::object CudaTruncP2(const py::handle& key, i64 nonce, const std::vector<i64>& shape, bool device) {
+  auto k = SeedArg(key, "key");
+  u32 seed[8];
+  SeedPlusNonce(k.data(), nonce, seed);
+  auto r = std::make_shared<CudaBuffer>(ShapeArg(shape));
+  RunCuda([&] { cuda::TruncateLocal(2, nullptr, nullptr, r->Size(), 1, seed, nullptr, r->data(), 0); });
+  return Result(r, device);
+}
+
+// Times RingMatmul on random device operands with CUDA events: `warmup` untimed runs, then `reps`
+// timed ones (milliseconds each). Operands come from the device PRG (no host transfer).
+py::dict CudaBenchRingMatmul(i64 M, i64 N, i64 K, bool ta, bool tb, const std::string& algo, int warmup,
+                             int reps, i64 batch) {
+  const auto al = AlgoArg(algo);
+  if (M <= 0 || N <= 0 || K <= 0 || batch <= 0 || reps <= 0 || warmup < 0)
+    throw py::value_error("M, N, K, batch and reps must be > 0, warmup >= 0");
+  int dev = 0;
+  Check(cudaGetDevice(&dev), "cudaGetDevice");
+  const auto resolved = cuda::ResolveAlgo(al, M, N, K, dev);
+  CudaBuffer a({batch, M, K}), b({batch, K, N}), c({batch, M, N});
+  const u32 s0[8] = {1, 2, 3, 4, 5, 6, 7, 8}, s1[8] = {9, 10, 11, 12, 13, 14, 15, 16};
+  cuda::BatchMap bm;
+  bm.ndim = 1;
+  bm.dims[0] = batch;
+  bm.a_stride[0] = 1;
+  bm.b_stride[0] = 1;
+  std::vector<double> ms;
+  {
+    py::gil_scoped_release release;
+    cuda::SeededUniformInt64(s0, INT64_MIN, INT64_MAX, reinterpret_cast<i64*>(a.data()), a.Size(), 0);
+    cuda::SeededUniformInt64(s1, INT64_MIN, INT64_MAX, reinterpret_cast<i64*>(b.data()), b.Size(), 0);
+    for (int i = 0; i < warmup; ++i) cuda::RingMatmul(a.data(), b.data(), c.data(), M, N, K, ta, tb, bm, false, resolved, 0);
+    Check(cudaDeviceSynchronize(), "warm-up");
+    cudaEvent_t e0, e1;
+    Check(cudaEventCreate(&e0), "cudaEventCreate");
+    Check(cudaEventCreate(&e1), "cudaEventCreate");
+    for (int i = 0; i < reps; ++i) {
+      Check(cudaEventRecord(e0, 0), "cudaEventRecord");
+      cuda::RingMatmul(a.data(), b.data(), c.data(), M, N, K, ta, tb, bm, false, resolved, 0);
+      Check(cudaEventRecord(e1, 0), "cudaEventRecord");
+      Check(cudaEventSynchronize(e1), "cudaEventSynchronize");
+      float t = 0;
+      Check(cudaEventElapsedTime(&t, e0, e1), "cudaEventElapsedTime");
+      ms.push_back(t);
+    }
+    cudaEventDestroy(e0);
+    cudaEventDestroy(e1);
+  }
+  py::dict d;
+  d["algo"] = cuda::GemmAlgoName(resolved);
+  d["ms"] = ms;
+  return d;
+}
+
+// Device-to-device cudaMemcpy of `nbytes`, timed with events; returns the milliseconds per copy
+// (a copy reads and writes nbytes each).
+std::vector<double> CudaBenchCopy(i64 nbytes, int reps) {
+  if (nbytes <= 0 || reps <= 0) throw py::value_error("nbytes and reps must be > 0");
+  CudaBuffer src({(nbytes + 7) / 8}), dst({(nbytes + 7) / 8});
+  std::vector<double> ms;
+  py::gil_scoped_release release;
+  Check(cudaMemset(src.data(), 1, nbytes), "cudaMemset");
+  Check(cudaMemcpy(dst.data(), src.data(), nbytes, cudaMemcpyDeviceToDevice), "warm-up copy");
+  cudaEvent_t e0, e1;
+  Check(cudaEventCreate(&e0), "cudaEventCreate");
+  Check(cudaEventCreate(&e1), "cudaEventCreate");
+  for (int i = 0; i < reps; ++i) {
+    Check(cudaEventRecord(e0, 0), "cudaEventRecord");
+    Check(cudaMemcpyAsync(dst.data(), src.data(), nbytes, cudaMemcpyDeviceToDevice, 0), "cudaMemcpyAsync");
+    Check(cudaEventRecord(e1, 0), "cudaEventRecord");
+    Check(cudaEventSynchronize(e1), "cudaEventSynchronize");
+    float t = 0;
+    Check(cudaEventElapsedTime(&t, e0, e1), "cudaEventElapsedTime");
+    ms.push_back(t);
+  }
+  cudaEventDestroy(e0);
+  cudaEventDestroy(e1);
+  return ms;
+}
+
+}  // namespace
+
+void RegisterCuda(py::module_& m) {
+  py::class_<CudaBuffer, std::shared_ptr<CudaBuffer>>(m, "CudaBuffer",
+      "int64 device memory returned by the cuda_* functions in device mode; exposes "
+      "__cuda_array_interface__ (cupy.asarray(buf) wraps it without a copy).")
+      .def_property_readonly("shape", [](const CudaBuffer& b) { return py::tuple(py::cast(b.shape())); })
+      .def_property_readonly("__cuda_array_interface__", [](const CudaBuffer& b) {
+        py::dict d;
+        d["shape"] = py::tuple(py::cast(b.shape()));
+        d["typestr"] = "<i8";
+        d["data"] = py::make_tuple(reinterpret_cast<std::uintptr_t>(b.data()), false);
+        d["version"] = 3;
+        d["strides"] = py::none();
+        return d;
+      })
+      .def("numpy", [](const std::shared_ptr<CudaBuffer>& b) { return Result(b, false); },
+           "Copy to a NumPy int64 array.");
+  m.def("cuda_available", [] {
+    int n = 0;
+    return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
+  }, "True when a CUDA device is usable by this process.");
+  m.def("cuda_device_name", [] {
+    int dev = 0;
+    Check(cudaGetDevice(&dev), "cudaGetDevice");
+    return cuda::DeviceDescription(dev);
+  });
+  m.def("cuda_ring_matmul", &CudaRingMatmul, py::arg("a"), py::arg("b"), py::arg("transpose_a") = false,
+        py::arg("transpose_b") = false, py::arg("algo") = "auto",
+        "C = op(a) @ op(b) mod 2^64 on the GPU (batch dims broadcast like tf.matmul); algo: auto, "
+        "simt, tensor_core (int8 limbs), gemv.");
+  m.def("cuda_rss_matmul", &CudaRssMatmul, py::arg("x_i"), py::arg("x_next"), py::arg("y_i"), py::arg("y_next"),
+        py::arg("key0"), py::arg("key1"), py::arg("nonce0"), py::arg("nonce1"), py::arg("transpose_a") = false,
+        py::arg("transpose_b") = false, py::arg("algo") = "auto",
+        "One party's ABY3 matmul step (as rss_matmul): x_i.(y_i + y_next) + x_next.y_i + "
+        "U(key0 + nonce0) - U(key1 + nonce1).");
+  m.def("cuda_seeded_uniform", &CudaSeededUniform, py::arg("shape"), py::arg("seed"),
+        py::arg("minval") = INT64_MIN, py::arg("maxval") = INT64_MAX, py::arg("device") = false,
+        "int64 uniform in [minval, maxval) from the device PRG; identical to seeded_uniform.");
+  m.def("cuda_zero_share", &CudaZeroShare, py::arg("shape"), py::arg("seed0"), py::arg("seed1"),
+        py::arg("device") = false, "U(seed0) - U(seed1): one party's share of TFE's zero sharing.");
+  m.def("cuda_truncate_local_p0", &CudaTruncP0, py::arg("x0"), py::arg("amount"),
+        "ABY3 non-interactive truncation, P0: y0 = x0 >> amount (as truncate_local_p0).");
+  m.def("cuda_truncate_local_p1", &CudaTruncP1, py::arg("x1"), py::arg("x2"), py::arg("key"), py::arg("nonce"),
+        py::arg("amount"),
+        "P1: r = U(key + nonce); returns (((x1 + x2) >> amount) - r, r) (as truncate_local_p1).");
+  m.def("cuda_truncate_local_p2", &CudaTruncP2, py::arg("key"), py::arg("nonce"), py::arg("shape"),
+        py::arg("device") = false, "P2: r = U(key + nonce) over shape (as truncate_local_p2).");
+  m.def("cuda_bench_ring_matmul", &CudaBenchRingMatmul, py::arg("M"), py::arg("N"), py::arg("K"),
+        py::arg("transpose_a") = false, py::arg("transpose_b") = false, py::arg("algo") = "auto",
+        py::arg("warmup") = 2, py::arg("reps") = 5, py::arg("batch") = 1,
+        "Times the device ring GEMM with CUDA events; returns {'algo', 'ms': [...]}.");
+  m.def("cuda_bench_copy", &CudaBenchCopy, py::arg("nbytes"), py::arg("reps") = 10,
+        "Milliseconds per device-to-device cudaMemcpy of nbytes.");
+}
+
+}  // namespace py_glue
+}  // namespace tfe_accel

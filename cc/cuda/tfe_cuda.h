@@ -1,0 +1,102 @@
+// tfe-accel: host API of the CUDA kernels (cc/cuda/*.cu). Plain C++ (no TF or Python types); every
+// pointer below is a DEVICE pointer, every function enqueues on `stream` and returns without
+// synchronising. Bad arguments throw KernelArgumentError (before anything is launched); CUDA
+// failures throw std::runtime_error naming the failing call.
+//
+// Ring arithmetic is wrapping uint64 (Z_2^64); int64 tensors are passed as u64 bit patterns.
+// The PRG streams are bit-identical to cc/kernels/chacha20.h (SeededUniformInt64 et al.).
+#ifndef TFE_ACCEL_CC_CUDA_TFE_CUDA_H_
+#define TFE_ACCEL_CC_CUDA_TFE_CUDA_H_
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "../kernels/common.h"
+
+namespace tfe_accel {
+namespace cuda {
+
+constexpr int kMaxBatchDims = 8;
+
+// Broadcast batch dimensions of a batched matmul, like tf.matmul: output batch index z (row-major
+// over dims[0..ndim)) reads A batch sum_d coord_d * a_stride[d] and B batch sum_d coord_d * b_stride[d]
+// (strides counted in whole matrices; 0 where that operand broadcasts).
+struct BatchMap {
+  int ndim = 0;
+  i64 dims[kMaxBatchDims] = {};
+  i64 a_stride[kMaxBatchDims] = {};
+  i64 b_stride[kMaxBatchDims] = {};
+  i64 Count() const {
+    i64 n = 1;
+    for (int d = 0; d < ndim; ++d) n *= dims[d];
+    return n;
+  }
+};
+
+// Builds the BatchMap for operands with batch shapes `a_batch` and `b_batch` (shape[:-2]), numpy
+// broadcasting rules (right-aligned; 1 broadcasts). Throws KernelArgumentError on a mismatch.
+BatchMap BroadcastBatch(const std::vector<i64>& a_batch, const std::vector<i64>& b_batch,
+                        std::vector<i64>* out_batch);
+
+enum class GemmAlgo : int {
+  kAuto = 0,        // GEMV for N == 1 or M == 1, int8 tensor cores where sm >= 80 and the shape is large, SIMT otherwise
+  kSimt = 1,        // tiled 64-bit SIMT GEMM on the CUDA cores
+  kTensorCore = 2,  // exact 8-limb decomposition onto int8 mma.sync (sm_80+)
+  kGemv = 3,        // matrix-vector kernels (only when N == 1 or M == 1)
+};
+const char* GemmAlgoName(GemmAlgo a);
+GemmAlgo ResolveAlgo(GemmAlgo requested, i64 M, i64 N, i64 K, int device);
+
+// C[z] (+)= op(A)[z] . op(B)[z] mod 2^64, op(A) is M x K, op(B) is K x N, C is M x N, all row-major
+// and contiguous per batch. transpose_a: A is stored K x M; transpose_b: B is stored N x K.
+// accumulate: add into C instead of overwriting it.
+void RingMatmul(const u64* a, const u64* b, u64* c, i64 M, i64 N, i64 K, bool transpose_a,
+                bool transpose_b, const BatchMap& batch, bool accumulate, GemmAlgo algo,
+                cudaStream_t stream);
+
+// Uniform int64 in [lo, hi) from the PRG keyed by `seed` (host array of 8 words): identical to
+// tfe_accel::SeededUniformInt64 (Lemire multiply-and-reject, redraw at the same position in
+// rounds 1, 2, ...).
+void SeededUniformInt64(const u32 seed[8], i64 lo, i64 hi, i64* out, i64 n, cudaStream_t stream);
+
+// out[i] = U(seed0)[i] - U(seed1)[i] (mod 2^64), U uniform over [-2^63, 2^63 - 1) (TFE's default
+// int64 min/max): one party's share of TFE's _gen_zero_sharing. Seeds are the nonce-adjusted ones
+// (key + nonce, cc/kernels/chacha20.h SeedPlusNonce).
+void ZeroShare(const u32 seed0[8], const u32 seed1[8], u64* out, i64 n, cudaStream_t stream);
+
+// One party's local step of the ABY3 private x private matmul (replicated shares):
+//   z = X0.(Y0 + Y1) + X1.Y0 + a,  a = U(seed0) - U(seed1) over the output's elements
+// where (X0, X1) / (Y0, Y1) are the party's two shares, shapes and flags as RingMatmul. `scratch`
+// must hold as many u64 as Y0 (for Y0 + Y1); pass nullptr to let the call allocate it.
+void RssMatmul(const u64* x0, const u64* x1, const u64* y0, const u64* y1, u64* z, i64 M, i64 N,
+               i64 K, bool transpose_a, bool transpose_b, const BatchMap& batch, i64 y_elems,
+               const u32 seed0[8], const u32 seed1[8], GemmAlgo algo, u64* scratch,
+               cudaStream_t stream);
+
+// ABY3 non-interactive truncation (TFE _truncate_local_private), one party's local step,
+// elementwise over n elements, shift `amount` in (0, 63) (arithmetic shift, as tf.bitwise.right_shift
+// on int64):
+//   party 0: y = x0 >> amount                                        (r unused)
+//   party 1: r = U(seed); y = ((x0 + x1) >> amount) - r              (seed = keys[1][1] + nonces[1])
+//   party 2: r = U(seed); y unused (the party's new shares are (r, y0 from P0))
+//                                                                  (seed = keys[2][0] + nonces[1])
+// U uniform over [-2^63, 2^63 - 1). y and r may be nullptr where unused.
+void TruncateLocal(int party, const u64* x0, const u64* x1, i64 n, int amount, const u32 seed[8],
+                   u64* y, u64* r, cudaStream_t stream);
+
+// Elementwise c = a + b (mod 2^64).
+void RingAdd(const u64* a, const u64* b, u64* c, i64 n, cudaStream_t stream);
+
+// Throws std::runtime_error("<what>: <cuda error string>") if err != cudaSuccess.
+void Check(cudaError_t err, const char* what);
+
+// Name and compute capability of `device`, e.g. "NVIDIA H100 80GB HBM3 (sm_90)".
+std::string DeviceDescription(int device);
+
+}  // namespace cuda
+}  // namespace tfe_accel
+
+#endif  // TFE_ACCEL_CC_CUDA_TFE_CUDA_H_

@@ -425,7 +425,7 @@ void RingStreamAxpy(i64 R, i64 C, const u64* mat, i64 ld, const u64* v0, const u
                     u64* out0, u64* out1, bool accumulate, const ParallelFor& pf) {
   if (C <= 0) return;
   const IsaKernels& isa = Kernels();
-  const i64 cols_per_unit = 64;
+  const i64 cols_per_unit = 256;
   const i64 units = (C + cols_per_unit - 1) / cols_per_unit;
   pf(units, cols_per_unit * std::max<i64>(R, 1) * (v1 ? 2 : 1), [&](i64 u0, i64 u1) {
     isa.axpy(R, u0 * cols_per_unit, std::min(C, u1 * cols_per_unit), mat, ld, v0, v1, out0, out1,

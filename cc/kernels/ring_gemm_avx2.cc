@@ -88,7 +88,7 @@ void Dot(i64 r0, i64 r1, i64 K, const u64* mat, i64 ld, const u64* v0, const u64
 
 void Axpy(i64 R, i64 c0, i64 c1, const u64* mat, i64 ld, const u64* v0, const u64* v1, u64* out0,
           u64* out1, bool accumulate) {
-  constexpr i64 kChunk = 512;
+  constexpr i64 kChunk = 8192;  // 64 KiB of output per pass (L2); long contiguous row reads
   for (i64 cb = c0; cb < c1; cb += kChunk) {
     const i64 ce = std::min(c1, cb + kChunk);
     const i64 cv = cb + ((ce - cb) & ~i64{3});

@@ -1,0 +1,293 @@
+"""GPU check of the CUDA kernels (issue 7), for a machine with an NVIDIA GPU, numpy and the
+`_native` module built with -DTFE_ACCEL_CUDA=ON (bench/gpu_check.sh builds it). No TensorFlow.
+
+1. Correctness, bit for bit, on fresh random inputs (edge values included): every cuda_* entry
+   point against a plain NumPy uint64 reference AND against the CPU kernels of the same module
+   (_native.seeded_uniform, ring_matmul, rss_matmul, truncate_local_p*), every GEMM algorithm
+   (simt, tensor_core, gemv, auto), transposes, broadcast batch dims, odd and empty shapes, K past
+   the limb kernel's 4096 fold interval; the device-array (__cuda_array_interface__) path via CuPy
+   when importable; 8192^3 tensor-core vs SIMT on the device plus rows against NumPy.
+2. Timings with CUDA events (warm-up, medians): ring GEMM 4096^3 and 8192^3 per algorithm, the LR
+   matrix-vector shapes (470 x 17814 @ 17814 x 1 and the transposed product), device copy bandwidth.
+Prints a table; writes <out>/gpu_check.json. Exit status 1 if any check fails.
+"""
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+import numpy as np
+
+EDGE = np.array([0, 1, -1, 2**63 - 1, -(2**63)], dtype=np.int64)
+RNG = np.random.default_rng()
+CHECKS = []
+
+
+def rand_i64(shape, edge=True):
+    x = RNG.integers(-(2**63), 2**63 - 1, size=shape, dtype=np.int64, endpoint=True)
+    if edge and x.size:
+        flat = x.reshape(-1)
+        k = min(flat.size, 3 * len(EDGE))
+        idx = RNG.choice(flat.size, size=k, replace=False)
+        flat[idx] = np.resize(EDGE, k)
+    return x
+
+
+def seed():
+    return RNG.integers(-(2**31), 2**31 - 1, size=8, dtype=np.int32)
+
+
+def ref_matmul(a, b, ta=False, tb=False):
+    au = a.view(np.uint64)
+    bu = b.view(np.uint64)
+    if ta:
+        au = np.swapaxes(au, -1, -2)
+    if tb:
+        bu = np.swapaxes(bu, -1, -2)
+    with np.errstate(over="ignore"):
+        return np.matmul(au, bu).view(np.int64)  # integer matmul wraps mod 2^64
+
+
+def check(name, got, want, extra=""):
+    got = np.asarray(got)
+    want = np.asarray(want)
+    ok = got.shape == want.shape and got.dtype == want.dtype and np.array_equal(got, want)
+    detail = "" if ok else f"shape {got.shape} vs {want.shape}, dtype {got.dtype} vs {want.dtype}"
+    if not ok and got.shape == want.shape:
+        detail += f", {int(np.count_nonzero(got != want))} mismatching elements"
+    CHECKS.append({"name": name, "ok": bool(ok), "detail": (detail + " " + extra).strip()})
+    print(f"  [{'ok' if ok else 'FAIL'}] {name} {detail}", flush=True)
+    return ok
+
+
+def guarded(name, fn):
+    try:
+        fn()
+    except Exception as e:  # a crash is a failed check, not the end of the run
+        CHECKS.append({"name": name, "ok": False, "detail": f"{type(e).__name__}: {e}"})
+        print(f"  [FAIL] {name}: {type(e).__name__}: {e}", flush=True)
+
+
+def check_prg(nat):
+    for shape in [(0,), (1,), (7,), (9,), (1000003,), (3, 5, 7)]:
+        s = seed()
+        check(f"seeded_uniform default range {shape}", nat.cuda_seeded_uniform(list(shape), s),
+              nat.seeded_uniform(list(shape), s, -(2**63), 2**63 - 1))
+    # Ranges whose rejection rate is high (range = 2^63 + 1 rejects ~half of the draws): the
+    # redraw path in rounds 1, 2, ... must match the CPU exactly.
+    for lo, hi in [(-5, 7), (0, 3), (-(2**62), 2**62 + 1), (2**62, 2**63 - 1)]:
+        s = seed()
+        check(f"seeded_uniform [{lo}, {hi})", nat.cuda_seeded_uniform([100003], s, lo, hi),
+              nat.seeded_uniform([100003], s, lo, hi))
+    s0, s1 = seed(), seed()
+    u0 = nat.seeded_uniform([4099], s0, -(2**63), 2**63 - 1).view(np.uint64)
+    u1 = nat.seeded_uniform([4099], s1, -(2**63), 2**63 - 1).view(np.uint64)
+    with np.errstate(over="ignore"):
+        check("zero_share vs CPU U(s0) - U(s1)", nat.cuda_zero_share([4099], s0, s1), (u0 - u1).view(np.int64))
+
+
+MATMUL_CASES = [
+    # (a shape, b shape, transpose_a, transpose_b)
+    ((1, 1), (1, 1), False, False),
+    ((3, 5), (5, 2), False, False),
+    ((67, 129), (129, 65), False, False),
+    ((129, 67), (129, 65), True, False),
+    ((67, 129), (65, 129), False, True),
+    ((129, 67), (65, 129), True, True),
+    ((2, 3, 70, 40), (40, 90), False, False),
+    ((3, 1, 33, 20), (1, 4, 20, 17), False, False),
+    ((0, 5), (5, 3), False, False),
+    ((4, 0), (0, 3), False, False),
+    ((130, 1), (1, 140), False, False),
+    ((5, 9000), (9000, 70), False, False),   # K > 4096: several limb folds
+    ((200, 300), (300, 1), False, False),
+    ((300, 200), (300, 1), True, False),
+    ((1, 300), (300, 200), False, False),
+    ((1, 300), (200, 300), False, True),
+    ((2, 150, 90), (2, 90, 1), False, False),
+]
+
+
+def check_ring_matmul(nat):
+    for ashape, bshape, ta, tb in MATMUL_CASES:
+        a, b = rand_i64(ashape), rand_i64(bshape)
+        want = ref_matmul(a, b, ta, tb)
+        cpu = nat.ring_matmul(a, b, transpose_a=ta, transpose_b=tb)
+        check(f"CPU ring_matmul agrees with NumPy {ashape}x{bshape} ta={ta} tb={tb}", cpu, want)
+        M = want.shape[-2] if want.ndim >= 2 else 0
+        N = want.shape[-1] if want.ndim >= 2 else 0
+        algos = ["auto", "simt", "tensor_core"] + (["gemv"] if (M == 1 or N == 1) else [])
+        for algo in algos:
+            guarded(f"ring_matmul[{algo}] {ashape}x{bshape}", lambda: check(
+                f"ring_matmul[{algo}] {ashape}x{bshape} ta={ta} tb={tb}",
+                nat.cuda_ring_matmul(a, b, transpose_a=ta, transpose_b=tb, algo=algo), want))
+
+
+def check_rss_matmul(nat):
+    cases = [((4, 6), (6, 3), False, False), ((65, 33), (33, 129), False, False),
+             ((33, 65), (129, 33), True, True), ((2, 40, 50), (50, 30), False, False),
+             ((470, 1781), (1781, 1), False, False), ((470, 1781), (470, 1), True, False),
+             ((300, 300), (300, 300), False, False)]
+    for xs, ys, ta, tb in cases:
+        x0, x1, y0, y1 = rand_i64(xs), rand_i64(xs), rand_i64(ys), rand_i64(ys)
+        k0, k1 = seed(), seed()
+        n0, n1 = int(RNG.integers(0, 2**40)), int(RNG.integers(0, 2**40))
+        cpu = nat.rss_matmul(x0, x1, y0, y1, k0, k1, n0, n1, transpose_a=ta, transpose_b=tb)
+        with np.errstate(over="ignore"):
+            s0 = (k0.view(np.uint32) + np.uint32(n0 & 0xFFFFFFFF)).view(np.int32)
+            s1 = (k1.view(np.uint32) + np.uint32(n1 & 0xFFFFFFFF)).view(np.int32)
+            ysum = (y0.view(np.uint64) + y1.view(np.uint64)).view(np.int64)
+            prod = ref_matmul(x0, ysum, ta, tb).view(np.uint64) + ref_matmul(x1, y0, ta, tb).view(np.uint64)
+            shape = list(prod.shape)
+            a = (nat.seeded_uniform(shape, s0, -(2**63), 2**63 - 1).view(np.uint64)
+                 - nat.seeded_uniform(shape, s1, -(2**63), 2**63 - 1).view(np.uint64))
+            want = (prod + a).view(np.int64)
+        check(f"CPU rss_matmul agrees with NumPy {xs}x{ys}", cpu, want)
+        for algo in ["auto", "simt", "tensor_core"]:
+            guarded(f"rss_matmul[{algo}] {xs}x{ys}", lambda: check(
+                f"rss_matmul[{algo}] {xs}x{ys} ta={ta} tb={tb}",
+                nat.cuda_rss_matmul(x0, x1, y0, y1, k0, k1, n0, n1, transpose_a=ta, transpose_b=tb, algo=algo), want))
+
+
+def check_truncation(nat):
+    for shape in [(0,), (1,), (13,), (1000, 17)]:
+        x0, x1, x2 = rand_i64(shape), rand_i64(shape), rand_i64(shape)
+        key, nonce, amount = seed(), int(RNG.integers(0, 2**40)), int(RNG.integers(1, 63))
+        check(f"truncate_local_p0 {shape} d={amount}", nat.cuda_truncate_local_p0(x0, amount), x0 >> amount)
+        check(f"truncate_local_p0 vs CPU {shape}", nat.cuda_truncate_local_p0(x0, amount), nat.truncate_local_p0(x0, amount))
+        y1, r = nat.cuda_truncate_local_p1(x1, x2, key, nonce, amount)
+        cy1, cr = nat.truncate_local_p1(x1, x2, key, nonce, amount)
+        with np.errstate(over="ignore"):
+            seed_n = (key.view(np.uint32) + np.uint32(nonce & 0xFFFFFFFF)).view(np.int32)
+            rr = nat.seeded_uniform(list(shape), seed_n, -(2**63), 2**63 - 1)
+            t = (x1.view(np.uint64) + x2.view(np.uint64)).view(np.int64) >> amount
+            want_y1 = (t.view(np.uint64) - rr.view(np.uint64)).view(np.int64)
+        check(f"truncate_local_p1 y1 {shape}", y1, want_y1)
+        check(f"truncate_local_p1 r {shape}", r, rr)
+        check(f"truncate_local_p1 vs CPU {shape}", np.stack([y1, r]), np.stack([cy1, cr]))
+        check(f"truncate_local_p2 vs CPU {shape}", nat.cuda_truncate_local_p2(key, nonce, list(shape)),
+              nat.truncate_local_p2(key, nonce, list(shape)))
+
+
+def check_device_arrays(nat):
+    try:
+        import cupy as cp
+    except Exception as e:  # noqa: BLE001
+        CHECKS.append({"name": "device arrays via CuPy", "ok": True, "detail": f"skipped: cupy unavailable ({e})"})
+        print(f"  [skip] device arrays: cupy unavailable ({e})")
+        return
+    a, b = rand_i64((300, 200)), rand_i64((200, 100))
+    out = nat.cuda_ring_matmul(cp.asarray(a), cp.asarray(b))
+    check("ring_matmul with CuPy inputs -> CudaBuffer -> cupy.asarray", cp.asarray(out).get(), ref_matmul(a, b))
+    check("CudaBuffer.numpy()", out.numpy(), ref_matmul(a, b))
+    x0, x1 = rand_i64((1000,)), rand_i64((1000,))
+    key, nonce = seed(), 12345
+    y1, r = nat.cuda_truncate_local_p1(cp.asarray(x0), cp.asarray(x1), key, nonce, 13)
+    cy1, cr = nat.truncate_local_p1(x0, x1, key, nonce, 13)
+    check("truncate_local_p1 with CuPy inputs", np.stack([cp.asarray(y1).get(), cp.asarray(r).get()]), np.stack([cy1, cr]))
+
+
+def check_large(nat):
+    n = 8192
+    try:
+        import cupy as cp
+    except Exception:  # noqa: BLE001
+        cp = None
+    a, b = rand_i64((n, n)), rand_i64((n, n))
+    t0 = time.time()
+    tc = nat.cuda_ring_matmul(a, b, algo="tensor_core")
+    simt = nat.cuda_ring_matmul(a, b, algo="simt")
+    check(f"8192^3 tensor_core == simt (bit for bit)", tc, simt, f"({time.time() - t0:.1f}s incl. copies)")
+    rows = RNG.choice(n, size=4, replace=False)
+    check("8192^3 tensor_core rows vs NumPy", tc[rows], ref_matmul(a[rows], b))
+    del cp
+
+
+def median_ms(d):
+    return statistics.median(d["ms"])
+
+
+def bench(nat, results):
+    # copy bandwidth: a device-to-device copy reads and writes nbytes each
+    nbytes = 1 << 30
+    ms = nat.cuda_bench_copy(nbytes, 10)
+    copy_gbs = 2 * nbytes / (statistics.median(ms) * 1e-3) / 1e9
+    results["copy_bandwidth_gb_s"] = copy_gbs
+    print(f"\n  device copy bandwidth (read+write): {copy_gbs:8.1f} GB/s")
+    print(f"\n  {'shape':<28}{'algo':<13}{'median ms':>11}{'T int64-MAC/s':>15}")
+    gemm = []
+    for size in (4096, 8192):
+        for algo in ("simt", "tensor_core"):
+            try:
+                d = nat.cuda_bench_ring_matmul(size, size, size, algo=algo, warmup=2, reps=5)
+            except Exception as e:  # noqa: BLE001
+                gemm.append({"M": size, "N": size, "K": size, "algo": algo, "error": str(e)})
+                print(f"  {size}^3 {algo}: {e}")
+                continue
+            med = median_ms(d)
+            tmac = size**3 / (med * 1e-3) / 1e12
+            gemm.append({"M": size, "N": size, "K": size, "algo": d["algo"], "median_ms": med,
+                         "all_ms": d["ms"], "ring_gemm_tmac_per_s": tmac})
+            print(f"  {f'{size}^3':<28}{d['algo']:<13}{med:11.3f}{tmac:15.3f}")
+    results["ring_gemm"] = gemm
+    mv = []
+    for name, (M, N, K, ta) in {"470x17814 @ 17814x1": (470, 1, 17814, False),
+                                "(470x17814)^T @ 470x1": (17814, 1, 470, True)}.items():
+        d = nat.cuda_bench_ring_matmul(M, N, K, transpose_a=ta, algo="gemv", warmup=3, reps=20)
+        med = median_ms(d)
+        nbytes = 8 * (M * K + K + M)
+        gbs = nbytes / (med * 1e-3) / 1e9
+        frac = gbs / copy_gbs
+        mv.append({"shape": name, "M": M, "N": N, "K": K, "transpose_a": ta, "algo": d["algo"], "median_ms": med,
+                   "bytes": nbytes, "gb_s": gbs, "fraction_of_copy_bandwidth": frac,
+                   "ring_gemm_tmac_per_s": M * N * K / (med * 1e-3) / 1e12})
+        print(f"  {name:<28}{d['algo']:<13}{med:11.4f}   {gbs:7.1f} GB/s = {100 * frac:5.1f}% of copy bw")
+    results["matvec"] = mv
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--module-dir", required=True, help="folder holding the CUDA-enabled _native*.so")
+    ap.add_argument("--out", required=True, help="output folder for gpu_check.json")
+    ap.add_argument("--skip-bench", action="store_true")
+    args = ap.parse_args()
+    sys.path.insert(0, os.path.abspath(args.module_dir))
+    import _native as nat  # noqa: E402  (the module built by gpu_check.sh, not an installed package)
+
+    results = {"tool": "bench/gpu_check.py", "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+               "host": platform.node(), "python": platform.python_version(), "numpy": np.__version__}
+    if "cuda" not in nat.families() or not nat.cuda_available():
+        print("no CUDA family or no usable GPU in this _native build", file=sys.stderr)
+        results["error"] = "no CUDA device"
+        json.dump(results, open(os.path.join(args.out, "gpu_check.json"), "w"), indent=1)
+        return 2
+    results["card"] = nat.cuda_device_name()
+    print(f"card: {results['card']}")
+    t0 = time.time()
+    for title, fn in [("PRG and zero sharing", check_prg), ("ring_matmul", check_ring_matmul),
+                      ("rss_matmul", check_rss_matmul), ("truncation (ABY3 local)", check_truncation),
+                      ("device arrays", check_device_arrays), ("large GEMM", check_large)]:
+        print(f"\n== {title}", flush=True)
+        guarded(title, lambda: fn(nat))
+    results["checks"] = CHECKS
+    results["all_correct"] = all(c["ok"] for c in CHECKS)
+    results["check_seconds"] = time.time() - t0
+    if not args.skip_bench:
+        print("\n== timings (CUDA events, medians after warm-up)")
+        guarded("benchmarks", lambda: bench(nat, results))
+        results["checks"] = CHECKS
+        results["all_correct"] = all(c["ok"] for c in CHECKS)
+    nfail = sum(1 for c in CHECKS if not c["ok"])
+    print(f"\n{len(CHECKS) - nfail}/{len(CHECKS)} checks passed; card {results['card']}")
+    path = os.path.join(args.out, "gpu_check.json")
+    with open(path, "w") as f:
+        json.dump(results, f, indent=1)
+    print(f"wrote {path}")
+    return 0 if nfail == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

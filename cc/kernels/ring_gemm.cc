@@ -93,7 +93,8 @@ const IsaKernels& Kernels() {
 }
 
 // Blocking: A block MC x KC (L2), B panel KC x NC (L3), micro-panels KC x NR (L1).
-constexpr i64 kMc = 96;
+// MC is at most kMc; smaller when that gives the thread pool too few output tiles.
+constexpr i64 kMc = 192;
 constexpr i64 kKc = 256;
 constexpr i64 kNc = 512;
 
@@ -180,10 +181,17 @@ void GemmBlocked(i64 batch, i64 M, i64 N, i64 K, const GemmTerm* terms, int nter
                  const ParallelFor& pf) {
   const IsaKernels& isa = Kernels();
   const int mr = isa.mr, nr = isa.nr;
-  const i64 mb = (M + kMc - 1) / kMc;
   const i64 nb = (N + kNc - 1) / kNc;
+  // Row blocks: as large as kMc allows (B is packed once per row block), but at least 4 output
+  // tiles in all when M permits, of balanced height (a multiple of MR).
+  i64 mb = (M + kMc - 1) / kMc;
+  const i64 want = (4 + batch * nb - 1) / (batch * nb);
+  mb = std::max(mb, std::min((M + mr - 1) / mr, want));
+  i64 mcb = (M + mb - 1) / mb;
+  mcb = ((mcb + mr - 1) / mr) * mr;
+  mb = (M + mcb - 1) / mcb;
   const i64 tasks = batch * mb * nb;
-  const i64 cost = std::min<i64>(kMc, M) * std::min<i64>(kNc, N) * std::max<i64>(K, 1) * nterms;
+  const i64 cost = std::min<i64>(mcb, M) * std::min<i64>(kNc, N) * std::max<i64>(K, 1) * nterms;
   pf(tasks, cost, [&](i64 t0, i64 t1) {
     // Per-thread packing buffers, kept across calls (no page faults per product).
     thread_local Buffer abuf, bbuf;
@@ -194,7 +202,7 @@ void GemmBlocked(i64 batch, i64 M, i64 N, i64 K, const GemmTerm* terms, int nter
       const i64 b = t / (mb * nb);
       const i64 jb = (t / mb) % nb;
       const i64 ib = t % mb;
-      const i64 i0 = ib * kMc, mc = std::min(kMc, M - i0);
+      const i64 i0 = ib * mcb, mc = std::min(mcb, M - i0);
       const i64 j0 = jb * kNc, nc = std::min(kNc, N - j0);
       u64* c = out + b * M * N;
       if (K == 0 || nterms == 0) {

@@ -226,8 +226,9 @@ class SecureLogisticRegression:
         import tensorflow as tf
 
         cfg = self.config
-        if split not in ("horizontal", "vertical"):
-            raise ValueError(f"split must be horizontal or vertical, got {split!r}")
+        from ..data import check_owners
+
+        check_owners(owners, split)  # gene lists, record counts, labels, both classes
         n = owners[0].n if split == "vertical" else sum(o.n for o in owners)
         d = sum(o.d for o in owners) if split == "vertical" else owners[0].d
         tfe, prot = self._setup(len(owners))

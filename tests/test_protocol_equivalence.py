@@ -150,3 +150,40 @@ def test_fused_ops_read_only_their_own_party():
                     continue
             assert party(src) == p or src.type == "Const", (
                 f"{op.name} on party {p} reads {t.name} produced on party {party(src)}")
+
+
+def test_compiled_functions_get_fresh_randomness_each_call():
+    """Stock TFE bakes nonces into compiled functions: every call reuses the same zero sharing
+    (identical output shares for identical inputs). AcceleratedABY3 mixes a per-call counter into
+    the keys: fresh shares each call, same revealed value, stock keys on the first call."""
+    v = np.full((4,), 3.0)  # unscaled integers: no truncation, deterministic given the keys
+    results = {}
+    for label, prot in (("stock", tfe.protocol.ABY3()), ("acc", AcceleratedABY3())):
+        tfe.set_protocol(prot)
+        x = tfe.define_private_variable(v, apply_scaling=False)
+        f = tfe.function(lambda x: x * x)
+        outs = [f(x) for _ in range(3)]
+        results[label] = ([o.unwrapped[1][0].value.numpy() for o in outs],
+                          [o.reveal().to_native().numpy() for o in outs])
+    stock_shares, stock_vals = results["stock"]
+    acc_shares, acc_vals = results["acc"]
+    assert all(np.array_equal(stock_shares[0], s) for s in stock_shares[1:])  # the stock flaw
+    assert not np.array_equal(acc_shares[0], acc_shares[1])
+    assert not np.array_equal(acc_shares[1], acc_shares[2])
+    for vals in (stock_vals, acc_vals):
+        for got in vals:
+            np.testing.assert_array_equal(got, v * v)
+
+
+def test_fresh_randomness_is_opt_out():
+    prot = AcceleratedABY3(fresh_randomness_per_call=False)
+    tfe.set_protocol(prot)
+    x = tfe.define_private_variable(np.ones(3), apply_scaling=False)
+    f = tfe.function(lambda x: x * x)
+    a, b = f(x), f(x)
+    np.testing.assert_array_equal(a.unwrapped[0][0].value.numpy(), b.unwrapped[0][0].value.numpy())
+
+
+def test_bad_constructor_arguments():
+    with pytest.raises(ValueError, match="truncation must be one of"):
+        AcceleratedABY3(truncation="fast")

@@ -123,11 +123,13 @@ void Dot(i64 r0, i64 r1, i64 K, const u64* mat, i64 ld, const u64* v0, const u64
   }
 }
 
-// Axpy form: columns [c0, c1) in chunks that stay in L1; 4 matrix rows per pass over a chunk.
+// Axpy form: columns [c0, c1) in chunks whose output stays in L2; 8 matrix rows per pass over a
+// chunk (each pass streams 8 long contiguous row pieces and touches the output once).
 template <bool kTwo>
 void AxpyImpl(i64 R, i64 c0, i64 c1, const u64* mat, i64 ld, const u64* v0, const u64* v1,
               u64* out0, u64* out1, bool accumulate) {
-  constexpr i64 kChunk = 8192;  // 64 KiB of output per pass (L2); long contiguous row reads
+  constexpr i64 kChunk = 8192;  // 64 KiB of output per pass
+  constexpr int kRows = 8;
   for (i64 cb = c0; cb < c1; cb += kChunk) {
     const i64 ce = std::min(c1, cb + kChunk);
     if (!accumulate) {
@@ -136,58 +138,30 @@ void AxpyImpl(i64 R, i64 c0, i64 c1, const u64* mat, i64 ld, const u64* v0, cons
         for (i64 c = cb; c < ce; ++c) out1[c] = 0;
     }
     i64 r = 0;
-    for (; r + 4 <= R; r += 4) {
-      const u64* m0 = mat + r * ld;
-      const u64* m1 = m0 + ld;
-      const u64* m2 = m1 + ld;
-      const u64* m3 = m2 + ld;
-      const __m512i a0 = _mm512_set1_epi64(static_cast<long long>(v0[r]));
-      const __m512i a1 = _mm512_set1_epi64(static_cast<long long>(v0[r + 1]));
-      const __m512i a2 = _mm512_set1_epi64(static_cast<long long>(v0[r + 2]));
-      const __m512i a3 = _mm512_set1_epi64(static_cast<long long>(v0[r + 3]));
-      __m512i e0 = a0, e1 = a1, e2 = a2, e3 = a3;
-      if (kTwo) {
-        e0 = _mm512_set1_epi64(static_cast<long long>(v1[r]));
-        e1 = _mm512_set1_epi64(static_cast<long long>(v1[r + 1]));
-        e2 = _mm512_set1_epi64(static_cast<long long>(v1[r + 2]));
-        e3 = _mm512_set1_epi64(static_cast<long long>(v1[r + 3]));
+    for (; r < R; r += kRows) {
+      const int rows = static_cast<int>(std::min<i64>(kRows, R - r));
+      const u64* m[kRows];
+      __m512i a[kRows], e[kRows];
+#pragma GCC unroll 8
+      for (int j = 0; j < kRows; ++j) {
+        // rows past the end repeat the last row with a zero coefficient
+        m[j] = mat + (r + std::min(j, rows - 1)) * ld;
+        a[j] = _mm512_set1_epi64(j < rows ? static_cast<long long>(v0[r + j]) : 0);
+        e[j] = _mm512_set1_epi64(kTwo && j < rows ? static_cast<long long>(v1[r + j]) : 0);
       }
       for (i64 c = cb; c < ce; c += 8) {
-        const __mmask8 m = (ce - c >= 8) ? static_cast<__mmask8>(0xFF)
-                                         : static_cast<__mmask8>((1u << (ce - c)) - 1u);
-        const __m512i x0 = _mm512_maskz_loadu_epi64(m, m0 + c);
-        const __m512i x1 = _mm512_maskz_loadu_epi64(m, m1 + c);
-        const __m512i x2 = _mm512_maskz_loadu_epi64(m, m2 + c);
-        const __m512i x3 = _mm512_maskz_loadu_epi64(m, m3 + c);
-        __m512i s = _mm512_add_epi64(_mm512_mullo_epi64(a0, x0), _mm512_mullo_epi64(a1, x1));
-        s = _mm512_add_epi64(s, _mm512_add_epi64(_mm512_mullo_epi64(a2, x2),
-                                                 _mm512_mullo_epi64(a3, x3)));
-        _mm512_mask_storeu_epi64(out0 + c, m,
-                                 _mm512_add_epi64(_mm512_maskz_loadu_epi64(m, out0 + c), s));
-        if (kTwo) {
-          __m512i t = _mm512_add_epi64(_mm512_mullo_epi64(e0, x0), _mm512_mullo_epi64(e1, x1));
-          t = _mm512_add_epi64(t, _mm512_add_epi64(_mm512_mullo_epi64(e2, x2),
-                                                   _mm512_mullo_epi64(e3, x3)));
-          _mm512_mask_storeu_epi64(out1 + c, m,
-                                   _mm512_add_epi64(_mm512_maskz_loadu_epi64(m, out1 + c), t));
+        const __mmask8 mk = (ce - c >= 8) ? static_cast<__mmask8>(0xFF)
+                                          : static_cast<__mmask8>((1u << (ce - c)) - 1u);
+        __m512i s = _mm512_maskz_loadu_epi64(mk, out0 + c);
+        __m512i t = kTwo ? _mm512_maskz_loadu_epi64(mk, out1 + c) : s;
+#pragma GCC unroll 8
+        for (int j = 0; j < kRows; ++j) {
+          const __m512i x = _mm512_maskz_loadu_epi64(mk, m[j] + c);
+          s = _mm512_add_epi64(s, _mm512_mullo_epi64(a[j], x));
+          if (kTwo) t = _mm512_add_epi64(t, _mm512_mullo_epi64(e[j], x));
         }
-      }
-    }
-    for (; r < R; ++r) {
-      const u64* m0 = mat + r * ld;
-      const __m512i a0 = _mm512_set1_epi64(static_cast<long long>(v0[r]));
-      const __m512i e0 = kTwo ? _mm512_set1_epi64(static_cast<long long>(v1[r])) : a0;
-      for (i64 c = cb; c < ce; c += 8) {
-        const __mmask8 m = (ce - c >= 8) ? static_cast<__mmask8>(0xFF)
-                                         : static_cast<__mmask8>((1u << (ce - c)) - 1u);
-        const __m512i x0 = _mm512_maskz_loadu_epi64(m, m0 + c);
-        _mm512_mask_storeu_epi64(
-            out0 + c, m,
-            _mm512_add_epi64(_mm512_maskz_loadu_epi64(m, out0 + c), _mm512_mullo_epi64(a0, x0)));
-        if (kTwo)
-          _mm512_mask_storeu_epi64(
-              out1 + c, m,
-              _mm512_add_epi64(_mm512_maskz_loadu_epi64(m, out1 + c), _mm512_mullo_epi64(e0, x0)));
+        _mm512_mask_storeu_epi64(out0 + c, mk, s);
+        if (kTwo) _mm512_mask_storeu_epi64(out1 + c, mk, t);
       }
     }
   }

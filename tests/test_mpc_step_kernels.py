@@ -463,3 +463,117 @@ def test_tf_bad_inputs(rng):
     # the raw op with a Tout that is not the halving of Tin has no kernel
     with pytest.raises((tf.errors.NotFoundError, tf.errors.InvalidArgumentError)):
         ops._ops.mpc_kogge_stone_round(x, x, x, x, k, 0, k, 0, Tout=tf.int16)
+
+
+# ----------------------------------------------------------------- sigmoid, chained by hand
+
+SIGMOID = {
+    "5_piecewise_linear": ((-4, -1.5, 1.5, 4),
+                           ((1e-4,), (0.281, 0.066), (0.5, 0.212), (0.719, 0.066), (1 - 1e-4,))),
+    "3_piecewise_linear": ((-2.5, 2.5), ((1e-4,), (0.50, 0.17), (1 - 1e-4,))),
+}
+
+
+def _sigmoid_ref(x, approx):
+    c, coeffs = SIGMOID[approx]
+    conds = [x <= p for p in c]
+    vals = [np.full_like(x, cf[0]) if len(cf) == 1 else cf[0] + cf[1] * x for cf in coeffs]
+    return np.select(conds, vals[:-1], vals[-1])
+
+
+def _trunc_heuristic_chain(K, keys, N, off, r_seed, x_sh, k, n_shape):
+    """Heuristic truncation of k_j * x (TFE mul_public_private then truncate), [K] + shape."""
+    amount, lift, unlift = 16, ops.heuristic_lift(), ops.heuristic_unlift(16)
+    shape = [K] + list(n_shape)
+    r1, s1, m1, z20, z21 = nat.trunc_msb0_dealer(keys[2][1], int(N[2]) + off, keys[2][0],
+                                                 int(N[1]) + off, r_seed, shape, amount, unlift)
+    c0 = nat.trunc_msb0_mask_scaled_p0(x_sh[0][0], x_sh[0][1], k, keys[0][0], int(N[2]) + off, lift)
+    c1 = nat.trunc_msb0_mask_scaled_p1(x_sh[1][1], k, r1)
+    yt0, z00 = nat.trunc_msb0_unmask_p0(c0, c1, keys[0][0], int(N[2]) + off, amount, unlift)
+    yt1, z11 = nat.trunc_msb0_unmask_p1(c0, c1, s1, m1, keys[1][1], int(N[1]) + off, amount)
+    mid = nat.trunc_msb0_combine(yt0, yt1)
+    return [(z00, mid), (mid, z11), (z20, z21)]
+
+
+def _sigmoid_chain(prot, xs, approx, r_seeds):
+    """TFE's _sigmoid_private from our per-party kernels, three parties by hand; messages are
+    the tuple elements passed from one party's outputs to another's inputs."""
+    c, coeffs = SIGMOID[approx]
+    C, K = len(c), len(c) + 1
+    enc = lambda v: (np.asarray(v, np.float64) * 2.0**16).astype(np.int64)  # noqa: E731
+    piv = enc(np.array(c, np.float64))
+    c0 = enc(np.array([cf[0] for cf in coeffs], np.float32))  # TFE: tf.constant -> float32
+    c1 = enc(np.array([cf[1] if len(cf) > 1 else 0 for cf in coeffs], np.float32))
+    keys, N = _keys(prot), prot.pairwise_nonces().copy()
+    sh = [(xs[0], xs[1]), (xs[1], xs[2]), (xs[2], xs[0])]
+    shape = xs[0].shape
+
+    def kn(i, off):
+        return keys[i][0], int(N[(i + 2) % 3]) + off, keys[i][1], int(N[i]) + off
+
+    # 1. comparisons: msb(c - tile(x)) for all pivots at once (nonces +0 .. +13)
+    d = [nat.pivot_diff(i, *sh[i], piv) for i in range(3)]
+    ds = [d[0][0], d[0][1], d[1][1]]
+    assert np.array_equal(d[1][0], d[0][1]) and np.array_equal(d[2][0], d[1][1])
+    msb = _msb_chain_nonces(keys, N, ds)
+    # 2. piece selection b = [~msb, 1] & [1, ~msb ^ 1] (nonce +14); z_i goes to P_{i-1}
+    z = [nat.piece_select_and(i, *msb[i], *kn(i, 14)) for i in range(3)]
+    b = [(z[i], z[(i + 1) % 3]) for i in range(3)]
+    # 3. f = c0 + trunc(c1 * tile(x))  (TFE multi_polynomial; x**1 is x; nonce +15)
+    f = _trunc_heuristic_chain(K, keys, N, 15, r_seeds[0], sh, c1, shape)
+    # 4. mul_ab(f, b) and the sum over pieces (nonces +16 .. +19)
+    o0 = nat.mul_ab_step1(0, *f[0], c0, *b[0], *kn(0, 16))
+    o1 = nat.mul_ab_step1(1, *f[1], c0, *b[1], *kn(1, 16))
+    o2 = nat.mul_ab_step1(2, *f[2], c0, *b[2], *kn(2, 16))
+    y0 = nat.mul_ab_step2(0, *b[0], own=o0[3], in1=o1[0], in2=o2[0], m=o1[4], wc=o2[3])
+    y1 = nat.mul_ab_step2(1, *b[1], own=o1[0], in1=o0[3], in2=o2[2], m=o0[1], wc=o2[1])
+    y2 = nat.mul_ab_step2(2, *b[2], own=o2[0], own2=o2[2], m=o0[2], wc=o1[1], m2=o1[3],
+                          wc2=o0[4])
+    return [y0, y1, y2]
+
+
+def _msb_chain_nonces(keys, N, ds):
+    sh = [(ds[0], ds[1]), (ds[1], ds[2]), (ds[2], ds[0])]
+
+    def kn(i, off):
+        return keys[i][0], int(N[(i + 2) % 3]) + off, keys[i][1], int(N[i]) + off
+
+    setup = [nat.bit_extract_setup(i, *sh[i], *kn(i, 0)) for i in range(3)]
+    zero = np.zeros_like(ds[0])
+    op1 = [(setup[0], setup[1]), (setup[1], setup[2]), (setup[2], setup[0])]
+    op2 = [(zero, zero), (zero, ds[2]), (ds[2], zero)]
+    outs = [nat.carry_setup_and(*op1[i], *op2[i], *kn(i, 1)) for i in range(3)]
+    G = [(outs[i][0], outs[(i + 1) % 3][0]) for i in range(3)]
+    P = [(outs[i][1], outs[i][2]) for i in range(3)]
+    for rnd in range(6):
+        r = [nat.kogge_stone_round(*G[i], *P[i], *kn(i, 2 + 2 * rnd)) for i in range(3)]
+        G = [nat.kogge_stone_update(r[i][2], r[i][3], r[i][0], r[(i + 1) % 3][0])
+             for i in range(3)]
+        P = [(r[i][1], r[(i + 1) % 3][1]) for i in range(3)]
+    return [tuple(((G[i][j] & 1) ^ outs[i][3 + j]).astype(bool) for j in range(2))
+            for i in range(3)]
+
+
+@pytest.mark.parametrize("approx", ["5_piecewise_linear", "3_piecewise_linear"])
+def test_sigmoid_chain_matches_stock_shares(aby3, rng, approx, monkeypatch):
+    import tf_encrypted.tensor.native as tfe_native
+
+    prot = aby3
+    vals = rng.uniform(-6, 6, size=(3, 7))
+    vals.reshape(-1)[:6] = [-4.0, -1.5, 0.0, 1.5, 4.0, 2.5]  # on the pivots (<= takes the lower piece)
+    xs = _share_value(rng, vals, 16)
+    r_seeds = [rand_key(rng)]
+    it = iter(r_seeds)
+    N0 = prot.pairwise_nonces().copy()
+    monkeypatch.setattr(tfe_native.secure_random, "secure_seed", lambda *a, **k: tf.constant(next(it)))
+    stock = _shares(prot.sigmoid(_private_from_shares(prot, xs), approx_type=approx))
+    monkeypatch.undo()
+    assert list(prot.pairwise_nonces() - N0) == [20, 20, 20]
+    prot.pairwise_nonces_ = N0.copy()
+    ours = _sigmoid_chain(prot, xs, approx, r_seeds)
+    for i in range(3):
+        for j in range(2):
+            np.testing.assert_array_equal(ours[i][j], stock[i][j], err_msg=f"share [{i}][{j}]")
+    got = _reveal(ours) / 2.0**16
+    np.testing.assert_allclose(got, _sigmoid_ref(np.round(vals * 2**16) / 2**16, approx),
+                               atol=4 * 2.0**-16)

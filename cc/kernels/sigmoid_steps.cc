@@ -151,6 +151,213 @@ void KoggeStoneUpdate(const T* gs1_a, const T* gs1_b, const T* zg_own, const T* 
   });
 }
 
+
+// ---------------------------------------------------------------- sigmoid piece evaluation
+
+void PivotDiff(int party, const u64* x_a, const u64* x_b, const u64* pivots, i64 C, i64 n,
+               u64* d_a, u64* d_b, const ParallelFor& pf) {
+  if (party < 0 || party > 2)
+    throw KernelArgumentError("party must be 0, 1 or 2, got " + std::to_string(party));
+  if (C < 1) throw KernelArgumentError("need at least one pivot, got " + std::to_string(C));
+  ForChunks(C * n, 1, pf, [&](i64 b, i64 e) {
+    for (i64 t = b; t < e; ++t) {
+      const i64 i = t % n;
+      const u64 c = pivots[t / n];
+      d_a[t] = (party == 0 ? c : 0) - x_a[i];
+      d_b[t] = (party == 2 ? c : 0) - x_b[i];
+    }
+  });
+}
+
+void PieceSelectAnd(int party, const bool* msb_a, const bool* msb_b, i64 C, i64 n,
+                    const u32 key_a[8], i64 nonce_a, const u32 key_b[8], i64 nonce_b, bool* z,
+                    const ParallelFor& pf) {
+  if (party < 0 || party > 2)
+    throw KernelArgumentError("party must be 0, 1 or 2, got " + std::to_string(party));
+  if (C < 1) throw KernelArgumentError("need at least one pivot, got " + std::to_string(C));
+  const i64 K = C + 1, total = K * n;
+  if (total <= 0) return;
+  // The bool factory's zero share: int32 draws over [0, 2) cast to bool, per key.
+  u32 sa[8], sb[8];
+  SeedPlusNonce(key_a, nonce_a, sa);
+  SeedPlusNonce(key_b, nonce_b, sb);
+  std::vector<std::int32_t> fa(static_cast<size_t>(total)), fb(static_cast<size_t>(total));
+  SeededUniformInt32(sa, 0, 2, fa.data(), total, pf);
+  SeededUniformInt32(sb, 0, 2, fb.data(), total, pf);
+  // ~msb (TFE `_not_private`) flips P0's first and P2's second share; `_ones_private` puts the
+  // 1 in the same two shares; `pivots ^ 1` (xor with a public) flips every share.
+  const bool flip_a = party == 0, flip_b = party == 2;
+  const bool one_a = party == 0, one_b = party == 2;
+  ForChunks(total, 2, pf, [&](i64 b, i64 e) {
+    for (i64 t = b; t < e; ++t) {
+      const i64 j = t / n, i = t % n;
+      bool le_a, le_b, gt_a, gt_b;
+      if (j < C) {
+        le_a = msb_a[j * n + i] != flip_a;
+        le_b = msb_b[j * n + i] != flip_b;
+      } else {
+        le_a = one_a;
+        le_b = one_b;
+      }
+      if (j == 0) {
+        gt_a = one_a;
+        gt_b = one_b;
+      } else {
+        gt_a = (msb_a[(j - 1) * n + i] != flip_a) != true;
+        gt_b = (msb_b[(j - 1) * n + i] != flip_b) != true;
+      }
+      const bool alpha = (fa[t] != 0) != (fb[t] != 0);
+      z[t] = ((le_a && gt_a) != (le_a && gt_b)) != ((le_b && gt_a) != alpha);
+    }
+  });
+}
+
+namespace {
+
+// Arithmetic zero share of a party (TFE `_gen_zero_sharing`, ARITHMETIC): U(a) - U(b).
+void ArithZeroShare(const u32 key_a[8], i64 nonce_a, const u32 key_b[8], i64 nonce_b, u64* out,
+                    i64 total, const ParallelFor& pf) {
+  u32 sa[8], sb[8];
+  SeedPlusNonce(key_a, nonce_a, sa);
+  SeedPlusNonce(key_b, nonce_b, sb);
+  ForChunks(total, 40, pf, [&](i64 b, i64 e) {
+    alignas(64) u64 tmp[kChunk];
+    FullRangeInt64At(sa, b, e - b, out + b);
+    FullRangeInt64At(sb, b, e - b, tmp);
+    for (i64 i = b; i < e; ++i) out[i] -= tmp[i - b];
+  });
+}
+
+// The OT sender of `__mul_ab_routine`: m0 = (b_a ^ b_b) * a + s, m1 = a - (b_a ^ b_b) * a + s,
+// masked with w = U([2] + shape) of key_a (pair for P_{i+1}) and of key_b (pair for P_{i-1}).
+// `a` is a(t) for element t.
+template <typename A>
+void OtSender(A a, const bool* b_a, const bool* b_b, const u64* s, i64 total, const u32 key_a[8],
+              i64 nonce_a, const u32 key_b[8], i64 nonce_b, u64* m_next, u64* m_prev,
+              const ParallelFor& pf) {
+  u32 sa[8], sb[8];
+  SeedPlusNonce(key_a, nonce_a, sa);
+  SeedPlusNonce(key_b, nonce_b, sb);
+  ForChunks(total, 170, pf, [&](i64 b, i64 e) {
+    const i64 m = e - b;
+    FullRangeInt64At(sa, b, m, m_next + b);
+    FullRangeInt64At(sa, total + b, m, m_next + total + b);
+    FullRangeInt64At(sb, b, m, m_prev + b);
+    FullRangeInt64At(sb, total + b, m, m_prev + total + b);
+    for (i64 t = b; t < e; ++t) {
+      const u64 av = a(t);
+      const u64 tmp = (b_a[t] != b_b[t]) ? av : 0;
+      const u64 m0 = tmp + s[t], m1 = av - tmp + s[t];
+      m_next[t] ^= m0;
+      m_next[total + t] ^= m1;
+      m_prev[t] ^= m0;
+      m_prev[total + t] ^= m1;
+    }
+  });
+}
+
+// The OT helper: w_c = choice ? w[1] : w[0], w = U([2] + shape) of (key, nonce).
+void OtHelper(const bool* choice, i64 total, const u32 key[8], i64 nonce, u64* wc,
+              const ParallelFor& pf) {
+  u32 sk[8];
+  SeedPlusNonce(key, nonce, sk);
+  ForChunks(total, 80, pf, [&](i64 b, i64 e) {
+    alignas(64) u64 w1[kChunk];
+    FullRangeInt64At(sk, b, e - b, wc + b);
+    FullRangeInt64At(sk, total + b, e - b, w1);
+    for (i64 t = b; t < e; ++t)
+      if (choice[t]) wc[t] = w1[t - b];
+  });
+}
+
+inline u64 OtReceive(bool choice, const u64* pair, i64 total, i64 t, u64 wc) {
+  return (choice ? pair[total + t] : pair[t]) ^ wc;
+}
+
+}  // namespace
+
+void MulAbStep1(int party, const u64* f_a, const u64* f_b, const u64* c0, const bool* b_a,
+                const bool* b_b, i64 K, i64 n, const u32 key_a[8], i64 nonce_a,
+                const u32 key_b[8], i64 nonce_b, const MulAbStep1Out& out,
+                const ParallelFor& pf) {
+  if (party < 0 || party > 2)
+    throw KernelArgumentError("party must be 0, 1 or 2, got " + std::to_string(party));
+  const i64 total = K * n;
+  if (total <= 0) return;
+  // routine 0: zero share at N, OT at N + 1; routine 1: zero share at N + 2, OT at N + 3.
+  ArithZeroShare(key_a, nonce_a, key_b, nonce_b, out.s_r0, total, pf);
+  ArithZeroShare(key_a, nonce_a + 2, key_b, nonce_b + 2, out.s_r1, total, pf);
+  if (party == 0) {
+    // routine 0 sender: a = f0 + c0 (TFE adds the constant term to share 0)
+    OtSender([&](i64 t) { return f_a[t] + c0[t / n]; }, b_a, b_b, out.s_r0, total, key_a,
+             nonce_a + 1, key_b, nonce_b + 1, out.m_next, out.m_prev, pf);
+    // routine 1 (sender P1): P0 helps P1's OT to P2 (choice: share 0 of b = P0's first share)
+    OtHelper(b_a, total, key_b, nonce_b + 3, out.wc_a, pf);
+  } else if (party == 1) {
+    // routine 0 (sender P0): P1 helps P0's OT to P2 (choice: share 2 of b = P1's second share)
+    OtHelper(b_b, total, key_a, nonce_a + 1, out.wc_a, pf);
+    // routine 1 sender: a = f1 + f2
+    OtSender([&](i64 t) { return f_a[t] + f_b[t]; }, b_a, b_b, out.s_r1, total, key_a,
+             nonce_a + 3, key_b, nonce_b + 3, out.m_next, out.m_prev, pf);
+  } else {
+    // routine 0: P2 helps P0's OT to P1 (choice: share 2 = P2's first share)
+    OtHelper(b_a, total, key_b, nonce_b + 1, out.wc_a, pf);
+    // routine 1: P2 helps P1's OT to P0 (choice: share 0 = P2's second share)
+    OtHelper(b_b, total, key_a, nonce_a + 3, out.wc_b, pf);
+  }
+}
+
+void MulAbStep2(int party, const MulAbStep2In& in, const bool* b_a, const bool* b_b, i64 K,
+                i64 n, u64* y_a, u64* y_b, const ParallelFor& pf) {
+  if (party < 0 || party > 2)
+    throw KernelArgumentError("party must be 0, 1 or 2, got " + std::to_string(party));
+  const i64 total = K * n;
+  ForChunks(n, 4 * (K > 0 ? K : 1), pf, [&](i64 b, i64 e) {
+    for (i64 i = b; i < e; ++i) {
+      u64 sa = 0, sb = 0;
+      for (i64 j = 0; j < K; ++j) {
+        const i64 t = j * n + i;
+        if (party == 0) {
+          // routine 0 sender: (s2, s1); routine 1 receiver of the OT to P_{S-1}: (m_c, s0)
+          sa += in.in2[t] + OtReceive(b_a[t], in.m, total, t, in.wc[t]);
+          sb += in.in1[t] + in.own[t];
+        } else if (party == 1) {
+          // routine 0 receiver of the OT to P_{S+1}: (s1, m_c); routine 1 sender: (s0, s2)
+          sa += in.own[t] + in.in1[t];
+          sb += OtReceive(b_b[t], in.m, total, t, in.wc[t]) + in.in2[t];
+        } else {
+          // routine 0 receiver to P_{S-1}: (m_c, s2); routine 1 receiver to P_{S+1}: (s2', m_c)
+          sa += OtReceive(b_a[t], in.m, total, t, in.wc[t]) + in.own2[t];
+          sb += in.own[t] + OtReceive(b_b[t], in.m2, total, t, in.wc2[t]);
+        }
+      }
+      y_a[i] = sa;
+      y_b[i] = sb;
+    }
+  });
+}
+
+void TruncMsb0MaskScaledP0(const u64* x0, const u64* x1, const u64* k, i64 K, i64 n,
+                           const u32 key_02[8], i64 nonce_02, u64 lift, u64* c0,
+                           const ParallelFor& pf) {
+  u32 seed[8];
+  SeedPlusNonce(key_02, nonce_02, seed);
+  ForChunks(K * n, 40, pf, [&](i64 b, i64 e) {
+    FullRangeInt64At(seed, b, e - b, c0 + b);  // row 0 of R02 ([4] + [K] + shape): r0
+    for (i64 t = b; t < e; ++t) {
+      const i64 i = t % n;
+      c0[t] += (x0[i] + x1[i]) * k[t / n] + lift;
+    }
+  });
+}
+
+void TruncMsb0MaskScaledP1(const u64* x2, const u64* k, i64 K, i64 n, const u64* r1, u64* c1,
+                           const ParallelFor& pf) {
+  ForChunks(K * n, 2, pf, [&](i64 b, i64 e) {
+    for (i64 t = b; t < e; ++t) c1[t] = x2[t % n] * k[t / n] + r1[t];
+  });
+}
+
 #define TFE_ACCEL_KS(In, Out)                                                                   \
   template void KoggeStoneRound<In, Out>(const In*, const In*, const In*, const In*,           \
                                          const u32[8], i64, const u32[8], i64, Out*, Out*,     \

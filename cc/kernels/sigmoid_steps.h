@@ -58,6 +58,73 @@ template <typename T>
 void KoggeStoneUpdate(const T* gs1_a, const T* gs1_b, const T* zg_own, const T* zg_recv,
                       T* g_a, T* g_b, i64 n, const ParallelFor& pf);
 
+
+// ---------------------------------------------------------------- sigmoid piece evaluation
+// TFE `polynomial_piecewise(x, c, coeffs)` with C pivots and K = C + 1 linear pieces
+// (sigmoid: 5-piece C = 4, 3-piece C = 2). Pivots and coefficients are passed already encoded
+// exactly as TFE encodes them (int64 ring elements), so the kernels never re-derive them.
+
+// Comparison set-up, any party: the party's shares of d = c - tile(x) ([C] + shape; TFE's
+// `_sub_public_private` adds c_j to share 0, i.e. to P0's first and P2's second share).
+void PivotDiff(int party, const u64* x_a, const u64* x_b, const u64* pivots, i64 C, i64 n,
+               u64* d_a, u64* d_b, const ParallelFor& pf);
+
+// Piece selection, any party: from its shares of msb(c - x) ([C] + shape, bool) builds TFE's
+// le = [~msb, 1] and gt = [1, ~msb ^ 1] ([K] + shape) and returns the local term z of the AND
+// b = le & gt with its boolean zero share (bool factory: SeededUniformInt32 over [0, 2)) at the
+// given nonces. z goes to P_{i-1}; the party's shares of b are then (z, z_received).
+void PieceSelectAnd(int party, const bool* msb_a, const bool* msb_b, i64 C, i64 n,
+                    const u32 key_a[8], i64 nonce_a, const u32 key_b[8], i64 nonce_b, bool* z,
+                    const ParallelFor& pf);
+
+// The pieces' products with their indicators (TFE `mul_ab(f, b)`: two `__mul_ab_routine`s,
+// 3-party OTs, routine 0 with sender P0 at nonces N, routine 1 with sender P1 at N + 2) and the
+// final `reduce_sum` over the K pieces. f is the party's shares of the pieces' values before the
+// constant term c0 (shape [K] + shape); c0 (K values) is added where TFE adds it (share 0).
+// Step 1 (before the OT messages), per party; arrays are [K * n] unless noted, pairs [2 * K * n].
+//   P0: s_r0 (kept), m_to_p1 (pair), m_to_p2 (pair), s_r1 (kept; also to P1), wc_to_p2
+//   P1: s_r0 (kept; also to P0), wc_to_p2, s_r1 (kept), m_to_p2 (pair), m_to_p0 (pair)
+//   P2: s_r0 (kept; also to P0), wc_to_p1, s_r1 (kept; also to P1), wc_to_p0
+struct MulAbStep1Out {
+  u64* s_r0 = nullptr;
+  u64* s_r1 = nullptr;
+  u64* m_next = nullptr;  // sender's masked pair for P_{i+1}
+  u64* m_prev = nullptr;  // sender's masked pair for P_{i-1}
+  u64* wc_a = nullptr;    // P0: wc_to_p2; P1: wc_to_p2; P2: wc_to_p1
+  u64* wc_b = nullptr;    // P2: wc_to_p0
+};
+void MulAbStep1(int party, const u64* f_a, const u64* f_b, const u64* c0, const bool* b_a,
+                const bool* b_b, i64 K, i64 n, const u32 key_a[8], i64 nonce_a,
+                const u32 key_b[8], i64 nonce_b, const MulAbStep1Out& out,
+                const ParallelFor& pf);
+// Step 2 (after the messages), per party: the receivers' OT outputs, both routines' shares
+// added, summed over the K pieces -> the party's two output shares (n each).
+//   P0: in1 = s_r0 from P1, in2 = s_r0 from P2, own = its s_r1, m = pair from P1, wc = from P2
+//   P1: own = its s_r0, m = pair from P0, wc = from P2, in1 = s_r1 from P0, in2 = s_r1 from P2
+//   P2: own = its s_r0, own2 = its s_r1, m = pair from P0, wc = from P1, m2 = pair from P1,
+//       wc2 = from P0
+struct MulAbStep2In {
+  const u64* own = nullptr;
+  const u64* own2 = nullptr;
+  const u64* in1 = nullptr;
+  const u64* in2 = nullptr;
+  const u64* m = nullptr;
+  const u64* wc = nullptr;
+  const u64* m2 = nullptr;
+  const u64* wc2 = nullptr;
+};
+void MulAbStep2(int party, const MulAbStep2In& in, const bool* b_a, const bool* b_b, i64 K,
+                i64 n, u64* y_a, u64* y_b, const ParallelFor& pf);
+
+// MSB-0 truncation masking with TFE's public multiplication fused in front (`mul_public_private`
+// by k_j, then the heuristic truncation): x has n elements, k has K values, the outputs are
+// [K] + shape: P0: c0 = (x0 + x1) * k_j + lift + r0, P1: c1 = x2 * k_j + r1.
+void TruncMsb0MaskScaledP0(const u64* x0, const u64* x1, const u64* k, i64 K, i64 n,
+                           const u32 key_02[8], i64 nonce_02, u64 lift, u64* c0,
+                           const ParallelFor& pf);
+void TruncMsb0MaskScaledP1(const u64* x2, const u64* k, i64 K, i64 n, const u64* r1, u64* c1,
+                           const ParallelFor& pf);
+
 }  // namespace tfe_accel
 
 #endif  // TFE_ACCEL_CC_KERNELS_SIGMOID_STEPS_H_

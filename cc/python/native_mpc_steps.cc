@@ -113,6 +113,46 @@ std::string DtypeName(const py::handle& obj, const char* name) {
   return py::str(py::reinterpret_borrow<py::array>(obj).dtype()).cast<std::string>();
 }
 
+
+using BoolArray = py::array_t<bool, py::array::c_style>;
+
+std::vector<py::ssize_t> Prepend(py::ssize_t k, const std::vector<py::ssize_t>& dims) {
+  std::vector<py::ssize_t> out{k};
+  out.insert(out.end(), dims.begin(), dims.end());
+  return out;
+}
+
+// [K] + rest: returns K and n = prod(rest); `name` must have rank >= 1.
+std::pair<i64, i64> SplitLeading(const py::array& a, const char* name) {
+  if (a.ndim() < 1) throw py::value_error(std::string(name) + " must have rank >= 1 ([pieces] + shape)");
+  const i64 k = a.shape(0);
+  return {k, k == 0 ? 0 : static_cast<i64>(a.size()) / k};
+}
+
+I64Array Vec(const py::handle& obj, const char* name, i64 want) {
+  auto v = Require<std::int64_t>(obj, name);
+  if (v.ndim() != 1 || (want >= 0 && v.shape(0) != want))
+    throw py::value_error(std::string(name) + " must be a vector of " +
+                          (want >= 0 ? std::to_string(want) : std::string("n")) +
+                          " int64 values, got shape " + ShapeStr(v));
+  return v;
+}
+
+I64Array Opt(const py::handle& obj, const char* name, const std::vector<py::ssize_t>& dims,
+             bool needed) {
+  if (!needed) return I64Array(std::vector<py::ssize_t>{0});
+  if (obj.is_none()) throw py::value_error(std::string(name) + " is required for this party");
+  auto a = Require<std::int64_t>(obj, name);
+  if (ShapeOf(a) != dims)
+    throw py::value_error(std::string(name) + " has shape " + ShapeStr(a) + ", expected " +
+                          py::str(py::tuple(py::cast(dims))).cast<std::string>());
+  return a;
+}
+
+void CheckParty(int party) {
+  if (party < 0 || party > 2) throw py::value_error("party must be 0, 1 or 2, got " + std::to_string(party));
+}
+
 }  // namespace
 
 void RegisterMpcSteps(py::module_& m) {
@@ -273,6 +313,114 @@ void RegisterMpcSteps(py::module_& m) {
     throw py::type_error("gs1_a must have dtype int8, int16, int32 or int64, got " + dt);
   }, py::arg("gs1_a"), py::arg("gs1_b"), py::arg("zg_own"), py::arg("zg_recv"),
   "Kogge-Stone G update after the round's messages: (gs1_a ^ zg_own, gs1_b ^ zg_recv).");
+
+  // ---------------- sigmoid piece evaluation
+  m.def("pivot_diff", [](int party, py::handle xao, py::handle xbo, py::handle pv) {
+    CheckParty(party);
+    auto xa = Require<std::int64_t>(xao, "x_a"), xb = Require<std::int64_t>(xbo, "x_b");
+    SameShape(xa, "x_a", xb, "x_b");
+    auto piv = Vec(pv, "pivots", -1);
+    const i64 npiv = piv.shape(0);
+    if (npiv < 1) throw py::value_error("pivots must not be empty");
+    auto dims = Prepend(npiv, ShapeOf(xa));
+    I64Array da(dims), db(dims);
+    Run([&] { PivotDiff(party, C(xa), C(xb), C(piv), npiv, xa.size(), U(da), U(db), Pool()); });
+    return py::make_tuple(da, db);
+  }, py::arg("party"), py::arg("x_a"), py::arg("x_b"), py::arg("pivots"),
+  "Comparison set-up: the party's shares of pivots - tile(x) ([C] + shape).");
+  m.def("piece_select_and", [](int party, py::handle mao, py::handle mbo, py::handle ka, i64 na, py::handle kb, i64 nb) {
+    CheckParty(party);
+    auto ma = Require<bool>(mao, "msb_a"), mb = Require<bool>(mbo, "msb_b");
+    SameShape(ma, "msb_a", mb, "msb_b");
+    auto [Cp, n] = SplitLeading(ma, "msb_a");
+    if (Cp < 1) throw py::value_error("msb_a must have at least one pivot row");
+    auto a = Key(ka, "key_a"), b = Key(kb, "key_b");
+    auto dims = ShapeOf(ma);
+    dims[0] = Cp + 1;
+    BoolArray z(dims);
+    const i64 C = Cp, nn = n;
+    Run([&] { PieceSelectAnd(party, ma.data(), mb.data(), C, nn, a.data(), na, b.data(), nb, z.mutable_data(), Pool()); });
+    return z;
+  }, py::arg("party"), py::arg("msb_a"), py::arg("msb_b"), py::arg("key_a"), py::arg("nonce_a"),
+  py::arg("key_b"), py::arg("nonce_b"),
+  "Piece selection: local term of b = [~msb, 1] & [1, ~msb ^ 1] ([C+1] + shape, bool; to P_{i-1}).");
+  m.def("mul_ab_step1", [](int party, py::handle fao, py::handle fbo, py::handle c0o, py::handle bao, py::handle bbo,
+                           py::handle ka, i64 na, py::handle kb, i64 nb) -> py::tuple {
+    CheckParty(party);
+    auto fa = Require<std::int64_t>(fao, "f_a"), fb = Require<std::int64_t>(fbo, "f_b");
+    auto ba = Require<bool>(bao, "b_a"), bb = Require<bool>(bbo, "b_b");
+    SameShape(fa, "f_a", fb, "f_b");
+    if (ShapeOf(ba) != ShapeOf(fa)) throw py::value_error("b_a must have the same shape as f_a, got " + ShapeStr(ba) + " vs " + ShapeStr(fa));
+    SameShape(ba, "b_a", bb, "b_b");
+    auto [K, n] = SplitLeading(fa, "f_a");
+    auto c0 = Vec(c0o, "c0", K);
+    auto a = Key(ka, "key_a"), b = Key(kb, "key_b");
+    auto dims = ShapeOf(fa);
+    auto pair = Prepend(2, dims);
+    I64Array s0(dims), s1(dims), mn(party == 2 ? dims : pair), mp(party == 2 ? dims : pair), wa(dims);
+    I64Array wb(party == 2 ? dims : std::vector<py::ssize_t>{0});
+    MulAbStep1Out out;
+    out.s_r0 = U(s0); out.s_r1 = U(s1); out.wc_a = U(wa);
+    if (party != 2) { out.m_next = U(mn); out.m_prev = U(mp); } else { out.wc_b = U(wb); }
+    const i64 KK = K, nn = n;
+    Run([&] { MulAbStep1(party, C(fa), C(fb), C(c0), ba.data(), bb.data(), KK, nn, a.data(), na, b.data(), nb, out, Pool()); });
+    if (party == 0) return py::make_tuple(s0, mn, mp, s1, wa);
+    if (party == 1) return py::make_tuple(s0, wa, s1, mn, mp);
+    return py::make_tuple(s0, wa, s1, wb);
+  }, py::arg("party"), py::arg("f_a"), py::arg("f_b"), py::arg("c0"), py::arg("b_a"), py::arg("b_b"),
+  py::arg("key_a"), py::arg("nonce_a"), py::arg("key_b"), py::arg("nonce_b"),
+  "mul_ab(f, b) step 1. P0 -> (s_r0, m_to_p1, m_to_p2, s_r1, wc_to_p2); P1 -> (s_r0, wc_to_p2, s_r1, "
+  "m_to_p2, m_to_p0); P2 -> (s_r0, wc_to_p1, s_r1, wc_to_p0).");
+  m.def("mul_ab_step2", [](int party, py::handle bao, py::handle bbo, py::handle own, py::handle own2,
+                           py::handle in1, py::handle in2, py::handle mo, py::handle wco, py::handle m2o,
+                           py::handle wc2o) {
+    CheckParty(party);
+    auto ba = Require<bool>(bao, "b_a"), bb = Require<bool>(bbo, "b_b");
+    SameShape(ba, "b_a", bb, "b_b");
+    auto [K, n] = SplitLeading(ba, "b_a");
+    auto dims = ShapeOf(ba);
+    auto pair = Prepend(2, dims);
+    const bool p2 = party == 2;
+    auto a_own = Opt(own, "own", dims, true);
+    auto a_own2 = Opt(own2, "own2", dims, p2);
+    auto a_in1 = Opt(in1, "in1", dims, !p2);
+    auto a_in2 = Opt(in2, "in2", dims, !p2);
+    auto a_m = Opt(mo, "m", pair, true);
+    auto a_wc = Opt(wco, "wc", dims, true);
+    auto a_m2 = Opt(m2o, "m2", pair, p2);
+    auto a_wc2 = Opt(wc2o, "wc2", dims, p2);
+    MulAbStep2In in;
+    in.own = C(a_own); in.m = C(a_m); in.wc = C(a_wc);
+    if (p2) { in.own2 = C(a_own2); in.m2 = C(a_m2); in.wc2 = C(a_wc2); } else { in.in1 = C(a_in1); in.in2 = C(a_in2); }
+    std::vector<py::ssize_t> out_dims(dims.begin() + 1, dims.end());
+    I64Array ya(out_dims), yb(out_dims);
+    const i64 KK = K, nn = n;
+    Run([&] { MulAbStep2(party, in, ba.data(), bb.data(), KK, nn, U(ya), U(yb), Pool()); });
+    return py::make_tuple(ya, yb);
+  }, py::arg("party"), py::arg("b_a"), py::arg("b_b"), py::arg("own"), py::arg("own2") = py::none(),
+  py::arg("in1") = py::none(), py::arg("in2") = py::none(), py::arg("m") = py::none(),
+  py::arg("wc") = py::none(), py::arg("m2") = py::none(), py::arg("wc2") = py::none(),
+  "mul_ab(f, b) step 2 and the sum over pieces: the party's two output shares (see sigmoid_steps.h).");
+  m.def("trunc_msb0_mask_scaled_p0", [](py::handle x0o, py::handle x1o, py::handle ko, py::handle key, i64 nonce, std::uint64_t lift) {
+    auto x0 = Require<std::int64_t>(x0o, "x0"), x1 = Require<std::int64_t>(x1o, "x1");
+    SameShape(x0, "x0", x1, "x1");
+    auto k = Vec(ko, "k", -1);
+    auto kk = Key(key, "key");
+    I64Array c0(Prepend(k.shape(0), ShapeOf(x0)));
+    Run([&] { TruncMsb0MaskScaledP0(C(x0), C(x1), C(k), k.shape(0), x0.size(), kk.data(), nonce, lift, U(c0), Pool()); });
+    return c0;
+  }, py::arg("x0"), py::arg("x1"), py::arg("k"), py::arg("key"), py::arg("nonce"), py::arg("lift") = 0,
+  "MSB-0 masking after a public multiplication, P0: c0 = (x0 + x1) * k_j + lift + r0 ([K] + shape).");
+  m.def("trunc_msb0_mask_scaled_p1", [](py::handle x2o, py::handle ko, py::handle r1o) {
+    auto x2 = Require<std::int64_t>(x2o, "x2"), r1 = Require<std::int64_t>(r1o, "r1");
+    auto k = Vec(ko, "k", -1);
+    auto dims = Prepend(k.shape(0), ShapeOf(x2));
+    if (ShapeOf(r1) != dims) throw py::value_error("r1 must have shape [K] + x2.shape, got " + ShapeStr(r1));
+    I64Array c1(dims);
+    Run([&] { TruncMsb0MaskScaledP1(C(x2), C(k), k.shape(0), x2.size(), C(r1), U(c1), Pool()); });
+    return c1;
+  }, py::arg("x2"), py::arg("k"), py::arg("r1"),
+  "MSB-0 masking after a public multiplication, P1: c1 = x2 * k_j + r1 ([K] + shape).");
 }
 
 }  // namespace py_glue

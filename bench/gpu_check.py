@@ -172,6 +172,60 @@ def check_truncation(nat):
               nat.truncate_local_p2(key, nonce, list(shape)))
 
 
+def msb0_chain(nat, prefix, x_shares, keys, nonces, r_seed, amount, lift, unlift):
+    """The heuristic MSB-0 truncation for three parties chained by hand (as truncation.h)."""
+    f = lambda name: getattr(nat, prefix + name)  # noqa: E731
+    x0, x1, x2 = x_shares
+    shape = list(x0.shape)
+    r1, s1, m1, z20, z21 = f("trunc_msb0_dealer")(keys[0], nonces[2], keys[2], nonces[1], r_seed, shape, amount, unlift)
+    c0 = f("trunc_msb0_mask_p0")(x0, x1, keys[0], nonces[2], lift)
+    c1 = f("trunc_msb0_mask_p1")(x2, r1) if prefix else nat.trunc_msb0_mask_p1(x2, r1)
+    yt0, z00 = f("trunc_msb0_unmask_p0")(c0, c1, keys[0], nonces[2], amount, unlift)
+    yt1, z11 = f("trunc_msb0_unmask_p1")(c0, c1, s1, m1, keys[2], nonces[1], amount)
+    z = f("trunc_msb0_combine")(yt0, yt1)
+    return dict(r1=r1, s1=s1, rmsb1=m1, z20=z20, z21=z21, c0=c0, c1=c1, y_tilde0=yt0, z00=z00, y_tilde1=yt1,
+                z11=z11, z=z)
+
+
+def check_msb0(nat):
+    U = lambda sd, shape: nat.seeded_uniform(list(shape), sd, -(2**63), 2**63 - 1).view(np.uint64)  # noqa: E731
+    for shape in [(1,), (13,), (1000, 7)]:
+        amount = int(RNG.integers(1, 40))
+        lift, unlift = 2**62, 2**(62 - amount)
+        x = RNG.integers(-(2**61), 2**61, size=shape, dtype=np.int64)
+        x0, x1 = rand_i64(shape, edge=False), rand_i64(shape, edge=False)
+        with np.errstate(over="ignore"):
+            x2 = (x.view(np.uint64) - x0.view(np.uint64) - x1.view(np.uint64)).view(np.int64)
+        keys = [seed(), seed(), seed()]
+        nonces = [int(v) for v in RNG.integers(0, 2**40, size=3)]
+        r_seed = seed()
+        cpu = msb0_chain(nat, "", (x0, x1, x2), keys, nonces, r_seed, amount, lift, unlift)
+        gpu = msb0_chain(nat, "cuda_", (x0, x1, x2), keys, nonces, r_seed, amount, lift, unlift)
+        for k in cpu:
+            check(f"msb0 {k} vs CPU {shape} d={amount}", np.asarray(gpu[k] if not hasattr(gpu[k], "numpy") else gpu[k].numpy()), cpu[k])
+        # NumPy reference of the dealer and P0's steps, written from truncation.h
+        with np.errstate(over="ignore"):
+            n = int(np.prod(shape))
+            sd = lambda key, nonce: (key.view(np.uint32) + np.uint32(nonce & 0xFFFFFFFF)).view(np.int32)  # noqa: E731
+            R02 = U(sd(keys[0], nonces[2]), (4,) + shape)
+            r = U(r_seed, shape)
+            h = r & np.uint64(1 << 63)
+            s = (r >> np.uint64(amount)) - (h >> np.uint64(amount))
+            check(f"msb0 dealer r1 vs NumPy {shape}", gpu["r1"], (r - R02[0]).view(np.int64))
+            check(f"msb0 dealer s1 vs NumPy {shape}", gpu["s1"], (s - R02[1]).view(np.int64))
+            check(f"msb0 dealer rmsb1 vs NumPy {shape}", gpu["rmsb1"], ((h != 0).astype(np.uint64) - R02[2]).view(np.int64))
+            check(f"msb0 dealer z21 vs NumPy {shape}", gpu["z21"], (R02[3] - np.uint64(unlift)).view(np.int64))
+            c0 = R02[0] + x0.view(np.uint64) + np.uint64(lift) + x1.view(np.uint64)
+            check(f"msb0 mask_p0 vs NumPy {shape}", gpu["c0"], c0.view(np.int64))
+            zsum = (np.asarray(gpu["z00"]).view(np.uint64) + np.asarray(gpu["z"]).view(np.uint64)
+                    + np.asarray(gpu["z11"]).view(np.uint64)).view(np.int64)
+        err = np.abs(zsum - (x >> amount))
+        ok = bool(err.max(initial=0) <= 1)
+        CHECKS.append({"name": f"msb0 heuristic reveal within 1 ulp {shape} d={amount}", "ok": ok,
+                       "detail": f"max error {int(err.max(initial=0))}"})
+        print(f"  [{'ok' if ok else 'FAIL'}] msb0 heuristic reveal within 1 ulp {shape} (max error {int(err.max(initial=0))})")
+
+
 def check_device_arrays(nat):
     try:
         import cupy as cp
@@ -269,6 +323,7 @@ def main():
     t0 = time.time()
     for title, fn in [("PRG and zero sharing", check_prg), ("ring_matmul", check_ring_matmul),
                       ("rss_matmul", check_rss_matmul), ("truncation (ABY3 local)", check_truncation),
+                      ("truncation (MSB-0 / heuristic)", check_msb0),
                       ("device arrays", check_device_arrays), ("large GEMM", check_large)]:
         print(f"\n== {title}", flush=True)
         guarded(title, lambda: fn(nat))

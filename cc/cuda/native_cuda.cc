@@ -298,6 +298,88 @@ py::object CudaTruncP2(const py::handle& key, i64 nonce, const std::vector<i64>&
   return Result(r, device);
 }
 
+// ---- MSB-0 / heuristic truncation (mirrors _native.trunc_msb0_*, cc/kernels/truncation.h)
+void SeedFromKey(const py::handle& key, i64 nonce, const char* name, u32 out[8]) {
+  auto k = SeedArg(key, name);
+  SeedPlusNonce(k.data(), nonce, out);
+}
+
+void SameShapes(const Operands& ops, const std::vector<const char*>& names) {
+  for (size_t i = 1; i < ops.ops.size(); ++i)
+    if (ops.ops[i].shape != ops.ops[0].shape)
+      throw py::value_error(std::string(names[i]) + " must have the same shape as " + names[0]);
+}
+
+py::object CudaMsb0Dealer(const py::handle& k20, i64 n20, const py::handle& k21, i64 n21, const py::handle& rseed,
+                          const std::vector<i64>& shape, int amount, std::uint64_t unlift, bool device) {
+  CheckAmount(amount);
+  u32 s20[8], s21[8];
+  SeedFromKey(k20, n20, "key_20", s20);
+  SeedFromKey(k21, n21, "key_21", s21);
+  auto rs = SeedArg(rseed, "r_seed");
+  auto dims = ShapeArg(shape);
+  std::vector<std::shared_ptr<CudaBuffer>> outs;
+  for (int i = 0; i < 5; ++i) outs.push_back(std::make_shared<CudaBuffer>(dims));
+  RunCuda([&] {
+    cuda::TruncMsb0Dealer(s20, s21, rs.data(), outs[0]->Size(), amount, unlift, outs[0]->data(), outs[1]->data(),
+                          outs[2]->data(), outs[3]->data(), outs[4]->data(), 0);
+  });
+  py::list res;
+  for (auto& o : outs) res.append(Result(o, device));
+  return py::tuple(res);
+}
+
+py::object CudaMsb0MaskP0(const py::handle& x0, const py::handle& x1, const py::handle& key, i64 nonce, std::uint64_t lift) {
+  u32 s02[8];
+  SeedFromKey(key, nonce, "key", s02);
+  Operands ops({{x0, "x0"}, {x1, "x1"}});
+  SameShapes(ops, {"x0", "x1"});
+  ops.Upload();
+  auto c0 = std::make_shared<CudaBuffer>(ops[0].shape);
+  RunCuda([&] { cuda::TruncMsb0MaskP0(ops[0].ptr, ops[1].ptr, s02, lift, c0->data(), ops[0].Size(), 0); });
+  return Result(c0, ops.device);
+}
+
+py::object CudaAdd(const py::handle& a, const py::handle& b, const char* an, const char* bn) {
+  Operands ops({{a, an}, {b, bn}});
+  SameShapes(ops, {an, bn});
+  ops.Upload();
+  auto c = std::make_shared<CudaBuffer>(ops[0].shape);
+  RunCuda([&] { cuda::RingAdd(ops[0].ptr, ops[1].ptr, c->data(), ops[0].Size(), 0); });
+  return Result(c, ops.device);
+}
+
+py::object CudaMsb0UnmaskP0(const py::handle& c0, const py::handle& c1, const py::handle& key, i64 nonce, int amount,
+                            std::uint64_t unlift) {
+  CheckAmount(amount);
+  u32 s02[8];
+  SeedFromKey(key, nonce, "key", s02);
+  Operands ops({{c0, "c0"}, {c1, "c1"}});
+  SameShapes(ops, {"c0", "c1"});
+  ops.Upload();
+  auto yt = std::make_shared<CudaBuffer>(ops[0].shape), z = std::make_shared<CudaBuffer>(ops[0].shape);
+  RunCuda([&] { cuda::TruncMsb0UnmaskP0(ops[0].ptr, ops[1].ptr, s02, amount, unlift, yt->data(), z->data(), ops[0].Size(), 0); });
+  py::object a = Result(yt, ops.device);
+  return py::make_tuple(a, Result(z, ops.device));
+}
+
+py::object CudaMsb0UnmaskP1(const py::handle& c0, const py::handle& c1, const py::handle& s1, const py::handle& m1,
+                            const py::handle& key, i64 nonce, int amount) {
+  CheckAmount(amount);
+  u32 s12[8];
+  SeedFromKey(key, nonce, "key", s12);
+  Operands ops({{c0, "c0"}, {c1, "c1"}, {s1, "s1"}, {m1, "rmsb1"}});
+  SameShapes(ops, {"c0", "c1", "s1", "rmsb1"});
+  ops.Upload();
+  auto yt = std::make_shared<CudaBuffer>(ops[0].shape), z = std::make_shared<CudaBuffer>(ops[0].shape);
+  RunCuda([&] {
+    cuda::TruncMsb0UnmaskP1(ops[0].ptr, ops[1].ptr, ops[2].ptr, ops[3].ptr, s12, amount, yt->data(), z->data(),
+                            ops[0].Size(), 0);
+  });
+  py::object a = Result(yt, ops.device);
+  return py::make_tuple(a, Result(z, ops.device));
+}
+
 // Times RingMatmul on random device operands with CUDA events: `warmup` untimed runs, then `reps`
 // timed ones (milliseconds each). Operands come from the device PRG (no host transfer).
 py::dict CudaBenchRingMatmul(i64 M, i64 N, i64 K, bool ta, bool tb, const std::string& algo, int warmup,
@@ -417,6 +499,20 @@ void RegisterCuda(py::module_& m) {
         "P1: r = U(key + nonce); returns (((x1 + x2) >> amount) - r, r) (as truncate_local_p1).");
   m.def("cuda_truncate_local_p2", &CudaTruncP2, py::arg("key"), py::arg("nonce"), py::arg("shape"),
         py::arg("device") = false, "P2: r = U(key + nonce) over shape (as truncate_local_p2).");
+  m.def("cuda_trunc_msb0_dealer", &CudaMsb0Dealer, py::arg("key_20"), py::arg("nonce_20"), py::arg("key_21"),
+        py::arg("nonce_21"), py::arg("r_seed"), py::arg("shape"), py::arg("amount"), py::arg("unlift") = 0,
+        py::arg("device") = false, "MSB-0 truncation, dealer P2 (as trunc_msb0_dealer): (r1, s1, rmsb1, z20, z21).");
+  m.def("cuda_trunc_msb0_mask_p0", &CudaMsb0MaskP0, py::arg("x0"), py::arg("x1"), py::arg("key"), py::arg("nonce"),
+        py::arg("lift") = 0, "MSB-0 truncation, P0 masking (as trunc_msb0_mask_p0): c0.");
+  m.def("cuda_trunc_msb0_mask_p1", [](const py::handle& x2, const py::handle& r1) { return CudaAdd(x2, r1, "x2", "r1"); },
+        py::arg("x2"), py::arg("r1"), "MSB-0 truncation, P1 masking: c1 = x2 + r1.");
+  m.def("cuda_trunc_msb0_unmask_p0", &CudaMsb0UnmaskP0, py::arg("c0"), py::arg("c1"), py::arg("key"), py::arg("nonce"),
+        py::arg("amount"), py::arg("unlift") = 0, "MSB-0 truncation, P0 unmasking: (y_tilde0, z00).");
+  m.def("cuda_trunc_msb0_unmask_p1", &CudaMsb0UnmaskP1, py::arg("c0"), py::arg("c1"), py::arg("s1"), py::arg("rmsb1"),
+        py::arg("key"), py::arg("nonce"), py::arg("amount"), "MSB-0 truncation, P1 unmasking: (y_tilde1, z11).");
+  m.def("cuda_trunc_msb0_combine",
+        [](const py::handle& a, const py::handle& b) { return CudaAdd(a, b, "y_tilde0", "y_tilde1"); },
+        py::arg("y_tilde0"), py::arg("y_tilde1"), "MSB-0 truncation: y_tilde0 + y_tilde1.");
   m.def("cuda_bench_ring_matmul", &CudaBenchRingMatmul, py::arg("M"), py::arg("N"), py::arg("K"),
         py::arg("transpose_a") = false, py::arg("transpose_b") = false, py::arg("algo") = "auto",
         py::arg("warmup") = 2, py::arg("reps") = 5, py::arg("batch") = 1,

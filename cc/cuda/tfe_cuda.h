@@ -87,6 +87,22 @@ void RssMatmul(const u64* x0, const u64* x1, const u64* y0, const u64* y1, u64* 
 void TruncateLocal(int party, const u64* x0, const u64* x1, i64 n, int amount, const u32 seed[8],
                    u64* y, u64* r, cudaStream_t stream);
 
+// MSB-0 truncation with a dealer (TFE `_truncate_msb0_secureq8_private`; with lift/unlift the
+// heuristic `_truncate_heuristic_private`), one kernel per party and step, mirroring
+// cc/kernels/truncation.h exactly (same streams, same row layout of the [4] + shape draw R02).
+// Seeds are nonce-adjusted (key + nonce); r_seed is used as is. amount in (0, 63).
+void TruncMsb0Dealer(const u32 seed_20[8], const u32 seed_21[8], const u32 r_seed[8], i64 n,
+                     int amount, u64 unlift, u64* r1, u64* s1, u64* rmsb1, u64* z20, u64* z21,
+                     cudaStream_t stream);
+void TruncMsb0MaskP0(const u64* x0, const u64* x1, const u32 seed_02[8], u64 lift, u64* c0, i64 n,
+                     cudaStream_t stream);
+void TruncMsb0UnmaskP0(const u64* c0, const u64* c1, const u32 seed_02[8], int amount, u64 unlift,
+                       u64* y_tilde0, u64* z00, i64 n, cudaStream_t stream);
+void TruncMsb0UnmaskP1(const u64* c0, const u64* c1, const u64* s1, const u64* rmsb1,
+                       const u32 seed_12[8], int amount, u64* y_tilde1, u64* z11, i64 n,
+                       cudaStream_t stream);
+// (P1's masking c1 = x2 + r1 and the final y~0 + y~1 are RingAdd.)
+
 // Elementwise c = a + b (mod 2^64).
 void RingAdd(const u64* a, const u64* b, u64* c, i64 n, cudaStream_t stream);
 

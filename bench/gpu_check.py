@@ -320,6 +320,14 @@ def main():
         return 2
     results["card"] = nat.cuda_device_name()
     print(f"card: {results['card']}")
+    path = os.path.join(args.out, "gpu_check.json")
+
+    def save():  # after every section, so a hang or a crash still leaves the results so far
+        results["checks"] = CHECKS
+        results["all_correct"] = all(c["ok"] for c in CHECKS)
+        with open(path, "w") as f:
+            json.dump(results, f, indent=1)
+
     t0 = time.time()
     for title, fn in [("PRG and zero sharing", check_prg), ("ring_matmul", check_ring_matmul),
                       ("rss_matmul", check_rss_matmul), ("truncation (ABY3 local)", check_truncation),
@@ -327,19 +335,14 @@ def main():
                       ("device arrays", check_device_arrays), ("large GEMM", check_large)]:
         print(f"\n== {title}", flush=True)
         guarded(title, lambda: fn(nat))
-    results["checks"] = CHECKS
-    results["all_correct"] = all(c["ok"] for c in CHECKS)
+        save()
     results["check_seconds"] = time.time() - t0
     if not args.skip_bench:
         print("\n== timings (CUDA events, medians after warm-up)")
         guarded("benchmarks", lambda: bench(nat, results))
-        results["checks"] = CHECKS
-        results["all_correct"] = all(c["ok"] for c in CHECKS)
+    save()
     nfail = sum(1 for c in CHECKS if not c["ok"])
     print(f"\n{len(CHECKS) - nfail}/{len(CHECKS)} checks passed; card {results['card']}")
-    path = os.path.join(args.out, "gpu_check.json")
-    with open(path, "w") as f:
-        json.dump(results, f, indent=1)
     print(f"wrote {path}")
     return 0 if nfail == 0 else 1
 

@@ -48,16 +48,26 @@ def _median(xs):
     return xs[n // 2] if n % 2 else 0.5 * (xs[n // 2 - 1] + xs[n // 2])
 
 
+CPU_TIMES: dict = {}
+
+
 def _interleaved(fns: dict, reps: int) -> dict:
-    """Warm up each callable, then time them round-robin `reps` times; medians in seconds."""
+    """Warm up each callable, then time them round-robin `reps` times; medians of wall seconds.
+    Medians of process CPU seconds go to CPU_TIMES (on a shared, oversubscribed machine wall
+    time includes waiting for a CPU; CPU time includes TF's pool threads spinning)."""
     for f in fns.values():
         f()
     times = {k: [] for k in fns}
+    cpu = {k: [] for k in fns}
     for _ in range(reps):
         for k, f in fns.items():
+            c = time.process_time()
             t = time.perf_counter()
             f()
             times[k].append(time.perf_counter() - t)
+            cpu[k].append(time.process_time() - c)
+    CPU_TIMES.clear()
+    CPU_TIMES.update({k: _median(v) for k, v in cpu.items()})
     return {k: _median(v) for k, v in times.items()}
 
 
@@ -104,11 +114,12 @@ def _worker(quick: bool, threads: int) -> dict:
     for name, sa, sb, ta, m, k, n in cases:
         a, b = tf.constant(rand(*sa)), tf.constant(rand(*sb))
         an, bn = a.numpy(), b.numpy()
-        ours = tf.function(lambda: ops.ring_matmul(a, b, transpose_a=ta))
-        base = tf.function(lambda: tf.matmul(a, b, transpose_a=ta))
+        ours = tf.function(autograph=False, func=lambda: ops.ring_matmul(a, b, transpose_a=ta))
+        base = tf.function(autograph=False, func=lambda: tf.matmul(a, b, transpose_a=ta))
         assert np.array_equal(ours().numpy(), base().numpy()), "ring_matmul != tf.matmul"
         t = _interleaved({"ours": ours, "tf": base,
                           "native": lambda: _native.ring_matmul(an, bn, transpose_a=ta)}, reps)
+        base_key = "tf"
         macs = m * k * n
         row = {"op": "ring_matmul", "shape": name, "threads": threads,
                "ours_s": t["ours"], "baseline_s": t["tf"], "native_s": t["native"],
@@ -120,6 +131,7 @@ def _worker(quick: bool, threads: int) -> dict:
             row.update({"matrix_bytes": nbytes, "ours_gbs": nbytes / t["ours"] / 1e9,
                         "baseline_gbs": nbytes / t["tf"] / 1e9,
                         "floor_s": nbytes / (bw * 1e9)})
+        row.update({"ours_cpu_s": CPU_TIMES["ours"], "baseline_cpu_s": CPU_TIMES[base_key]})
         rows.append(row)
 
     # ---------------------------------------------------------------- rss_matmul
@@ -149,6 +161,7 @@ def _worker(quick: bool, threads: int) -> dict:
 
         assert np.array_equal(ours().numpy(), stock().numpy()), "rss_matmul != stock sequence"
         t = _interleaved({"ours": ours, "stock": stock}, reps)
+        base_key = "stock"
         m, k = (sx[1], sx[0]) if ta else sx
         n = sy[1]
         row = {"op": "rss_matmul", "shape": name, "threads": threads,
@@ -159,20 +172,22 @@ def _worker(quick: bool, threads: int) -> dict:
             nbytes = 8 * m * k * nmat  # x_i and x_next, each read once
             row.update({"matrix_bytes": nbytes, "ours_gbs": nbytes / t["ours"] / 1e9,
                         "floor_s": nbytes / (bw * 1e9)})
+        row.update({"ours_cpu_s": CPU_TIMES["ours"], "baseline_cpu_s": CPU_TIMES[base_key]})
         rows.append(row)
 
     # ---------------------------------------------------------------- public x private
     p = tf.constant(rand(LR_N, LR_D))
     x0, x1 = tf.constant(rand(LR_D, 1)), tf.constant(rand(LR_D, 1))
-    ours = tf.function(lambda: ops.public_private_matmul(p, x0, x1))
-    base = tf.function(lambda: (tf.matmul(p, x0), tf.matmul(p, x1)))
+    ours = tf.function(autograph=False, func=lambda: ops.public_private_matmul(p, x0, x1))
+    base = tf.function(autograph=False, func=lambda: (tf.matmul(p, x0), tf.matmul(p, x1)))
     t = _interleaved({"ours": ours, "tf": base}, reps)
     nbytes = 8 * LR_N * LR_D
     rows.append({"op": "public_private_matmul", "shape": f"{LR_N}x{LR_D} @ {LR_D}x1 (2 shares)",
                  "threads": threads, "ours_s": t["ours"], "baseline_s": t["tf"],
                  "speedup": t["tf"] / t["ours"], "matrix_bytes": nbytes,
                  "ours_gbs": nbytes / t["ours"] / 1e9, "floor_s": nbytes / (bw * 1e9),
-                 "baseline": "2 tf.matmul"})
+                 "baseline": "2 tf.matmul",
+                 "ours_cpu_s": CPU_TIMES["ours"], "baseline_cpu_s": CPU_TIMES["tf"]})
 
     return {"threads": threads, "copy_bandwidth_gbs": bw, "code_path": _native.ring_gemm_path(),
             "cpu_features": _native.cpu_features(), "tf_version": tf.__version__,
@@ -206,16 +221,16 @@ def format_table(res: dict) -> str:
     for r in res["results"]:
         lines.append(f"\n{r['threads']} thread(s); code path {r['code_path']}; TF {r['tf_version']}; "
                      f"copy bandwidth {r['copy_bandwidth_gbs']:.1f} GB/s (read+write); "
-                     f"medians of {r['reps']}")
+                     f"medians of {r['reps']} (x: wall-time ratio; cpu x: process CPU-time ratio)")
         lines.append(f"{'op':<22} {'shape':<30} {'ours ms':>9} {'base ms':>9} {'x':>6} "
-                     f"{'GMAC/s':>7} {'GB/s':>6} {'floor ms':>8}")
+                     f"{'GMAC/s':>7} {'GB/s':>6} {'floor ms':>8} {'cpu x':>6}")
         for row in r["rows"]:
             gbs = f"{row['ours_gbs']:.1f}" if "ours_gbs" in row else ""
             floor = f"{row['floor_s'] * 1e3:.2f}" if "floor_s" in row else ""
             gm = f"{row['ours_gmacs']:.1f}" if "ours_gmacs" in row else ""
             lines.append(f"{row['op']:<22} {row['shape']:<30} {row['ours_s'] * 1e3:9.2f} "
                          f"{row['baseline_s'] * 1e3:9.2f} {row['speedup']:6.2f} {gm:>7} {gbs:>6} "
-                         f"{floor:>8}")
+                         f"{floor:>8} {row['baseline_cpu_s'] / row['ours_cpu_s']:6.2f}")
     return "\n".join(lines)
 
 

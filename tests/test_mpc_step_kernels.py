@@ -495,15 +495,12 @@ def _trunc_heuristic_chain(K, keys, N, off, r_seed, x_sh, k, n_shape):
     return [(z00, mid), (mid, z11), (z20, z21)]
 
 
-def _sigmoid_chain(prot, xs, approx, r_seeds):
+def _sigmoid_chain(prot, xs, approx, r_seeds, use_tf=False):
     """TFE's _sigmoid_private from our per-party kernels, three parties by hand; messages are
     the tuple elements passed from one party's outputs to another's inputs."""
     c, coeffs = SIGMOID[approx]
-    C, K = len(c), len(c) + 1
-    enc = lambda v: (np.asarray(v, np.float64) * 2.0**16).astype(np.int64)  # noqa: E731
-    piv = enc(np.array(c, np.float64))
-    c0 = enc(np.array([cf[0] for cf in coeffs], np.float32))  # TFE: tf.constant -> float32
-    c1 = enc(np.array([cf[1] if len(cf) > 1 else 0 for cf in coeffs], np.float32))
+    K = len(c) + 1
+    piv, c0, c1 = ops.piecewise_constants(c, coeffs)
     keys, N = _keys(prot), prot.pairwise_nonces().copy()
     sh = [(xs[0], xs[1]), (xs[1], xs[2]), (xs[2], xs[0])]
     shape = xs[0].shape
@@ -522,6 +519,16 @@ def _sigmoid_chain(prot, xs, approx, r_seeds):
     # 3. f = c0 + trunc(c1 * tile(x))  (TFE multi_polynomial; x**1 is x; nonce +15)
     f = _trunc_heuristic_chain(K, keys, N, 15, r_seeds[0], sh, c1, shape)
     # 4. mul_ab(f, b) and the sum over pieces (nonces +16 .. +19)
+    if use_tf:
+        np_ = lambda ts: [t.numpy() for t in ts]  # noqa: E731
+        o0 = np_(ops.mul_ab_step1_p0(*f[0], c0, *b[0], *kn(0, 16)))
+        o1 = np_(ops.mul_ab_step1_p1(*f[1], c0, *b[1], *kn(1, 16)))
+        o2 = np_(ops.mul_ab_step1_p2(*f[2], c0, *b[2], *kn(2, 16)))
+        # messages: o1[0], o2[0], o1[4], o2[3] to P0; o0[3], o2[2], o0[1], o2[1] to P1; ...
+        y0 = np_(ops.mul_ab_step2_p0(*b[0], o1[0], o2[0], o0[3], o1[4], o2[3]))
+        y1 = np_(ops.mul_ab_step2_p1(*b[1], o1[0], o0[3], o2[2], o0[1], o2[1]))
+        y2 = np_(ops.mul_ab_step2_p2(*b[2], o2[0], o2[2], o0[2], o1[1], o1[3], o0[4]))
+        return [y0, y1, y2]
     o0 = nat.mul_ab_step1(0, *f[0], c0, *b[0], *kn(0, 16))
     o1 = nat.mul_ab_step1(1, *f[1], c0, *b[1], *kn(1, 16))
     o2 = nat.mul_ab_step1(2, *f[2], c0, *b[2], *kn(2, 16))
@@ -554,8 +561,10 @@ def _msb_chain_nonces(keys, N, ds):
             for i in range(3)]
 
 
-@pytest.mark.parametrize("approx", ["5_piecewise_linear", "3_piecewise_linear"])
-def test_sigmoid_chain_matches_stock_shares(aby3, rng, approx, monkeypatch):
+@pytest.mark.parametrize("approx,use_tf", [("5_piecewise_linear", False),
+                                           ("3_piecewise_linear", False),
+                                           ("5_piecewise_linear", True)])
+def test_sigmoid_chain_matches_stock_shares(aby3, rng, approx, use_tf, monkeypatch):
     import tf_encrypted.tensor.native as tfe_native
 
     prot = aby3
@@ -570,10 +579,188 @@ def test_sigmoid_chain_matches_stock_shares(aby3, rng, approx, monkeypatch):
     monkeypatch.undo()
     assert list(prot.pairwise_nonces() - N0) == [20, 20, 20]
     prot.pairwise_nonces_ = N0.copy()
-    ours = _sigmoid_chain(prot, xs, approx, r_seeds)
+    ours = _sigmoid_chain(prot, xs, approx, r_seeds, use_tf)
     for i in range(3):
         for j in range(2):
             np.testing.assert_array_equal(ours[i][j], stock[i][j], err_msg=f"share [{i}][{j}]")
     got = _reveal(ours) / 2.0**16
     np.testing.assert_allclose(got, _sigmoid_ref(np.round(vals * 2**16) / 2**16, approx),
                                atol=4 * 2.0**-16)
+
+
+# ----------------------------------------------------------------- piece evaluation kernels
+
+def _bools(rng, shape):
+    return rng.integers(0, 2, size=shape).astype(bool)
+
+
+def prg_bool(key, nonce, n):
+    return nat.seeded_uniform([n], seed_plus_nonce(key, nonce), 0, 2, dtype="int32") != 0
+
+
+@pytest.mark.parametrize("shape", [(0,), (1,), (3, 5), (700,)])
+@pytest.mark.parametrize("C", [1, 2, 4])
+def test_pivot_diff_and_piece_select_against_numpy_and_tf(rng, shape, C):
+    xa, xb = rand64(rng, shape), rand64(rng, shape)
+    piv = rand64(rng, (C,))
+    ka, kb = rand_key(rng), rand_key(rng)
+    na, nb = int(rng.integers(0, 2**31)), int(rng.integers(0, 2**31))
+    n = xa.size
+    for party in range(3):
+        da, db = nat.pivot_diff(party, xa, xb, piv)
+        pa = u(piv).reshape((C,) + (1,) * len(shape))
+        with np.errstate(over="ignore"):
+            want_a = (pa if party == 0 else U64(0)) - u(xa)[None]
+            want_b = (pa if party == 2 else U64(0)) - u(xb)[None]
+        np.testing.assert_array_equal(u(da), np.broadcast_to(want_a, (C,) + shape))
+        np.testing.assert_array_equal(u(db), np.broadcast_to(want_b, (C,) + shape))
+        ta, tb = ops.pivot_diff(party, xa, xb, piv)
+        np.testing.assert_array_equal(ta.numpy(), da)
+        np.testing.assert_array_equal(tb.numpy(), db)
+
+        ma, mb = _bools(rng, (C,) + shape), _bools(rng, (C,) + shape)
+        z = nat.piece_select_and(party, ma, mb, ka, na, kb, nb)
+        # NumPy: TFE's ~ flips P0's first / P2's second share; ones live in the same shares;
+        # pivots ^ 1 flips every share.
+        piv_a = ma ^ (party == 0)
+        piv_b = mb ^ (party == 2)
+        one_a = np.full((1,) + shape, party == 0)
+        one_b = np.full((1,) + shape, party == 2)
+        le_a, le_b = np.concatenate([piv_a, one_a]), np.concatenate([piv_b, one_b])
+        gt_a, gt_b = np.concatenate([one_a, ~piv_a]), np.concatenate([one_b, ~piv_b])
+        alpha = (prg_bool(ka, na, (C + 1) * n) ^ prg_bool(kb, nb, (C + 1) * n)).reshape(le_a.shape)
+        want = (le_a & gt_a) ^ (le_a & gt_b) ^ (le_b & gt_a) ^ alpha
+        np.testing.assert_array_equal(z, want)
+        np.testing.assert_array_equal(
+            ops.piece_select_and(party, ma, mb, ka, na, kb, nb).numpy(), z)
+
+
+@pytest.mark.parametrize("shape", [(0,), (1,), (4, 3), (600,)])
+def test_mask_scaled_against_numpy_and_tf(rng, shape):
+    K = int(rng.integers(1, 6))
+    x0, x1, x2 = (rand64(rng, shape) for _ in range(3))
+    k = rand64(rng, (K,))
+    key, nonce, lift = rand_key(rng), int(rng.integers(0, 2**33)), 1 << 62
+    n = x0.size
+    c0 = nat.trunc_msb0_mask_scaled_p0(x0, x1, k, key, nonce, lift)
+    r0 = prg64(key, nonce, K * n).reshape((K,) + shape)
+    kk = u(k).reshape((K,) + (1,) * len(shape))
+    with np.errstate(over="ignore"):
+        np.testing.assert_array_equal(u(c0), (u(x0) + u(x1))[None] * kk + U64(lift) + r0)
+    r1 = rand64(rng, (K,) + shape)
+    c1 = nat.trunc_msb0_mask_scaled_p1(x2, k, r1)
+    with np.errstate(over="ignore"):
+        np.testing.assert_array_equal(u(c1), u(x2)[None] * kk + u(r1))
+    np.testing.assert_array_equal(
+        ops.trunc_msb0_mask_scaled_p0(x0, x1, k, key, nonce, lift).numpy(), c0)
+    np.testing.assert_array_equal(ops.trunc_msb0_mask_scaled_p1(x2, k, r1).numpy(), c1)
+
+
+def _mul_ab_step1_ref(party, fa, fb, c0, ba, bb, ka, na, kb, nb):
+    """TFE __mul_ab_routine's per-party local parts (routines 0 and 1) in NumPy."""
+    shape = fa.shape
+    K, tot = shape[0], fa.size
+    c = u(c0).reshape((K,) + (1,) * (len(shape) - 1))
+
+    def zs(off):
+        with np.errstate(over="ignore"):
+            return (prg64(ka, na + off, tot) - prg64(kb, nb + off, tot)).reshape(shape)
+
+    def w(key, nonce):
+        return prg64(key, nonce, 2 * tot).reshape((2,) + shape)
+
+    def sender(a, s_, off):
+        tmp = np.where(ba ^ bb, a, U64(0))
+        with np.errstate(over="ignore"):
+            m0, m1 = tmp + s_, a - tmp + s_
+        wn, wp = w(ka, na + off + 1), w(kb, nb + off + 1)
+        return np.stack([m0 ^ wn[0], m1 ^ wn[1]]), np.stack([m0 ^ wp[0], m1 ^ wp[1]])
+
+    def helper(choice, key, nonce):
+        wh = w(key, nonce)
+        return np.where(choice, wh[1], wh[0])
+
+    s0, s1 = zs(0), zs(2)
+    with np.errstate(over="ignore"):
+        if party == 0:
+            mn, mp = sender(u(fa) + c, s0, 0)
+            return [s0, mn, mp, s1, helper(ba, kb, nb + 3)]
+        if party == 1:
+            mn, mp = sender(u(fa) + u(fb), s1, 2)
+            return [s0, helper(bb, ka, na + 1), s1, mn, mp]
+    return [s0, helper(ba, kb, nb + 1), s1, helper(bb, ka, na + 3)]
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (5, 3), (3, 0), (2, 513)])
+def test_mul_ab_steps_against_numpy_and_tf(rng, shape):
+    fa, fb = rand64(rng, shape), rand64(rng, shape)
+    c0 = rand64(rng, (shape[0],))
+    ba, bb = _bools(rng, shape), _bools(rng, shape)
+    ka, kb = rand_key(rng), rand_key(rng)
+    na, nb = int(rng.integers(0, 2**31)), int(rng.integers(0, 2**31))
+    tf_step1 = [ops.mul_ab_step1_p0, ops.mul_ab_step1_p1, ops.mul_ab_step1_p2]
+    for party in range(3):
+        got = nat.mul_ab_step1(party, fa, fb, c0, ba, bb, ka, na, kb, nb)
+        want = _mul_ab_step1_ref(party, fa, fb, c0, ba, bb, ka, na, kb, nb)
+        assert len(got) == len(want)
+        for g, w_ in zip(got, want):
+            np.testing.assert_array_equal(u(g), w_)
+        tf_out = tf_step1[party](fa, fb, c0, ba, bb, ka, na, kb, nb)
+        for g, t in zip(got, tf_out):
+            np.testing.assert_array_equal(t.numpy(), g)
+    # step 2 with arbitrary received messages: NumPy reference of the receivers and the sum
+    msg = lambda: rand64(rng, shape)  # noqa: E731
+    pair = lambda: rand64(rng, (2,) + shape)  # noqa: E731
+
+    def recv(choice, m, wc):
+        return np.where(choice, u(m)[1], u(m)[0]) ^ u(wc)
+
+    with np.errstate(over="ignore"):
+        own, in1, in2, m, wc = msg(), msg(), msg(), pair(), msg()
+        y = nat.mul_ab_step2(0, ba, bb, own=own, in1=in1, in2=in2, m=m, wc=wc)
+        np.testing.assert_array_equal(u(y[0]), (u(in2) + recv(ba, m, wc)).sum(0, dtype=U64))
+        np.testing.assert_array_equal(u(y[1]), (u(in1) + u(own)).sum(0, dtype=U64))
+        t = ops.mul_ab_step2_p0(ba, bb, in1, in2, own, m, wc)
+        np.testing.assert_array_equal(t[0].numpy(), y[0])
+        np.testing.assert_array_equal(t[1].numpy(), y[1])
+        y = nat.mul_ab_step2(1, ba, bb, own=own, in1=in1, in2=in2, m=m, wc=wc)
+        np.testing.assert_array_equal(u(y[0]), (u(own) + u(in1)).sum(0, dtype=U64))
+        np.testing.assert_array_equal(u(y[1]), (recv(bb, m, wc) + u(in2)).sum(0, dtype=U64))
+        t = ops.mul_ab_step2_p1(ba, bb, own, in1, in2, m, wc)
+        np.testing.assert_array_equal(t[0].numpy(), y[0])
+        np.testing.assert_array_equal(t[1].numpy(), y[1])
+        own2, m2, wc2 = msg(), pair(), msg()
+        y = nat.mul_ab_step2(2, ba, bb, own=own, own2=own2, m=m, wc=wc, m2=m2, wc2=wc2)
+        np.testing.assert_array_equal(u(y[0]), (recv(ba, m, wc) + u(own2)).sum(0, dtype=U64))
+        np.testing.assert_array_equal(u(y[1]), (u(own) + recv(bb, m2, wc2)).sum(0, dtype=U64))
+        t = ops.mul_ab_step2_p2(ba, bb, own, own2, m, wc, m2, wc2)
+        np.testing.assert_array_equal(t[0].numpy(), y[0])
+        np.testing.assert_array_equal(t[1].numpy(), y[1])
+
+
+def test_piece_evaluation_bad_inputs(rng):
+    k = rand_key(rng)
+    x = rand64(rng, (2, 3))
+    b = _bools(rng, (2, 3))
+    with pytest.raises(ValueError, match="pivots"):
+        nat.pivot_diff(0, x, x, np.zeros(0, np.int64))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="pivots must not be empty"):
+        ops.pivot_diff(0, x, x, np.zeros(0, np.int64))
+    with pytest.raises(TypeError, match="msb_a"):
+        nat.piece_select_and(0, x, b, k, 0, k, 0)
+    with pytest.raises(TypeError, match="msb_a must have dtype bool"):
+        ops.piece_select_and(0, x, b, k, 0, k, 0)
+    with pytest.raises(ValueError, match="c0"):
+        nat.mul_ab_step1(0, x, x, np.zeros(3, np.int64), b, b, k, 0, k, 0)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="c0 must be a vector of 2"):
+        ops.mul_ab_step1_p0(x, x, np.zeros(3, np.int64), b, b, k, 0, k, 0)
+    with pytest.raises(ValueError, match="b_a must have the same shape"):
+        nat.mul_ab_step1(1, x, x, np.zeros(2, np.int64), b[:1], b[:1], k, 0, k, 0)
+    with pytest.raises(ValueError, match="wc2 is required"):
+        nat.mul_ab_step2(2, b, b, own=x, own2=x, m=np.stack([x, x]), wc=x, m2=np.stack([x, x]))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="m_from_p1 must have shape"):
+        ops.mul_ab_step2_p0(b, b, x, x, x, x, x)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="r1 must have shape"):
+        ops.trunc_msb0_mask_scaled_p1(x, np.ones(2, np.int64), x)
+    with pytest.raises(ValueError, match="pieces"):
+        ops.piecewise_constants((1.0, 2.0), ((0.0,), (1.0,)))

@@ -602,4 +602,368 @@ TFE_ACCEL_KSU_REGISTER(std::int8_t)
 REGISTER_KERNEL_BUILDER(Name("MpcBitExtractSetup").Device(DEVICE_CPU), BitExtractSetupOp);
 REGISTER_KERNEL_BUILDER(Name("MpcCarrySetupAnd").Device(DEVICE_CPU), CarrySetupAndOp);
 
+
+// ------------------------------------------------------------------ sigmoid piece evaluation
+
+namespace {
+
+TensorShape Prepend(std::int64_t k, const TensorShape& s) {
+  TensorShape out({k});
+  out.AppendShape(s);
+  return out;
+}
+
+bool LeadingSplit(OpKernelContext* ctx, int index, const char* name, i64* K, i64* n) {
+  const Tensor& t = ctx->input(index);
+  if (t.dims() < 1) {
+    ctx->CtxFailure(__FILE__, __LINE__,
+                    InvalidArgument(name, " must have rank >= 1 ([pieces] + shape), got ",
+                                    t.shape().DebugString()));
+    return false;
+  }
+  *K = t.dim_size(0);
+  *n = *K == 0 ? 0 : t.NumElements() / *K;
+  return true;
+}
+
+bool VectorOf(OpKernelContext* ctx, int index, const char* name, i64 want) {
+  const Tensor& t = ctx->input(index);
+  if (t.dims() != 1 || (want >= 0 && t.dim_size(0) != want)) {
+    ctx->CtxFailure(__FILE__, __LINE__,
+                    InvalidArgument(name, " must be a vector of ",
+                                    want >= 0 ? std::to_string(want) : std::string("K"),
+                                    " values, got shape ", t.shape().DebugString()));
+    return false;
+  }
+  return true;
+}
+
+bool ShapeIs(OpKernelContext* ctx, int index, const char* name, const TensorShape& want) {
+  const Tensor& t = ctx->input(index);
+  if (t.shape() != want) {
+    ctx->CtxFailure(__FILE__, __LINE__,
+                    InvalidArgument(name, " must have shape ", want.DebugString(), ", got ",
+                                    t.shape().DebugString()));
+    return false;
+  }
+  return true;
+}
+
+Status ReplaceLeadingUnknown(InferenceContext* c) {
+  ShapeHandle rest, out;
+  TF_RETURN_IF_ERROR(c->Subshape(c->input(0), 1, &rest));
+  TF_RETURN_IF_ERROR(c->Concatenate(c->Vector(InferenceContext::kUnknownDim), rest, &out));
+  c->set_output(0, out);
+  return ::tensorflow::OkStatus();
+}
+
+Status DropLeading(InferenceContext* c) {
+  ShapeHandle rest;
+  TF_RETURN_IF_ERROR(c->Subshape(c->input(0), 1, &rest));
+  for (int i = 0; i < c->num_outputs(); ++i) c->set_output(i, rest);
+  return ::tensorflow::OkStatus();
+}
+
+// mul_ab step 1: outputs shaped like f, OT pairs [2] + f.shape.
+template <int kParty>
+Status MulAbStep1Shape(InferenceContext* c) {
+  const bool is_pair[3][5] = {{false, true, true, false, false},
+                              {false, false, false, true, true},
+                              {false, false, false, false, false}};
+  ShapeHandle pair;
+  TF_RETURN_IF_ERROR(c->Concatenate(c->Vector(2), c->input(0), &pair));
+  for (int i = 0; i < c->num_outputs(); ++i) c->set_output(i, is_pair[kParty][i] ? pair : c->input(0));
+  return ::tensorflow::OkStatus();
+}
+
+Status PrependUnknown(InferenceContext* c, int from, int nout) {
+  ShapeHandle out;
+  TF_RETURN_IF_ERROR(c->Concatenate(c->Vector(InferenceContext::kUnknownDim), c->input(from), &out));
+  for (int i = 0; i < nout; ++i) c->set_output(i, out);
+  return ::tensorflow::OkStatus();
+}
+
+}  // namespace
+
+REGISTER_OP("MpcPivotDiff")
+    .Input("x_a: int64")
+    .Input("x_b: int64")
+    .Input("pivots: int64")
+    .Output("d_a: int64")
+    .Output("d_b: int64")
+    .Attr("party: int")
+    .SetShapeFn([](InferenceContext* c) { return PrependUnknown(c, 0, 2); })
+    .Doc("Sigmoid comparison set-up: the party's shares of pivots - tile(x) ([C] + shape).");
+
+REGISTER_OP("MpcPieceSelectAnd")
+    .Input("msb_a: bool")
+    .Input("msb_b: bool")
+    .Input("key_a: int32")
+    .Input("nonce_a: int64")
+    .Input("key_b: int32")
+    .Input("nonce_b: int64")
+    .Output("z: bool")
+    .Attr("party: int")
+    .SetShapeFn(ReplaceLeadingUnknown)
+    .Doc("Piece selection: local AND term of b = [~msb, 1] & [1, ~msb ^ 1] ([C+1] + shape).");
+
+REGISTER_OP("MpcTruncMsb0MaskScaledP0")
+    .Input("x0: int64")
+    .Input("x1: int64")
+    .Input("k: int64")
+    .Input("key: int32")
+    .Input("nonce: int64")
+    .Output("c0: int64")
+    .Attr("lift: int = 0")
+    .SetShapeFn([](InferenceContext* c) { return PrependUnknown(c, 0, 1); })
+    .Doc("MSB-0 masking after a public multiplication, P0: c0 = (x0 + x1) * k_j + lift + r0.");
+
+REGISTER_OP("MpcTruncMsb0MaskScaledP1")
+    .Input("x2: int64")
+    .Input("k: int64")
+    .Input("r1: int64")
+    .Output("c1: int64")
+    .SetShapeFn([](InferenceContext* c) { c->set_output(0, c->input(2)); return ::tensorflow::OkStatus(); })
+    .Doc("MSB-0 masking after a public multiplication, P1: c1 = x2 * k_j + r1.");
+
+#define TFE_ACCEL_MULAB1_INPUTS                                                              \
+  .Input("f_a: int64").Input("f_b: int64").Input("c0: int64").Input("b_a: bool")             \
+      .Input("b_b: bool").Input("key_a: int32").Input("nonce_a: int64").Input("key_b: int32") \
+      .Input("nonce_b: int64")
+
+REGISTER_OP("MpcMulAbStep1P0")
+    TFE_ACCEL_MULAB1_INPUTS
+    .Output("s_r0: int64")
+    .Output("m_to_p1: int64")
+    .Output("m_to_p2: int64")
+    .Output("s_r1: int64")
+    .Output("wc_to_p2: int64")
+    .SetShapeFn(MulAbStep1Shape<0>)
+    .Doc("mul_ab(f, b) step 1, P0: sender of routine 0, OT helper of routine 1.");
+REGISTER_OP("MpcMulAbStep1P1")
+    TFE_ACCEL_MULAB1_INPUTS
+    .Output("s_r0: int64")
+    .Output("wc_to_p2: int64")
+    .Output("s_r1: int64")
+    .Output("m_to_p2: int64")
+    .Output("m_to_p0: int64")
+    .SetShapeFn(MulAbStep1Shape<1>)
+    .Doc("mul_ab(f, b) step 1, P1: OT helper of routine 0, sender of routine 1.");
+REGISTER_OP("MpcMulAbStep1P2")
+    TFE_ACCEL_MULAB1_INPUTS
+    .Output("s_r0: int64")
+    .Output("wc_to_p1: int64")
+    .Output("s_r1: int64")
+    .Output("wc_to_p0: int64")
+    .SetShapeFn(MulAbStep1Shape<2>)
+    .Doc("mul_ab(f, b) step 1, P2: OT helper of both routines.");
+#undef TFE_ACCEL_MULAB1_INPUTS
+
+REGISTER_OP("MpcMulAbStep2P0")
+    .Input("b_a: bool").Input("b_b: bool")
+    .Input("s_r0_from_p1: int64").Input("s_r0_from_p2: int64").Input("s_r1: int64")
+    .Input("m_from_p1: int64").Input("wc_from_p2: int64")
+    .Output("y_a: int64").Output("y_b: int64")
+    .SetShapeFn(DropLeading)
+    .Doc("mul_ab(f, b) step 2 and sum over pieces, P0: its two output shares.");
+REGISTER_OP("MpcMulAbStep2P1")
+    .Input("b_a: bool").Input("b_b: bool")
+    .Input("s_r0: int64").Input("s_r1_from_p0: int64").Input("s_r1_from_p2: int64")
+    .Input("m_from_p0: int64").Input("wc_from_p2: int64")
+    .Output("y_a: int64").Output("y_b: int64")
+    .SetShapeFn(DropLeading)
+    .Doc("mul_ab(f, b) step 2 and sum over pieces, P1: its two output shares.");
+REGISTER_OP("MpcMulAbStep2P2")
+    .Input("b_a: bool").Input("b_b: bool")
+    .Input("s_r0: int64").Input("s_r1: int64")
+    .Input("m_from_p0: int64").Input("wc_from_p1: int64")
+    .Input("m_from_p1: int64").Input("wc_from_p0: int64")
+    .Output("y_a: int64").Output("y_b: int64")
+    .SetShapeFn(DropLeading)
+    .Doc("mul_ab(f, b) step 2 and sum over pieces, P2: its two output shares.");
+
+class PivotDiffOp : public OpKernel {
+ public:
+  explicit PivotDiffOp(OpKernelConstruction* c) : OpKernel(c) {
+    OP_REQUIRES_OK(c, c->GetAttr("party", &party_));
+    OP_REQUIRES(c, party_ >= 0 && party_ <= 2, InvalidArgument("party must be 0, 1 or 2, got ", party_));
+  }
+  void Compute(OpKernelContext* ctx) override {
+    if (!SameShapes(ctx, {{0, "x_a"}, {1, "x_b"}}) || !VectorOf(ctx, 2, "pivots", -1)) return;
+    const i64 C = ctx->input(2).dim_size(0);
+    OP_REQUIRES(ctx, C >= 1, InvalidArgument("pivots must not be empty"));
+    std::vector<Tensor*> o;
+    if (!Outputs(ctx, Prepend(C, ctx->input(0).shape()), &o, 2)) return;
+    tf_glue::RunKernel(ctx, [&] {
+      PivotDiff(party_, In(ctx, 0), In(ctx, 1), In(ctx, 2), C, ctx->input(0).NumElements(),
+                Out(o[0]), Out(o[1]), tf_glue::TfParallelFor(ctx));
+    });
+  }
+ private:
+  int party_;
+};
+
+class PieceSelectAndOp : public OpKernel {
+ public:
+  explicit PieceSelectAndOp(OpKernelConstruction* c) : OpKernel(c) {
+    OP_REQUIRES_OK(c, c->GetAttr("party", &party_));
+    OP_REQUIRES(c, party_ >= 0 && party_ <= 2, InvalidArgument("party must be 0, 1 or 2, got ", party_));
+  }
+  void Compute(OpKernelContext* ctx) override {
+    if (!SameShapes(ctx, {{0, "msb_a"}, {1, "msb_b"}})) return;
+    i64 C, n;
+    if (!LeadingSplit(ctx, 0, "msb_a", &C, &n)) return;
+    OP_REQUIRES(ctx, C >= 1, InvalidArgument("msb_a must have at least one pivot row"));
+    u32 ka[8], kb[8];
+    i64 na, nb;
+    if (!GetKey(ctx, 2, "key_a", ka) || !GetNonce(ctx, 3, "nonce_a", &na) ||
+        !GetKey(ctx, 4, "key_b", kb) || !GetNonce(ctx, 5, "nonce_b", &nb))
+      return;
+    TensorShape shape = ctx->input(0).shape();
+    shape.set_dim(0, C + 1);
+    std::vector<Tensor*> o;
+    if (!Outputs(ctx, shape, &o, 1)) return;
+    tf_glue::RunKernel(ctx, [&] {
+      PieceSelectAnd(party_, ctx->input(0).flat<bool>().data(), ctx->input(1).flat<bool>().data(),
+                     C, n, ka, na, kb, nb, o[0]->flat<bool>().data(), tf_glue::TfParallelFor(ctx));
+    });
+  }
+ private:
+  int party_;
+};
+
+class MaskScaledP0Op : public OpKernel {
+ public:
+  explicit MaskScaledP0Op(OpKernelConstruction* c) : OpKernel(c) {
+    OP_REQUIRES_OK(c, c->GetAttr("lift", &lift_));
+  }
+  void Compute(OpKernelContext* ctx) override {
+    if (!SameShapes(ctx, {{0, "x0"}, {1, "x1"}}) || !VectorOf(ctx, 2, "k", -1)) return;
+    u32 key[8];
+    i64 nonce;
+    if (!GetKey(ctx, 3, "key", key) || !GetNonce(ctx, 4, "nonce", &nonce)) return;
+    const i64 K = ctx->input(2).dim_size(0);
+    std::vector<Tensor*> o;
+    if (!Outputs(ctx, Prepend(K, ctx->input(0).shape()), &o, 1)) return;
+    tf_glue::RunKernel(ctx, [&] {
+      TruncMsb0MaskScaledP0(In(ctx, 0), In(ctx, 1), In(ctx, 2), K, ctx->input(0).NumElements(),
+                            key, nonce, static_cast<u64>(lift_), Out(o[0]),
+                            tf_glue::TfParallelFor(ctx));
+    });
+  }
+ private:
+  std::int64_t lift_;
+};
+
+class MaskScaledP1Op : public OpKernel {
+ public:
+  explicit MaskScaledP1Op(OpKernelConstruction* c) : OpKernel(c) {}
+  void Compute(OpKernelContext* ctx) override {
+    if (!VectorOf(ctx, 1, "k", -1)) return;
+    const i64 K = ctx->input(1).dim_size(0);
+    const TensorShape shape = Prepend(K, ctx->input(0).shape());
+    if (!ShapeIs(ctx, 2, "r1", shape)) return;
+    std::vector<Tensor*> o;
+    if (!Outputs(ctx, shape, &o, 1)) return;
+    tf_glue::RunKernel(ctx, [&] {
+      TruncMsb0MaskScaledP1(In(ctx, 0), In(ctx, 1), K, ctx->input(0).NumElements(), In(ctx, 2),
+                            Out(o[0]), tf_glue::TfParallelFor(ctx));
+    });
+  }
+};
+
+template <int kParty>
+class MulAbStep1Op : public OpKernel {
+ public:
+  explicit MulAbStep1Op(OpKernelConstruction* c) : OpKernel(c) {}
+  void Compute(OpKernelContext* ctx) override {
+    if (!SameShapes(ctx, {{0, "f_a"}, {1, "f_b"}, {3, "b_a"}, {4, "b_b"}})) return;
+    i64 K, n;
+    if (!LeadingSplit(ctx, 0, "f_a", &K, &n) || !VectorOf(ctx, 2, "c0", K)) return;
+    u32 ka[8], kb[8];
+    i64 na, nb;
+    if (!GetKey(ctx, 5, "key_a", ka) || !GetNonce(ctx, 6, "nonce_a", &na) ||
+        !GetKey(ctx, 7, "key_b", kb) || !GetNonce(ctx, 8, "nonce_b", &nb))
+      return;
+    const TensorShape shape = ctx->input(0).shape();
+    const TensorShape pair = Prepend(2, shape);
+    Tensor* t[5] = {nullptr, nullptr, nullptr, nullptr, nullptr};
+    // Output layouts per party (see MulAbStep1 in sigmoid_steps.h).
+    const bool is_pair[3][5] = {{false, true, true, false, false},
+                                {false, false, false, true, true},
+                                {false, false, false, false, false}};
+    const int nout = kParty == 2 ? 4 : 5;
+    for (int i = 0; i < nout; ++i)
+      OP_REQUIRES_OK(ctx, ctx->allocate_output(i, is_pair[kParty][i] ? pair : shape, &t[i]));
+    MulAbStep1Out out;
+    if (kParty == 0) {
+      out.s_r0 = Out(t[0]); out.m_next = Out(t[1]); out.m_prev = Out(t[2]);
+      out.s_r1 = Out(t[3]); out.wc_a = Out(t[4]);
+    } else if (kParty == 1) {
+      out.s_r0 = Out(t[0]); out.wc_a = Out(t[1]); out.s_r1 = Out(t[2]);
+      out.m_next = Out(t[3]); out.m_prev = Out(t[4]);
+    } else {
+      out.s_r0 = Out(t[0]); out.wc_a = Out(t[1]); out.s_r1 = Out(t[2]); out.wc_b = Out(t[3]);
+    }
+    tf_glue::RunKernel(ctx, [&] {
+      MulAbStep1(kParty, In(ctx, 0), In(ctx, 1), In(ctx, 2), ctx->input(3).flat<bool>().data(),
+                 ctx->input(4).flat<bool>().data(), K, n, ka, na, kb, nb, out,
+                 tf_glue::TfParallelFor(ctx));
+    });
+  }
+};
+
+template <int kParty>
+class MulAbStep2Op : public OpKernel {
+ public:
+  explicit MulAbStep2Op(OpKernelConstruction* c) : OpKernel(c) {}
+  void Compute(OpKernelContext* ctx) override {
+    if (!SameShapes(ctx, {{0, "b_a"}, {1, "b_b"}})) return;
+    i64 K, n;
+    if (!LeadingSplit(ctx, 0, "b_a", &K, &n)) return;
+    const TensorShape shape = ctx->input(0).shape();
+    const TensorShape pair = Prepend(2, shape);
+    // inputs after b_a, b_b: name and whether it is an OT pair
+    static const char* names[3][6] = {
+        {"s_r0_from_p1", "s_r0_from_p2", "s_r1", "m_from_p1", "wc_from_p2", nullptr},
+        {"s_r0", "s_r1_from_p0", "s_r1_from_p2", "m_from_p0", "wc_from_p2", nullptr},
+        {"s_r0", "s_r1", "m_from_p0", "wc_from_p1", "m_from_p1", "wc_from_p0"}};
+    static const bool pairs[3][6] = {{false, false, false, true, false, false},
+                                     {false, false, false, true, false, false},
+                                     {false, false, true, false, true, false}};
+    for (int i = 0; i < 6 && names[kParty][i] != nullptr; ++i)
+      if (!ShapeIs(ctx, 2 + i, names[kParty][i], pairs[kParty][i] ? pair : shape)) return;
+    MulAbStep2In in;
+    if (kParty == 0) {
+      in.in1 = In(ctx, 2); in.in2 = In(ctx, 3); in.own = In(ctx, 4); in.m = In(ctx, 5);
+      in.wc = In(ctx, 6);
+    } else if (kParty == 1) {
+      in.own = In(ctx, 2); in.in1 = In(ctx, 3); in.in2 = In(ctx, 4); in.m = In(ctx, 5);
+      in.wc = In(ctx, 6);
+    } else {
+      in.own = In(ctx, 2); in.own2 = In(ctx, 3); in.m = In(ctx, 4); in.wc = In(ctx, 5);
+      in.m2 = In(ctx, 6); in.wc2 = In(ctx, 7);
+    }
+    TensorShape out_shape = shape;
+    out_shape.RemoveDim(0);
+    std::vector<Tensor*> o;
+    if (!Outputs(ctx, out_shape, &o, 2)) return;
+    tf_glue::RunKernel(ctx, [&] {
+      MulAbStep2(kParty, in, ctx->input(0).flat<bool>().data(), ctx->input(1).flat<bool>().data(),
+                 K, n, Out(o[0]), Out(o[1]), tf_glue::TfParallelFor(ctx));
+    });
+  }
+};
+
+REGISTER_KERNEL_BUILDER(Name("MpcPivotDiff").Device(DEVICE_CPU), PivotDiffOp);
+REGISTER_KERNEL_BUILDER(Name("MpcPieceSelectAnd").Device(DEVICE_CPU), PieceSelectAndOp);
+REGISTER_KERNEL_BUILDER(Name("MpcTruncMsb0MaskScaledP0").Device(DEVICE_CPU), MaskScaledP0Op);
+REGISTER_KERNEL_BUILDER(Name("MpcTruncMsb0MaskScaledP1").Device(DEVICE_CPU), MaskScaledP1Op);
+REGISTER_KERNEL_BUILDER(Name("MpcMulAbStep1P0").Device(DEVICE_CPU), MulAbStep1Op<0>);
+REGISTER_KERNEL_BUILDER(Name("MpcMulAbStep1P1").Device(DEVICE_CPU), MulAbStep1Op<1>);
+REGISTER_KERNEL_BUILDER(Name("MpcMulAbStep1P2").Device(DEVICE_CPU), MulAbStep1Op<2>);
+REGISTER_KERNEL_BUILDER(Name("MpcMulAbStep2P0").Device(DEVICE_CPU), MulAbStep2Op<0>);
+REGISTER_KERNEL_BUILDER(Name("MpcMulAbStep2P1").Device(DEVICE_CPU), MulAbStep2Op<1>);
+REGISTER_KERNEL_BUILDER(Name("MpcMulAbStep2P2").Device(DEVICE_CPU), MulAbStep2Op<2>);
+
 }  // namespace tfe_accel

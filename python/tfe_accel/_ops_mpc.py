@@ -31,6 +31,17 @@ __all__ = [
     "carry_setup_and",
     "kogge_stone_round",
     "kogge_stone_update",
+    "piecewise_constants",
+    "pivot_diff",
+    "piece_select_and",
+    "trunc_msb0_mask_scaled_p0",
+    "trunc_msb0_mask_scaled_p1",
+    "mul_ab_step1_p0",
+    "mul_ab_step1_p1",
+    "mul_ab_step1_p2",
+    "mul_ab_step2_p0",
+    "mul_ab_step2_p1",
+    "mul_ab_step2_p2",
 ]
 
 HEURISTIC_BOUND_BITS = 62  # TFE: x.backing_dtype.nbits - 2 for int64
@@ -217,3 +228,146 @@ def kogge_stone_update(gs1_a, gs1_b, zg_own, zg_recv, name=None):
     return _ops.mpc_kogge_stone_update(gs1_a, _same_dtype(gs1_b, gs1_a, "gs1_b"),
                                        _same_dtype(zg_own, gs1_a, "zg_own"),
                                        _same_dtype(zg_recv, gs1_a, "zg_recv"), name=name)
+
+
+# ----------------------------------------------------------------- sigmoid piece evaluation
+
+SIGMOID_APPROX = {
+    "5_piecewise_linear": ((-4, -1.5, 1.5, 4),
+                           ((1e-4,), (0.281, 0.066), (0.5, 0.212), (0.719, 0.066), (1 - 1e-4,))),
+    "3_piecewise_linear": ((-2.5, 2.5), ((1e-4,), (0.50, 0.17), (1 - 1e-4,))),
+}
+
+
+def piecewise_constants(c, coeffs, scaling_factor=2**16):
+    """Encode TFE ``polynomial_piecewise``'s pivots and linear coefficients exactly as TFE does.
+
+    Pivots go through NumPy float64 (``define_constant(np.array(c))``), the coefficients through
+    ``tf.constant`` (float32) then float64; both are scaled and cast to int64 (truncating toward
+    zero). Returns (pivots[C], c0[K], c1[K]) as int64 NumPy arrays; only linear pieces.
+    """
+    import numpy as np
+
+    if len(c) + 1 != len(coeffs):
+        raise ValueError(f"{len(c)} pivots need {len(c) + 1} pieces, got {len(coeffs)}")
+    if any(len(cf) > 2 for cf in coeffs):
+        raise ValueError("only linear pieces (at most 2 coefficients each) are supported")
+    piv = (np.asarray(c, np.float64) * scaling_factor).astype(np.int64)
+
+    def enc32(v):
+        return (np.asarray(v, np.float32).astype(np.float64) * scaling_factor).astype(np.int64)
+
+    c0 = enc32([cf[0] if len(cf) > 0 else 0 for cf in coeffs])
+    c1 = enc32([cf[1] if len(cf) > 1 else 0 for cf in coeffs])
+    return piv, c0, c1
+
+
+def _party(party):
+    party = int(party)
+    if party not in (0, 1, 2):
+        raise ValueError(f"party must be 0, 1 or 2, got {party}")
+    return party
+
+
+def _bool(x, name):
+    t = tf.convert_to_tensor(x)
+    if t.dtype != tf.bool:
+        raise TypeError(f"{name} must have dtype bool, got {t.dtype.name}")
+    return t
+
+
+def pivot_diff(party, x_a, x_b, pivots, name=None):
+    """Sigmoid comparison set-up (TFE ``c_public - tile(x)``), party ``party``.
+
+    Returns the party's shares (d_a, d_b) of pivots - x for all C pivots at once ([C] + shape);
+    these feed ``bit_extract_setup`` (msb of d = x > pivot).
+    """
+    return _ops.mpc_pivot_diff(_i64(x_a, "x_a"), _i64(x_b, "x_b"), _i64(pivots, "pivots"),
+                               party=_party(party), name=name)
+
+
+def piece_select_and(party, msb_a, msb_b, key_a, nonce_a, key_b, nonce_b, name=None):
+    """Piece selection (TFE ``polynomial_piecewise``: ``and_(le_pivots, gt_pivots)``), any party.
+
+    From its bool shares of msb(c - x) ([C] + shape) returns the local term z ([C+1] + shape,
+    bool) of b = [~msb, 1] & [1, ~msb ^ 1]; z is sent to P_{i-1}, b's shares are (z, z_received).
+    Uses one nonce step (the bool factory's zero share).
+    """
+    return _ops.mpc_piece_select_and(_bool(msb_a, "msb_a"), _bool(msb_b, "msb_b"), _key(key_a),
+                                     _nonce(nonce_a), _key(key_b), _nonce(nonce_b),
+                                     party=_party(party), name=name)
+
+
+def trunc_msb0_mask_scaled_p0(x0, x1, k, key, nonce, lift=0, name=None):
+    """MSB-0 truncation masking of k_j * x (TFE ``mul_public_private`` by a public vector, then
+    the heuristic truncation), P0: c0 = (x0 + x1) * k_j + lift + r0, shape [K] + x.shape."""
+    return _ops.mpc_trunc_msb0_mask_scaled_p0(_i64(x0, "x0"), _i64(x1, "x1"), _i64(k, "k"),
+                                              _key(key), _nonce(nonce), lift=_to_signed64(lift),
+                                              name=name)
+
+
+def trunc_msb0_mask_scaled_p1(x2, k, r1, name=None):
+    """MSB-0 truncation masking of k_j * x, P1: c1 = x2 * k_j + r1 ([K] + x.shape)."""
+    return _ops.mpc_trunc_msb0_mask_scaled_p1(_i64(x2, "x2"), _i64(k, "k"), _i64(r1, "r1"),
+                                              name=name)
+
+
+def _step1_args(f_a, f_b, c0, b_a, b_b, key_a, nonce_a, key_b, nonce_b):
+    return (_i64(f_a, "f_a"), _i64(f_b, "f_b"), _i64(c0, "c0"), _bool(b_a, "b_a"),
+            _bool(b_b, "b_b"), _key(key_a), _nonce(nonce_a), _key(key_b), _nonce(nonce_b))
+
+
+def mul_ab_step1_p0(f_a, f_b, c0, b_a, b_b, key_a, nonce_a, key_b, nonce_b, name=None):
+    """TFE ``mul_ab(f, b)`` (piece values times indicators), step 1 of P0.
+
+    P0 is the OT sender of routine 0 (a = f0 + c0) and the OT helper of routine 1. Returns
+    (s_r0, m_to_p1, m_to_p2, s_r1, wc_to_p2); s_r1 also goes to P1. Nonces: N .. N+3.
+    """
+    return _ops.mpc_mul_ab_step1p0(*_step1_args(f_a, f_b, c0, b_a, b_b, key_a, nonce_a, key_b,
+                                                 nonce_b), name=name)
+
+
+def mul_ab_step1_p1(f_a, f_b, c0, b_a, b_b, key_a, nonce_a, key_b, nonce_b, name=None):
+    """``mul_ab(f, b)`` step 1 of P1: OT helper of routine 0, OT sender of routine 1 (a = f1 + f2).
+
+    Returns (s_r0, wc_to_p2, s_r1, m_to_p2, m_to_p0); s_r0 also goes to P0.
+    """
+    return _ops.mpc_mul_ab_step1p1(*_step1_args(f_a, f_b, c0, b_a, b_b, key_a, nonce_a, key_b,
+                                                 nonce_b), name=name)
+
+
+def mul_ab_step1_p2(f_a, f_b, c0, b_a, b_b, key_a, nonce_a, key_b, nonce_b, name=None):
+    """``mul_ab(f, b)`` step 1 of P2: OT helper of both routines.
+
+    Returns (s_r0, wc_to_p1, s_r1, wc_to_p0); s_r0 also goes to P0 and s_r1 to P1.
+    """
+    return _ops.mpc_mul_ab_step1p2(*_step1_args(f_a, f_b, c0, b_a, b_b, key_a, nonce_a, key_b,
+                                                 nonce_b), name=name)
+
+
+def mul_ab_step2_p0(b_a, b_b, s_r0_from_p1, s_r0_from_p2, s_r1, m_from_p1, wc_from_p2,
+                    name=None):
+    """``mul_ab(f, b)`` step 2 of P0 (OT receiver of routine 1) and the sum over the pieces:
+    returns P0's two shares of the sigmoid."""
+    return _ops.mpc_mul_ab_step2p0(
+        _bool(b_a, "b_a"), _bool(b_b, "b_b"), _i64(s_r0_from_p1, "s_r0_from_p1"),
+        _i64(s_r0_from_p2, "s_r0_from_p2"), _i64(s_r1, "s_r1"), _i64(m_from_p1, "m_from_p1"),
+        _i64(wc_from_p2, "wc_from_p2"), name=name)
+
+
+def mul_ab_step2_p1(b_a, b_b, s_r0, s_r1_from_p0, s_r1_from_p2, m_from_p0, wc_from_p2,
+                    name=None):
+    """``mul_ab(f, b)`` step 2 of P1 (OT receiver of routine 0) and the sum over the pieces."""
+    return _ops.mpc_mul_ab_step2p1(
+        _bool(b_a, "b_a"), _bool(b_b, "b_b"), _i64(s_r0, "s_r0"),
+        _i64(s_r1_from_p0, "s_r1_from_p0"), _i64(s_r1_from_p2, "s_r1_from_p2"),
+        _i64(m_from_p0, "m_from_p0"), _i64(wc_from_p2, "wc_from_p2"), name=name)
+
+
+def mul_ab_step2_p2(b_a, b_b, s_r0, s_r1, m_from_p0, wc_from_p1, m_from_p1, wc_from_p0,
+                    name=None):
+    """``mul_ab(f, b)`` step 2 of P2 (OT receiver of both routines) and the sum over the pieces."""
+    return _ops.mpc_mul_ab_step2p2(
+        _bool(b_a, "b_a"), _bool(b_b, "b_b"), _i64(s_r0, "s_r0"), _i64(s_r1, "s_r1"),
+        _i64(m_from_p0, "m_from_p0"), _i64(wc_from_p1, "wc_from_p1"),
+        _i64(m_from_p1, "m_from_p1"), _i64(wc_from_p0, "wc_from_p0"), name=name)

@@ -136,6 +136,24 @@ void PackA(const RingMatView& a, i64 i0, i64 mc, i64 p0, i64 kc, int mr, u64* ou
 void PackB(const RingMatView& b, const RingMatView& b2, i64 p0, i64 kc, i64 j0, i64 nc, int nr,
            u64* out) {
   const bool two = b2.p != nullptr;
+  if (b.cs == 1 && (!two || b2.cs == 1)) {
+    // Row-major B: read each row piece contiguously, scatter into the NR-column micro-panels.
+    for (i64 k = 0; k < kc; ++k) {
+      const u64* s = b.p + (p0 + k) * b.rs + j0;
+      const u64* s2 = two ? b2.p + (p0 + k) * b2.rs + j0 : nullptr;
+      for (i64 jp = 0; jp < nc; jp += nr) {
+        const int cols = static_cast<int>(std::min<i64>(nr, nc - jp));
+        u64* d = out + jp * kc + k * nr;
+        if (two) {
+          for (int j = 0; j < cols; ++j) d[j] = s[jp + j] + s2[jp + j];
+        } else {
+          for (int j = 0; j < cols; ++j) d[j] = s[jp + j];
+        }
+        for (int j = cols; j < nr; ++j) d[j] = 0;
+      }
+    }
+    return;
+  }
   for (i64 jp = 0; jp < nc; jp += nr) {
     const int cols = static_cast<int>(std::min<i64>(nr, nc - jp));
     u64* dst = out + jp * kc;

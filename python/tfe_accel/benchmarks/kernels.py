@@ -1,0 +1,122 @@
+"""Kernel and GPU benchmarks: run the kernel authors' scripts under ``bench/`` (imported by path).
+
+``bench/bench_matmul.py`` exposes ``run(quick, threads) -> dict`` (ring GEMM, RSS matmul vs the TF-op
+sequences they replace, GMAC/s, GB/s and the copy-bandwidth floor); ``bench/bench_mpc_steps.py``
+exposes ``run(quick) -> dict`` (truncation and sigmoid steps). A missing or failing script is
+recorded with its reason (status ``missing`` / ``failed``) and the suite goes on.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import traceback
+
+SCRIPTS = {
+    "matmul": ("bench_matmul.py", lambda mod, quick, threads: mod.run(quick=quick, threads=threads)),
+    "mpc_steps": ("bench_mpc_steps.py", lambda mod, quick, threads: mod.run(quick=quick)),
+}
+GPU_SCRIPTS = ("bench_gpu.py", "bench_cuda.py")
+
+
+def bench_dir(repo: str = None) -> str:
+    return os.path.join(repo or repo_root(), "bench")
+
+
+def repo_root() -> str:
+    """The source tree of an editable install (python/tfe_accel -> repo), else the cwd."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    cand = os.path.dirname(os.path.dirname(os.path.dirname(here)))
+    if os.path.isdir(os.path.join(cand, "bench")) and os.path.isdir(os.path.join(cand, "python")):
+        return cand
+    return os.getcwd()
+
+
+def load_script(path: str, name: str):
+    spec = importlib.util.spec_from_file_location(f"tfe_accel_bench_{name}", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _run_script(key, filename, call, quick, threads, log):
+    path = os.path.join(bench_dir(), filename)
+    if not os.path.exists(path):
+        msg = f"{path} not found: kernel benchmark '{key}' not run"
+        print(f"  kernels: {msg}", file=sys.stderr)
+        return {"status": "missing", "script": path, "error": msg}
+    log(f"  kernels: {filename} ...")
+    try:
+        mod = load_script(path, key)
+        res = call(mod, quick, threads)
+        table = None
+        if hasattr(mod, "format_table"):
+            try:
+                table = mod.format_table(res)
+            except Exception as exc:  # the numbers are still valid without the script's table
+                table = f"(format_table failed: {type(exc).__name__}: {exc})"
+        return {"status": "ok", "script": path, "result": res, "table": table}
+    except Exception as exc:
+        print(f"  kernels: {filename} FAILED: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return {"status": "failed", "script": path, "error": f"{type(exc).__name__}: {exc}",
+                "traceback": traceback.format_exc(limit=8)}
+
+
+def run(quick: bool = False, threads=(1, 2), log=print) -> dict:
+    out = {"threads": list(threads)}
+    for key, (filename, call) in SCRIPTS.items():
+        out[key] = _run_script(key, filename, call, quick, list(threads), log)
+    out["status"] = "ok" if all(out[k]["status"] == "ok" for k in SCRIPTS) else "partial"
+    return out
+
+
+def run_gpu(quick: bool = False, log=print) -> dict:
+    from .. import read_build_info
+
+    if not read_build_info().get("cuda"):
+        msg = "CUDA kernels not built in this installation (build info: cuda = false); skipped"
+        log(f"  gpu: {msg}")
+        return {"status": "skipped", "reason": msg}
+    for filename in GPU_SCRIPTS:
+        if os.path.exists(os.path.join(bench_dir(), filename)):
+            return _run_script("gpu", filename, lambda mod, q, t: mod.run(quick=q), quick, [], log)
+    msg = f"CUDA kernels built but no GPU benchmark script ({' or '.join(GPU_SCRIPTS)}) in bench/"
+    print(f"  gpu: {msg}", file=sys.stderr)
+    return {"status": "missing", "error": msg}
+
+
+def rows_of(section: dict):
+    """(label, speedup) pairs from the scripts' results, for the summary plot (best effort)."""
+    pairs = []
+    m = section.get("matmul", {})
+    if m.get("status") == "ok":
+        for per in m["result"].get("results", []):
+            for row in per.get("rows", []):
+                if "speedup" in row:
+                    pairs.append((f"{row.get('op')} {row.get('shape')} ({per.get('threads')}t)",
+                                  float(row["speedup"])))
+    s = section.get("mpc_steps", {})
+    if s.get("status") == "ok":
+        for row in s["result"].get("rows", []):
+            if "speedup" in row:
+                pairs.append((f"{row.get('case')} n={row.get('elements')}", float(row["speedup"])))
+    return pairs
+
+
+def format_table(section: dict) -> str:
+    lines = []
+    for key in list(SCRIPTS) + ["gpu"]:
+        r = section.get(key)
+        if r is None:
+            continue
+        lines.append(f"[{key}] {r['status']}")
+        if r["status"] == "ok":
+            if r.get("table"):
+                lines.append(r["table"])
+            else:
+                for row in r["result"].get("rows", []):
+                    lines.append("  " + ", ".join(f"{k}={v}" for k, v in row.items()
+                                                  if not isinstance(v, (list, dict))))
+        else:
+            lines.append("  " + (r.get("error") or r.get("reason") or ""))
+    return "\n".join(lines)

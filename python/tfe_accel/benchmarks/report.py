@@ -1,0 +1,275 @@
+"""Outputs of ``tfe-accel bench``: results.json, PNG plots, the README section."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections import OrderedDict
+
+from . import runner
+
+README_START = "<!-- bench:start -->"
+README_END = "<!-- bench:end -->"
+
+
+def _clean(obj):
+    """JSON-safe copy: NumPy scalars -> Python, non-finite floats -> None, tuples -> lists."""
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if hasattr(obj, "item") and not isinstance(obj, (str, bytes)):
+        try:
+            obj = obj.item()
+        except (TypeError, ValueError):
+            return str(obj)
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    return str(obj)
+
+
+def write_json(results: dict, path: str) -> str:
+    with open(path, "w") as f:
+        json.dump(_clean(results), f, indent=2, allow_nan=False)
+        f.write("\n")
+    return path
+
+
+# ------------------------------------------------------------------------------------------ plots
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _machine_line(results) -> str:
+    m = results.get("machine", {})
+    return (f"{m.get('cpu_model', '?')}, {m.get('usable_cores', '?')} cores, "
+            f"{m.get('isa_code_path', '?')}, TF {m.get('tensorflow', '?')}"
+            + (" (quick)" if results.get("settings", {}).get("quick") else ""))
+
+
+def plot_protocol_speedup(results: dict, path: str) -> str:
+    plt = _plt()
+    cases = [c for c in results.get("protocol", {}).get("cases", []) if c.get("status") == "ok"]
+    groups = OrderedDict()
+    for c in cases:
+        groups.setdefault(c["op"], []).append(c)
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for op, cs in groups.items():
+        cs = sorted(cs, key=lambda c: c["size"])
+        xs = [c["size"] for c in cs]
+        ys = [c["speedup"] for c in cs]
+        lo = [max(0.0, c["speedup"] - c["speedup_range"][0]) for c in cs]
+        hi = [max(0.0, c["speedup_range"][1] - c["speedup"]) for c in cs]
+        ax.errorbar(xs, ys, yerr=[lo, hi], marker="o", capsize=3, label=op)
+        for c in cs:
+            if c.get("target"):
+                ax.scatter([c["size"]], [c["target"]["speedup"]], marker="_", s=300, color="k")
+    ax.axhline(1.0, color="grey", lw=0.8, ls="--")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("size (matrix side n for n^3, elements, or m*k for LR shapes)")
+    ax.set_ylabel("speedup over stock ABY3 (median; bars: IQR range)")
+    ax.set_title("AcceleratedABY3 vs stock ABY3 (black dashes: issue targets)\n" + _machine_line(results),
+                 fontsize=9)
+    if groups:
+        ax.legend(fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no protocol results", transform=ax.transAxes, ha="center")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_training_breakdown(results: dict, path: str) -> str:
+    plt = _plt()
+    step = results.get("training", {}).get("lr_step", {})
+    fig, ax = plt.subplots(figsize=(7, 5))
+    if step.get("status") == "ok" and "breakdown" in step.get("stock", {}):
+        names = ["stock", "accelerated"]
+        pieces = list(step["stock"]["breakdown"])
+        left = [0.0, 0.0]
+        for piece in pieces:
+            vals = [max(0.0, step[n]["breakdown"][piece]["median_s"]) for n in names]
+            ax.barh(names, vals, left=left, label=piece)
+            left = [a + b for a, b in zip(left, vals)]
+        for i, n in enumerate(names):
+            ax.text(left[i], i, f"  step {runner.fmt_time(step[n]['median_s'])}", va="center",
+                    fontsize=8)
+        ax.set_xlabel("seconds (medians; parts timed alone, 'other' clamped at 0)")
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2)
+        ax.set_xlim(0, max(left) * 1.35 if max(left) > 0 else 1)
+        ax.set_title(f"One LR gradient step, n={step['n']}, d={step['d']} "
+                     f"(speedup {step['speedup']:.2f}x)\n" + _machine_line(results), fontsize=9)
+    else:
+        ax.text(0.5, 0.5, "no training-step results" + (f": {step.get('error')}" if step else ""),
+                transform=ax.transAxes, ha="center", wrap=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_kernels(results: dict, path: str) -> str:
+    from .kernels import rows_of
+
+    plt = _plt()
+    pairs = rows_of(results.get("kernels", {}))
+    fig, ax = plt.subplots(figsize=(8, max(3.0, 0.28 * len(pairs) + 1.2)))
+    if pairs:
+        ax.barh([p[0] for p in pairs][::-1], [p[1] for p in pairs][::-1])
+        ax.axvline(1.0, color="grey", lw=0.8, ls="--")
+        ax.set_xscale("log")
+        ax.set_xlabel("speedup over the TF-op sequence replaced (median)")
+        ax.tick_params(axis="y", labelsize=7)
+    else:
+        ax.text(0.5, 0.5, "no kernel results (see results.json)", transform=ax.transAxes,
+                ha="center")
+    ax.set_title("Fused kernels\n" + _machine_line(results), fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+PLOTS = {
+    "protocol": ("protocol_speedup.png", plot_protocol_speedup),
+    "training": ("training_step_breakdown.png", plot_training_breakdown),
+    "kernels": ("kernels_speedup.png", plot_kernels),
+}
+
+
+def write_plots(results: dict, outdir: str) -> list:
+    written = []
+    for section, (fname, fn) in PLOTS.items():
+        if section in results:
+            written.append(fn(results, os.path.join(outdir, fname)))
+    return written
+
+
+# ------------------------------------------------------------------------------- README section
+
+
+def _ms(s):
+    return runner.fmt_time(s)
+
+
+def markdown_section(results: dict) -> str:
+    m = results.get("machine", {})
+    st = results.get("settings", {})
+    git = m.get("git") or {}
+    lines = [
+        "### Measured speedups (generated by `tfe-accel bench`)",
+        "",
+        f"Machine: {m.get('cpu_model', '?')}, {m.get('usable_cores', '?')} usable cores, "
+        f"CPU code path `{m.get('isa_code_path', '?')}`, TensorFlow {m.get('tensorflow', '?')}, "
+        f"TF Encrypted {m.get('tf_encrypted', '?')}, tfe-accel {m.get('tfe_accel', '?')}"
+        + (f" (commit {git['commit'][:10]}{', dirty tree' if git.get('dirty') else ''})"
+           if git.get("commit") else "") + ".",
+        f"Run {m.get('timestamp_utc', '?')}, `{st.get('command', 'tfe-accel bench')}`"
+        + (" (**quick mode: small sizes, not representative**)" if st.get("quick") else "")
+        + f"; load average at start {m.get('load_average_start')}, at end {st.get('load_average_end')}.",
+        "Stock = `tfe.protocol.ABY3()` on tfe-accel's PRG/bit ops; ours = `AcceleratedABY3()`; both in "
+        "one process on `PartitionedLocalConfig`, graph mode, interleaved, medians (± IQR) per call.",
+        "",
+    ]
+    prot = results.get("protocol")
+    if prot:
+        lines += ["| op | stock | accelerated | speedup | graph nodes (stock / ours) | messages | bytes | "
+                  "rounds | target |", "|---|---|---|---|---|---|---|---|---|"]
+        for c in prot.get("cases", []):
+            if c.get("status") != "ok":
+                lines.append(f"| {c['label']} | failed: {c.get('error', '')[:80]} | | | | | | | |")
+                continue
+            s, a = c["stock"], c["accelerated"]
+            t = c.get("target")
+            tcol = "" if not t else (f"≥ {t['speedup']:g}x" + (", ≥ 10x fewer nodes" if t.get("nodes_ratio")
+                                                                  else "") + (": met" if t["met"] else ": **not met**"))
+            if not c.get("routed"):
+                tcol = (tcol + " (no fused route yet)").strip()
+            lines.append(
+                f"| {c['label']} | {_ms(s['median_s'])} ± {_ms(s['iqr_s'])} | {_ms(a['median_s'])} ± "
+                f"{_ms(a['iqr_s'])} | **{c['speedup']:.2f}x** | {s['nodes']} / {a['nodes']} | "
+                f"{s['messages']} / {a['messages']} | {s['bytes']:,} / {a['bytes']:,} | "
+                f"{s['rounds']} / {a['rounds']} | {tcol} |")
+        lines.append("")
+    tr = results.get("training")
+    if tr:
+        lines += ["| training | stock | accelerated | speedup | note |", "|---|---|---|---|---|"]
+        step = tr.get("lr_step", {})
+        if step.get("status") == "ok":
+            t = step.get("target") or {}
+            lines.append(f"| one full-batch LR step, n={step['n']}, d={step['d']} | "
+                         f"{_ms(step['stock']['median_s'])} | {_ms(step['accelerated']['median_s'])} | "
+                         f"**{step['speedup']:.2f}x** | "
+                         + (f"target ≥ 1.8x: {'met' if t.get('met') else '**not met**'}" if t else "")
+                         + " |")
+        it = tr.get("lr_iterations_d10_b128", {})
+        if it.get("status") == "ok":
+            lines.append(f"| LR iterations/s, D=10, batch 128 | {it['stock']['iterations_per_s']:.0f} it/s | "
+                         f"{it['accelerated']['iterations_per_s']:.0f} it/s | **{it['speedup']:.2f}x** | "
+                         f"Hong et al.: ≥ 754 it/s; target ≥ 5x: "
+                         f"{'met' if it['target']['met'] else '**not met**'} |")
+        ep = tr.get("epoch", {})
+        if ep.get("status") == "ok":
+            lines.append(f"| one epoch of the secure trainer, n={ep['n']}, d={ep['d']}, batch "
+                         f"{ep['batch_size']} | {_ms(ep['stock']['median_s'])} | "
+                         f"{_ms(ep['accelerated']['median_s'])} | **{ep['speedup']:.2f}x** | "
+                         f"{ep['steps_per_epoch']} steps |")
+        for key in ("lr_step", "lr_iterations_d10_b128", "epoch"):
+            if tr.get(key, {}).get("status") == "failed":
+                lines.append(f"| {key} | failed: {tr[key]['error'][:80]} | | | |")
+        lines.append("")
+    k = results.get("kernels")
+    if k:
+        for key in ("matmul", "mpc_steps"):
+            r = k.get(key, {})
+            if r.get("status") != "ok":
+                lines.append(f"Kernel benchmark `{key}`: {r.get('status')}: {r.get('error', '')}")
+        lines.append("Kernel-level numbers: `results.json` (`kernels`) and `kernels_speedup.png`.")
+        lines.append("")
+    g = results.get("gpu")
+    if g and g.get("status") != "ok":
+        lines.append(f"GPU: {g.get('reason') or g.get('error')}.")
+        lines.append("")
+    lines.append("Plots: `bench/results/protocol_speedup.png`, `bench/results/training_step_breakdown.png`.")
+    return "\n".join(lines) + "\n"
+
+
+def write_markdown(results: dict, path: str) -> str:
+    with open(path, "w") as f:
+        f.write(markdown_section(results))
+    return path
+
+
+def update_readme(readme_path: str = "README.md", section: str = "bench/results/README_section.md") -> bool:
+    """Replace the text between ``<!-- bench:start -->`` and ``<!-- bench:end -->`` in README.md with
+    ``section`` (a path to a Markdown file, or the Markdown text itself). Returns True if the file
+    changed. Raises ValueError if the markers are missing, duplicated or out of order."""
+    text = section
+    if os.path.exists(section):
+        with open(section) as f:
+            text = f.read()
+    with open(readme_path) as f:
+        readme = f.read()
+    starts, ends = readme.count(README_START), readme.count(README_END)
+    if starts != 1 or ends != 1 or readme.index(README_START) > readme.index(README_END):
+        raise ValueError(f"{readme_path} must contain exactly one {README_START} followed by one "
+                         f"{README_END} (found {starts} start and {ends} end markers)")
+    pattern = re.compile(re.escape(README_START) + r".*?" + re.escape(README_END), re.S)
+    new = pattern.sub(lambda _m: f"{README_START}\n{text.rstrip()}\n{README_END}", readme)
+    if new == readme:
+        return False
+    with open(readme_path, "w") as f:
+        f.write(new)
+    return True

@@ -149,6 +149,25 @@ def bench_cases(n, runs):
     def stock_msb():
         return [s.value for pair in prot.msb(private(xs)).unwrapped for s in pair]
 
+    def _ours_msb_shares(ds, kn):
+        sh = [(ds[0], ds[1]), (ds[1], ds[2]), (ds[2], ds[0])]
+        setup = [ops.bit_extract_setup(i, *sh[i], *kn(i, 0)) for i in range(3)]
+        zero = tf.zeros_like(ds[0])
+        op1 = [(setup[0], setup[1]), (setup[1], setup[2]), (setup[2], setup[0])]
+        op2 = [(zero, zero), (zero, ds[2]), (ds[2], zero)]
+        o = [ops.carry_setup_and(*op1[i], *op2[i], *kn(i, 1)) for i in range(3)]
+        G = [(o[i][0], o[(i + 1) % 3][0]) for i in range(3)]
+        P = [(o[i][1], o[i][2]) for i in range(3)]
+        for rnd in range(6):
+            r = [ops.kogge_stone_round(*G[i], *P[i], *kn(i, 2 + 2 * rnd)) for i in range(3)]
+            G = [ops.kogge_stone_update(r[i][2], r[i][3], r[i][0], r[(i + 1) % 3][0])
+                 for i in range(3)]
+            P = [(r[i][1], r[(i + 1) % 3][1]) for i in range(3)]
+        one = tf.constant(1, tf.int8)
+        return [tuple(tf.cast(tf.bitwise.bitwise_xor(tf.bitwise.bitwise_and(G[i][j], one),
+                                                     o[i][3 + j]), tf.bool) for j in range(2))
+                for i in range(3)]
+
     @tf.function
     def ours_msb():
         sh = [(xs[0], xs[1]), (xs[1], xs[2]), (xs[2], xs[0])]
@@ -172,6 +191,77 @@ def bench_cases(n, runs):
         return out
 
     cases.append(("msb (a2b + carry, 14 ANDs), 3 parties", stock_msb, ours_msb))
+
+    # --- piece evaluation: mul_ab(f, b) (two 3-party OT routines) and the sum over the pieces,
+    # on 1e6 piece elements (K = 5 pieces x n / 5)
+    K = 5
+    m = n // K
+    rng = np.random.default_rng(2)
+    fs = [tf.constant(rng.integers(-(2**63), 2**63, size=(K, m), dtype=np.int64)) for _ in range(3)]
+    bs = [tf.constant(rng.integers(0, 2, size=(K, m)).astype(bool)) for _ in range(3)]
+    c0 = tf.constant(rng.integers(0, 2**16, size=(K,), dtype=np.int64))
+    from tf_encrypted.tensor import int1factory
+
+    def bool_private(ts):
+        t = [int1factory.tensor(v) for v in ts]
+        return ABY3PrivateTensor(prot, [[t[0], t[1]], [t[1], t[2]], [t[2], t[0]]], False,
+                                 ShareType.BOOLEAN)
+
+    @tf.function
+    def stock_pieces():
+        f = private(fs)
+        return _flat_shares(prot.reduce_sum(prot.mul_ab(f, bool_private(bs)), axis=0))
+
+    fsh = [(fs[0], fs[1]), (fs[1], fs[2]), (fs[2], fs[0])]
+    bsh = [(bs[0], bs[1]), (bs[1], bs[2]), (bs[2], bs[0])]
+
+    def ours_mul_ab(fsh, bsh, c0, off):
+        o0 = ops.mul_ab_step1_p0(*fsh[0], c0, *bsh[0], *kn(0, off))
+        o1 = ops.mul_ab_step1_p1(*fsh[1], c0, *bsh[1], *kn(1, off))
+        o2 = ops.mul_ab_step1_p2(*fsh[2], c0, *bsh[2], *kn(2, off))
+        y0 = ops.mul_ab_step2_p0(*bsh[0], o1[0], o2[0], o0[3], o1[4], o2[3])
+        y1 = ops.mul_ab_step2_p1(*bsh[1], o1[0], o0[3], o2[2], o0[1], o2[1])
+        y2 = ops.mul_ab_step2_p2(*bsh[2], o2[0], o2[2], o0[2], o1[1], o1[3], o0[4])
+        return [y0, y1, y2]
+
+    @tf.function
+    def ours_pieces():
+        return [t for y in ours_mul_ab(fsh, bsh, c0, 0) for t in y]
+
+    cases.append((f"piece evaluation (mul_ab+sum, {K}x{m})", stock_pieces, ours_pieces))
+
+    # --- the whole 5-piece sigmoid (TFE `_sigmoid_private`) on n / 10 elements
+    ns = n // 10
+    xsig = [x[:ns] for x in xs]
+    c_piv, coeffs = ops.SIGMOID_APPROX["5_piecewise_linear"]
+    piv, sc0, sc1 = ops.piecewise_constants(c_piv, coeffs)
+
+    @tf.function
+    def stock_sigmoid():
+        return _flat_shares(prot.sigmoid(private(xsig), approx_type="5_piecewise_linear"))
+
+    @tf.function
+    def ours_sigmoid():
+        sh = [(xsig[0], xsig[1]), (xsig[1], xsig[2]), (xsig[2], xsig[0])]
+        d = [ops.pivot_diff(i, *sh[i], piv) for i in range(3)]
+        ds = [d[0][0], d[0][1], d[1][1]]
+        msb = _ours_msb_shares(ds, kn)
+        z = [ops.piece_select_and(i, *msb[i], *kn(i, 14)) for i in range(3)]
+        b = [(z[i], z[(i + 1) % 3]) for i in range(3)]
+        # f = c1 * tile(x), heuristic truncation (dealer P2, masks, unmasks), nonce +15
+        amount, lift, unlift = 16, ops.heuristic_lift(), ops.heuristic_unlift(16)
+        r1, s1, m1, z20, z21 = ops.trunc_msb0_dealer(
+            [len(sc1), ns], keys[2][1], N[2] + 15, keys[2][0], N[1] + 15, ops.secure_seed(),
+            amount, unlift)
+        c0m = ops.trunc_msb0_mask_scaled_p0(*sh[0], sc1, keys[0][0], N[2] + 15, lift)
+        c1m = ops.trunc_msb0_mask_scaled_p1(sh[1][1], sc1, r1)
+        yt0, z00 = ops.trunc_msb0_unmask_p0(c0m, c1m, keys[0][0], N[2] + 15, amount, unlift)
+        yt1, z11 = ops.trunc_msb0_unmask_p1(c0m, c1m, s1, m1, keys[1][1], N[1] + 15, amount)
+        mid = ops.trunc_msb0_combine(yt0, yt1)
+        f = [(z00, mid), (mid, z11), (z20, z21)]
+        return [t for y in ours_mul_ab(f, b, sc0, 16) for t in y]
+
+    cases.append((f"sigmoid 5-piece (whole), {ns} elements", stock_sigmoid, ours_sigmoid))
 
     rows = []
     for name, stock, ours in cases:
@@ -226,9 +316,6 @@ def main(argv=None):
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
 
 def failure_probability(samples: int = 1_000_000, seed: int = 7) -> list:
     """Empirical failure rate of the non-interactive truncation (a) against the theory.
@@ -260,3 +347,7 @@ def failure_probability(samples: int = 1_000_000, seed: int = 7) -> list:
                     "empirical": fails / samples, "theory_mean_abs_x_over_2^64": theory,
                     "max_error_when_ok_ulps": float(err[err <= 2].max()) if fails < samples else None})
     return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -78,7 +78,9 @@ void BooleanZeroShare(const u32 key_a[8], i64 nonce_a, const u32 key_b[8], i64 n
     SeededFull<T>(sa, out, n, pf);
     SeededFull<T>(sb, tmp.data(), n, pf);
     ForChunks(n, 1, pf, [&](i64 b, i64 e) {
-      for (i64 i = b; i < e; ++i) out[i] ^= tmp[i];
+      T* __restrict__ o = out;
+      const T* __restrict__ t = tmp.data();
+      for (i64 i = b; i < e; ++i) o[i] ^= t[i];
     });
   }
 }
@@ -123,19 +125,27 @@ void KoggeStoneRound(const In* g_a, const In* g_b, const In* p_a, const In* p_b,
   BooleanZeroShare<Out>(key_a, nonce_a, key_b, nonce_b, zg, n, pf);
   BooleanZeroShare<Out>(key_a, nonce_a + 1, key_b, nonce_b + 1, zp, n, pf);
   ForChunks(n, 6, pf, [&](i64 b, i64 e) {
+    const In* __restrict__ g_a_ = g_a;
+    const In* __restrict__ g_b_ = g_b;
+    const In* __restrict__ p_a_ = p_a;
+    const In* __restrict__ p_b_ = p_b;
+    Out* __restrict__ zg_ = zg;
+    Out* __restrict__ zp_ = zp;
+    Out* __restrict__ gs1_a_ = gs1_a;
+    Out* __restrict__ gs1_b_ = gs1_b;
     for (i64 i = b; i < e; ++i) {
-      const u64 ga = ZeroExt(g_a[i]), gb = ZeroExt(g_b[i]);
-      const u64 pa = ZeroExt(p_a[i]), pb = ZeroExt(p_b[i]);
+      const u64 ga = ZeroExt(g_a_[i]), gb = ZeroExt(g_b_[i]);
+      const u64 pa = ZeroExt(p_a_[i]), pb = ZeroExt(p_b_[i]);
       const Out g0a = static_cast<Out>(CompressEven(ga)), g0b = static_cast<Out>(CompressEven(gb));
       const Out g1a = static_cast<Out>(CompressEven(ga >> 1));
       const Out g1b = static_cast<Out>(CompressEven(gb >> 1));
       const Out p0a = static_cast<Out>(CompressEven(pa)), p0b = static_cast<Out>(CompressEven(pb));
       const Out p1a = static_cast<Out>(CompressEven(pa >> 1));
       const Out p1b = static_cast<Out>(CompressEven(pb >> 1));
-      zg[i] = static_cast<Out>(zg[i] ^ (g0a & p1a) ^ (g0a & p1b) ^ (g0b & p1a));
-      zp[i] = static_cast<Out>(zp[i] ^ (p0a & p1a) ^ (p0a & p1b) ^ (p0b & p1a));
-      gs1_a[i] = g1a;
-      gs1_b[i] = g1b;
+      zg_[i] = static_cast<Out>(zg_[i] ^ (g0a & p1a) ^ (g0a & p1b) ^ (g0b & p1a));
+      zp_[i] = static_cast<Out>(zp_[i] ^ (p0a & p1a) ^ (p0a & p1b) ^ (p0b & p1a));
+      gs1_a_[i] = g1a;
+      gs1_b_[i] = g1b;
     }
   });
 }
@@ -144,10 +154,15 @@ template <typename T>
 void KoggeStoneUpdate(const T* gs1_a, const T* gs1_b, const T* zg_own, const T* zg_recv,
                       T* g_a, T* g_b, i64 n, const ParallelFor& pf) {
   ForChunks(n, 1, pf, [&](i64 b, i64 e) {
-    for (i64 i = b; i < e; ++i) {
-      g_a[i] = static_cast<T>(gs1_a[i] ^ zg_own[i]);
-      g_b[i] = static_cast<T>(gs1_b[i] ^ zg_recv[i]);
-    }
+    // restrict: int8 pointers may alias anything, which would block vectorisation
+    const T* __restrict__ sa = gs1_a;
+    const T* __restrict__ sb = gs1_b;
+    const T* __restrict__ zo = zg_own;
+    const T* __restrict__ zr = zg_recv;
+    T* __restrict__ ga = g_a;
+    T* __restrict__ gb = g_b;
+    for (i64 i = b; i < e; ++i) ga[i] = static_cast<T>(sa[i] ^ zo[i]);
+    for (i64 i = b; i < e; ++i) gb[i] = static_cast<T>(sb[i] ^ zr[i]);
   });
 }
 

@@ -31,6 +31,7 @@ __all__ = [
     "carry_setup_and",
     "kogge_stone_round",
     "kogge_stone_update",
+    "SIGMOID_APPROX",
     "piecewise_constants",
     "pivot_diff",
     "piece_select_and",

@@ -187,3 +187,68 @@ def test_fresh_randomness_is_opt_out():
 def test_bad_constructor_arguments():
     with pytest.raises(ValueError, match="truncation must be one of"):
         AcceleratedABY3(truncation="fast")
+
+
+def test_stock_local_truncation_breaks_on_distinct_party_devices_ours_does_not():
+    # Stock `_truncate_local_private` puts P1's y1 into P0's share slot without a transfer
+    # (no .identity()), which only works when all players share one device (LocalConfig).
+    x = _private(tfe.protocol.ABY3(), _rand((3,)))
+    with pytest.raises(AssertionError, match="Shares device wrong"):
+        tfe.get_protocol().truncate(x, method="local")
+    acc = AcceleratedABY3(truncation="local")
+    tfe.set_protocol(acc)
+    x = tfe.define_private_variable(np.array([1.5, -2.25, 3.0]))
+    z = x * x  # truncated with the local method
+    assert z.unwrapped[0][1].device == acc.servers[0].device_name
+    np.testing.assert_allclose(_reveal(z), [2.25, 5.0625, 9.0], atol=4 * ULP)
+
+
+def test_local_truncation_identical_shares_to_stock():
+    # Stock's local truncation needs a single shared device (see the test above).
+    tfe.set_config(tfe.LocalConfig(["server0", "server1", "server2"]))
+    try:
+        _check_local_truncation_identical()
+    finally:
+        tfe.set_config(PartitionedLocalConfig())
+
+
+def _check_local_truncation_identical():
+    stock, acc = _pair()
+    x = _private(stock, _rand((7, 3)))
+    tfe.set_protocol(stock)
+    z_stock = stock.truncate(x, method="local")
+    x_acc = type(x)(acc, x.unwrapped, x.is_scaled, x.share_type)
+    acc.pairwise_nonces_ = stock.pairwise_nonces_.copy() - 1
+    tfe.set_protocol(acc)
+    z_acc = acc.truncate(x_acc, method="local")
+    s1, s2 = _shares(z_stock), _shares(z_acc)
+    for i in range(3):
+        for j in range(2):
+            np.testing.assert_array_equal(s1[i][j], s2[i][j], err_msg=f"share [{i}][{j}]")
+
+
+@pytest.mark.parametrize("truncation", ["heuristic", "local"])
+@pytest.mark.parametrize("compiled", [False, True])
+def test_truncation_routes_reveal_correctly(truncation, compiled):
+    a, b = _rand((50, 4), 30.0), _rand((50, 4), 30.0)
+    # include edge values: zero, tiny, negative, large (|x| ~ 2^10 within 11 integral bits)
+    a[0, :] = [0.0, 2.0**-16, -1.0, 1000.0]
+    b[0, :] = [123.0, 1.0, -(2.0**-16), -1.5]
+    prot = AcceleratedABY3(truncation=truncation)
+    tfe.set_protocol(prot)
+    x, y = tfe.define_private_variable(a), tfe.define_private_variable(b)
+    f = tfe.function(lambda x, y: x * y) if compiled else (lambda x, y: x * y)
+    got = _reveal(f(x, y))
+    q = lambda v: np.trunc(v * 2**16) / 2**16  # noqa: E731  (TFE encodes by casting: truncation)
+    np.testing.assert_allclose(got, q(a) * q(b), atol=2 * ULP)
+
+
+def test_truncation_communication_below_stock():
+    a = _rand((100,))
+    stats = {}
+    for label, prot in (("stock", tfe.protocol.ABY3()), ("acc", AcceleratedABY3())):
+        tfe.set_protocol(prot)
+        x = tfe.define_private_variable(a)
+        stats[label] = communication(lambda: prot.truncate(x))
+    s, a_ = stats["stock"], stats["acc"]
+    assert a_.messages < s.messages and a_.bytes < s.bytes and a_.rounds <= s.rounds, (s, a_)

@@ -13,7 +13,8 @@ from tf_encrypted.protocol.aby3.aby3 import ABY3PrivateTensor, ABY3PublicTensor,
 
 from .. import ops
 
-HELPERS = {"_party_zero_args", "_reshare", "_wrap", "_is_int64", "_public_private_matmul"}
+HELPERS = {"_party_zero_args", "_reshare", "_wrap", "_is_int64", "_public_private_matmul",
+           "_truncation_guard"}
 
 
 class Fallback:
@@ -121,3 +122,85 @@ def _matmul_public_private(prot, x, y):
 
 def _matmul_private_public(prot, x, y):
     return _public_private_matmul(prot, y, x, public_left=False)
+
+
+# ------------------------------------------------------------------------------ truncation
+
+
+def _truncation_guard(prot, x):
+    if not x.is_arithmetic():
+        return Fallback("boolean shares")
+    if not x.shape.is_fully_defined():
+        return Fallback("unknown shape")
+    if not _is_int64(prot, x):
+        return Fallback("non-int64 backing")
+    return None
+
+
+def _truncate_local_private(prot, x, amount):
+    """ABY3 non-interactive truncation (stock `_truncate_local_private`), one fused op per party."""
+    guard = _truncation_guard(prot, x)
+    if guard is not None:
+        return guard
+    amount = prot.fixedpoint_config.precision_fractional if amount is None else amount
+    s = x.unwrapped
+    factory = s[0][0].factory
+    keys, nonces = prot.pairwise_keys(), prot.pairwise_nonces()
+    n12 = int(nonces[1])
+    with tf.name_scope("truncate-local"):
+        with tf.device(prot.servers[0].device_name):
+            y0 = ops.truncate_local_p0(s[0][0].value, amount)
+        with tf.device(prot.servers[1].device_name):
+            y1, r1 = ops.truncate_local_p1(s[1][0].value, s[1][1].value, keys[1][1], n12, amount)
+        with tf.device(prot.servers[2].device_name):
+            r2 = ops.truncate_local_p2(tf.shape(s[2][0].value, out_type=tf.int64), keys[2][0], n12)
+        prot._update_pairwise_nonces()
+        y = [[None, None], [None, None], [None, None]]
+        with tf.device(prot.servers[0].device_name):
+            y[0] = [_wrap(factory, y0), _wrap(factory, tf.identity(y1))]  # P1 sends y1
+        with tf.device(prot.servers[1].device_name):
+            y[1] = [_wrap(factory, y1), _wrap(factory, r1)]
+        with tf.device(prot.servers[2].device_name):
+            y[2] = [_wrap(factory, r2), _wrap(factory, tf.identity(y0))]  # P0 sends y0
+    return ABY3PrivateTensor(prot, y, x.is_scaled, x.share_type)
+
+
+def _truncate_heuristic_private(prot, x, amount):
+    """TFE's default truncation (lift, MSB-0 protocol with dealer P2, unlift) as fused steps.
+
+    Same messages as stock except two that stock sends needlessly: P2 already holds both of its
+    output shares (y2 and y0 come from its PRG keys), so nothing is sent to P2 at the end.
+    """
+    guard = _truncation_guard(prot, x)
+    if guard is not None:
+        return guard
+    amount = prot.fixedpoint_config.precision_fractional if amount is None else amount
+    lift, unlift = ops.heuristic_lift(), ops.heuristic_unlift(amount)
+    s = x.unwrapped
+    factory = s[0][0].factory
+    keys, nonces = prot.pairwise_keys(), prot.pairwise_nonces()
+    n02, n12 = int(nonces[2]), int(nonces[1])
+    with tf.name_scope("truncate-heuristic"):
+        with tf.device(prot.servers[2].device_name):  # dealer
+            shape = tf.shape(s[2][0].value, out_type=tf.int64)
+            r1, s1, rmsb1, z20, z21 = ops.trunc_msb0_dealer(
+                shape, keys[2][1], n02, keys[2][0], n12, ops.secure_seed(), amount, unlift)
+        with tf.device(prot.servers[0].device_name):
+            c0 = ops.trunc_msb0_mask_p0(s[0][0].value, s[0][1].value, keys[0][0], n02, lift)
+        with tf.device(prot.servers[1].device_name):
+            r1_1, s1_1, rmsb1_1 = tf.identity(r1), tf.identity(s1), tf.identity(rmsb1)  # from P2
+            c1 = ops.trunc_msb0_mask_p1(s[1][1].value, r1_1)
+        with tf.device(prot.servers[0].device_name):
+            yt0, z00 = ops.trunc_msb0_unmask_p0(c0, tf.identity(c1), keys[0][0], n02, amount, unlift)
+        with tf.device(prot.servers[1].device_name):
+            yt1, z11 = ops.trunc_msb0_unmask_p1(tf.identity(c0), c1, s1_1, rmsb1_1, keys[1][1], n12,
+                                                amount)
+        prot._update_pairwise_nonces()
+        with tf.device(prot.servers[0].device_name):
+            z01 = ops.trunc_msb0_combine(yt0, tf.identity(yt1))
+        with tf.device(prot.servers[1].device_name):
+            z10 = ops.trunc_msb0_combine(tf.identity(yt0), yt1)
+        y = [[_wrap(factory, z00), _wrap(factory, z01)],
+             [_wrap(factory, z10), _wrap(factory, z11)],
+             [_wrap(factory, z20), _wrap(factory, z21)]]
+    return ABY3PrivateTensor(prot, y, x.is_scaled, ShareType.ARITHMETIC)

@@ -226,6 +226,66 @@ def check_msb0(nat):
         print(f"  [{'ok' if ok else 'FAIL'}] msb0 heuristic reveal within 1 ulp {shape} (max error {int(err.max(initial=0))})")
 
 
+def _compress_even(x):
+    x = x.astype(np.uint64) & np.uint64(0x5555555555555555)
+    for sh, m in [(1, 0x3333333333333333), (2, 0x0F0F0F0F0F0F0F0F), (4, 0x00FF00FF00FF00FF),
+                  (8, 0x0000FFFF0000FFFF), (16, 0x00000000FFFFFFFF)]:
+        x = (x | (x >> np.uint64(sh))) & np.uint64(m)
+    return x
+
+
+def check_kogge_stone(nat):
+    half = {"int64": "int32", "int32": "int16", "int16": "int8", "int8": "int8"}
+    unsigned = {"int64": np.uint64, "int32": np.uint32, "int16": np.uint16, "int8": np.uint8}
+    for shape in [(1,), (17,), (333, 5)]:
+        ka, kb = seed(), seed()
+        na, nb = (int(v) for v in RNG.integers(0, 2**40, size=2))
+        sd = lambda key, nonce: (key.view(np.uint32) + np.uint32(nonce & 0xFFFFFFFF)).view(np.int32)  # noqa: E731
+        for dt in ["int64", "int32", "int16", "int8"]:
+            info = np.iinfo(dt)
+            want = (nat.seeded_uniform(list(shape), sd(ka, na), info.min, info.max, dt)
+                    ^ nat.seeded_uniform(list(shape), sd(kb, nb), info.min, info.max, dt))
+            got = nat.cuda_boolean_zero_share(ka, na, kb, nb, list(shape), dt)
+            check(f"boolean_zero_share {dt} {shape} vs NumPy", got, want)
+            check(f"boolean_zero_share {dt} {shape} vs CPU", got, nat.boolean_zero_share(ka, na, kb, nb, list(shape), dt))
+        xa, xb = rand_i64(shape), rand_i64(shape)
+        for party in range(3):
+            check(f"bit_extract_setup P{party} {shape} vs CPU",
+                  nat.cuda_bit_extract_setup(party, xa, xb, ka, na, kb, nb),
+                  nat.bit_extract_setup(party, xa, xb, ka, na, kb, nb))
+        ops = [rand_i64(shape) for _ in range(4)]
+        got = nat.cuda_carry_setup_and(*ops, ka, na, kb, nb)
+        cpu = nat.carry_setup_and(*ops, ka, na, kb, nb)
+        for name, g, c in zip(["z", "p_a", "p_b", "top_a", "top_b"], got, cpu):
+            check(f"carry_setup_and {name} {shape} vs CPU", g, c)
+        for dt in ["int64", "int32", "int16", "int8"]:
+            info = np.iinfo(dt)
+            g_a, g_b, p_a, p_b = (RNG.integers(info.min, info.max, size=shape, dtype=dt, endpoint=True) for _ in range(4))
+            got = nat.cuda_kogge_stone_round(g_a, g_b, p_a, p_b, ka, na, kb, nb)
+            cpu = nat.kogge_stone_round(g_a, g_b, p_a, p_b, ka, na, kb, nb)
+            for name, g, c in zip(["zg", "zp", "gs1_a", "gs1_b"], got, cpu):
+                check(f"kogge_stone_round {dt} {name} {shape} vs CPU", g, c)
+            # NumPy reference of the local AND terms
+            out = half[dt]
+            oi = np.iinfo(out)
+            U = lambda key, nonce: nat.seeded_uniform(list(shape), sd(key, nonce), oi.min, oi.max, out)  # noqa: E731
+            zext = lambda v: v.view(unsigned[dt]).astype(np.uint64)  # noqa: E731
+            cast = lambda v: v.astype(unsigned[out]).view(out)  # noqa: E731 (keep the low bits)
+            g0a, g0b = cast(_compress_even(zext(g_a))), cast(_compress_even(zext(g_b)))
+            p0a, p0b = cast(_compress_even(zext(p_a))), cast(_compress_even(zext(p_b)))
+            p1a = cast(_compress_even(zext(p_a) >> np.uint64(1)))
+            p1b = cast(_compress_even(zext(p_b) >> np.uint64(1)))
+            zg = U(ka, na) ^ U(kb, nb) ^ (g0a & p1a) ^ (g0a & p1b) ^ (g0b & p1a)
+            zp = U(ka, na + 1) ^ U(kb, nb + 1) ^ (p0a & p1a) ^ (p0a & p1b) ^ (p0b & p1a)
+            check(f"kogge_stone_round {dt} zg {shape} vs NumPy", got[0], zg)
+            check(f"kogge_stone_round {dt} zp {shape} vs NumPy", got[1], zp)
+            check(f"kogge_stone_round {dt} gs1_a {shape} vs NumPy", got[2], cast(_compress_even(zext(g_a) >> np.uint64(1))))
+            a, b, zo, zr = (RNG.integers(info.min, info.max, size=shape, dtype=dt, endpoint=True) for _ in range(4))
+            got = nat.cuda_kogge_stone_update(a, b, zo, zr)
+            check(f"kogge_stone_update {dt} {shape} vs NumPy", np.stack(got), np.stack([a ^ zo, b ^ zr]))
+            check(f"kogge_stone_update {dt} {shape} vs CPU", np.stack(got), np.stack(nat.kogge_stone_update(a, b, zo, zr)))
+
+
 def check_device_arrays(nat):
     try:
         import cupy as cp
@@ -332,6 +392,7 @@ def main():
     for title, fn in [("PRG and zero sharing", check_prg), ("ring_matmul", check_ring_matmul),
                       ("rss_matmul", check_rss_matmul), ("truncation (ABY3 local)", check_truncation),
                       ("truncation (MSB-0 / heuristic)", check_msb0),
+                      ("bit extraction / Kogge-Stone", check_kogge_stone),
                       ("device arrays", check_device_arrays), ("large GEMM", check_large)]:
         print(f"\n== {title}", flush=True)
         guarded(title, lambda: fn(nat))

@@ -28,11 +28,15 @@ namespace {
 
 using cuda::Check;
 
+// Integer element types the glue moves: itemsize 1, 2, 4, 8 (int8 .. int64).
+std::string TypeStr(int itemsize) { return itemsize == 1 ? "|i1" : "<i" + std::to_string(itemsize); }
+std::string DtypeName(int itemsize) { return "int" + std::to_string(8 * itemsize); }
+
 // Device memory owned by Python: the result type of device-mode calls.
 class CudaBuffer {
  public:
-  explicit CudaBuffer(std::vector<i64> shape) : shape_(std::move(shape)) {
-    const size_t bytes = sizeof(u64) * static_cast<size_t>(std::max<i64>(Size(), 1));
+  explicit CudaBuffer(std::vector<i64> shape, int itemsize = 8) : shape_(std::move(shape)), itemsize_(itemsize) {
+    const size_t bytes = static_cast<size_t>(itemsize_) * static_cast<size_t>(std::max<i64>(Size(), 1));
     Check(cudaMalloc(&ptr_, bytes), "cudaMalloc");
   }
   ~CudaBuffer() {
@@ -46,17 +50,21 @@ class CudaBuffer {
     return n;
   }
   u64* data() const { return static_cast<u64*>(ptr_); }
+  void* raw() const { return ptr_; }
+  int itemsize() const { return itemsize_; }
   const std::vector<i64>& shape() const { return shape_; }
 
  private:
   void* ptr_ = nullptr;
   std::vector<i64> shape_;
+  int itemsize_ = 8;
 };
 
-// An int64 operand on the device: borrowed (foreign device array) or owned (copied from NumPy).
+// An integer operand on the device: borrowed (foreign device array) or owned (copied from NumPy).
 struct DevArray {
   std::vector<i64> shape;
-  const u64* ptr = nullptr;
+  const u64* ptr = nullptr;  // int64 operands; raw() for other widths
+  int itemsize = 8;
   std::shared_ptr<CudaBuffer> owned;
   bool from_device = false;
   i64 Size() const {
@@ -64,20 +72,27 @@ struct DevArray {
     for (i64 d : shape) n *= d;
     return n;
   }
+  const void* raw() const { return ptr; }
 };
 
 bool HasCai(const py::handle& obj) { return py::hasattr(obj, "__cuda_array_interface__"); }
 
-DevArray FromDevice(const py::handle& obj, const char* name) {
+// any_int: accept int8/16/32/64 (else int64 only).
+DevArray FromDevice(const py::handle& obj, const char* name, bool any_int) {
   py::dict cai = obj.attr("__cuda_array_interface__");
   const std::string typestr = py::str(cai["typestr"]);
-  if (typestr != "<i8" && typestr != "<u8")
-    throw py::type_error(std::string(name) + " must have dtype int64 ('<i8'), got typestr '" + typestr + "'");
   DevArray d;
+  if (typestr == "<i8" || typestr == "<u8") d.itemsize = 8;
+  else if (any_int && typestr == "<i4") d.itemsize = 4;
+  else if (any_int && typestr == "<i2") d.itemsize = 2;
+  else if (any_int && (typestr == "|i1" || typestr == "<i1")) d.itemsize = 1;
+  else
+    throw py::type_error(std::string(name) + (any_int ? " must have dtype int8, int16, int32 or int64" : " must have dtype int64 ('<i8')") +
+                         ", got typestr '" + typestr + "'");
   for (auto v : py::tuple(cai["shape"])) d.shape.push_back(v.cast<i64>());
   if (cai.contains("strides") && !cai["strides"].is_none()) {
     py::tuple st = cai["strides"];
-    i64 expect = 8;
+    i64 expect = d.itemsize;
     for (int i = static_cast<int>(d.shape.size()) - 1; i >= 0; --i) {
       if (d.shape[i] > 1 && st[i].cast<i64>() != expect)
         throw py::value_error(std::string(name) + " must be C-contiguous on the device");
@@ -92,9 +107,24 @@ DevArray FromDevice(const py::handle& obj, const char* name) {
 }
 
 // NumPy operand: shape now, uploaded by Upload() once every argument has been validated.
-DevArray FromHost(const py::handle& obj, const char* name, std::vector<py::array_t<std::int64_t, py::array::c_style>>* keep) {
-  auto arr = Require<std::int64_t>(obj, name);
+DevArray FromHost(const py::handle& obj, const char* name, bool any_int, std::vector<py::array>* keep) {
   DevArray d;
+  py::array arr;
+  if (!any_int) {
+    arr = Require<std::int64_t>(obj, name);
+  } else {
+    if (!py::isinstance<py::array>(obj))
+      throw py::type_error(std::string(name) + " must be a numpy array of dtype int8, int16, int32 or int64");
+    py::array a = py::reinterpret_borrow<py::array>(obj);
+    const auto dt = a.dtype();
+    if (dt.is(py::dtype::of<std::int64_t>())) arr = Require<std::int64_t>(obj, name), d.itemsize = 8;
+    else if (dt.is(py::dtype::of<std::int32_t>())) arr = Require<std::int32_t>(obj, name), d.itemsize = 4;
+    else if (dt.is(py::dtype::of<std::int16_t>())) arr = Require<std::int16_t>(obj, name), d.itemsize = 2;
+    else if (dt.is(py::dtype::of<std::int8_t>())) arr = Require<std::int8_t>(obj, name), d.itemsize = 1;
+    else
+      throw py::type_error(std::string(name) + " must have dtype int8, int16, int32 or int64, got " +
+                           py::str(dt).cast<std::string>());
+  }
   for (py::ssize_t i = 0; i < arr.ndim(); ++i) d.shape.push_back(arr.shape(i));
   keep->push_back(arr);
   return d;
@@ -103,15 +133,16 @@ DevArray FromHost(const py::handle& obj, const char* name, std::vector<py::array
 // All array operands of one call must live on the same side.
 struct Operands {
   std::vector<DevArray> ops;
-  std::vector<py::array_t<std::int64_t, py::array::c_style>> host;
+  std::vector<py::array> host;
   bool device = false;
-  Operands(const std::vector<std::pair<py::handle, const char*>>& objs) {
+  explicit Operands(const std::vector<std::pair<py::handle, const char*>>& objs, bool any_int = false) {
     int ndev = 0;
     for (auto& o : objs) ndev += HasCai(o.first) ? 1 : 0;
     if (ndev != 0 && ndev != static_cast<int>(objs.size()))
       throw py::type_error("pass either all NumPy arrays or all device arrays (__cuda_array_interface__)");
     device = ndev > 0;
-    for (auto& o : objs) ops.push_back(device ? FromDevice(o.first, o.second) : FromHost(o.first, o.second, &host));
+    for (auto& o : objs)
+      ops.push_back(device ? FromDevice(o.first, o.second, any_int) : FromHost(o.first, o.second, any_int, &host));
   }
   DevArray& operator[](size_t i) { return ops[i]; }
   // Copies NumPy operands to the device (or synchronises before reading foreign device arrays).
@@ -121,9 +152,10 @@ struct Operands {
       return;
     }
     for (size_t i = 0; i < ops.size(); ++i) {
-      ops[i].owned = std::make_shared<CudaBuffer>(ops[i].shape);
+      ops[i].owned = std::make_shared<CudaBuffer>(ops[i].shape, ops[i].itemsize);
       if (ops[i].Size() > 0)
-        Check(cudaMemcpy(ops[i].owned->data(), host[i].data(), sizeof(u64) * ops[i].Size(), cudaMemcpyHostToDevice),
+        Check(cudaMemcpy(ops[i].owned->raw(), host[i].data(), static_cast<size_t>(ops[i].itemsize) * ops[i].Size(),
+                         cudaMemcpyHostToDevice),
               "cudaMemcpy(host to device)");
       ops[i].ptr = ops[i].owned->data();
     }
@@ -134,9 +166,10 @@ py::object Result(const std::shared_ptr<CudaBuffer>& buf, bool device) {
   Check(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
   if (device) return py::cast(buf);
   std::vector<py::ssize_t> dims(buf->shape().begin(), buf->shape().end());
-  py::array_t<std::int64_t> out(dims);
+  py::array out(py::dtype(DtypeName(buf->itemsize())), dims);
   if (buf->Size() > 0)
-    Check(cudaMemcpy(out.mutable_data(), buf->data(), sizeof(u64) * buf->Size(), cudaMemcpyDeviceToHost),
+    Check(cudaMemcpy(out.mutable_data(), buf->raw(), static_cast<size_t>(buf->itemsize()) * buf->Size(),
+                     cudaMemcpyDeviceToHost),
           "cudaMemcpy(device to host)");
   return std::move(out);
 }
@@ -380,6 +413,107 @@ py::object CudaMsb0UnmaskP1(const py::handle& c0, const py::handle& c1, const py
   return py::make_tuple(a, Result(z, ops.device));
 }
 
+// ---- bit extraction / Kogge-Stone carry (mirrors _native's boolean_zero_share, bit_extract_setup,
+// carry_setup_and, kogge_stone_round, kogge_stone_update; cc/kernels/sigmoid_steps.h)
+int DtypeBytes(const std::string& dtype) {
+  if (dtype == "int64") return 8;
+  if (dtype == "int32") return 4;
+  if (dtype == "int16") return 2;
+  if (dtype == "int8") return 1;
+  throw py::type_error("dtype must be 'int8', 'int16', 'int32' or 'int64', got '" + dtype + "'");
+}
+
+py::object CudaBoolZeroShare(const py::handle& ka, i64 na, const py::handle& kb, i64 nb, const std::vector<i64>& shape,
+                             const std::string& dtype, bool device) {
+  const int bytes = DtypeBytes(dtype);
+  u32 sa[8], sb[8];
+  SeedFromKey(ka, na, "key_a", sa);
+  SeedFromKey(kb, nb, "key_b", sb);
+  auto out = std::make_shared<CudaBuffer>(ShapeArg(shape), bytes);
+  RunCuda([&] { cuda::BooleanZeroShare(bytes, sa, sb, out->raw(), out->Size(), 0); });
+  return Result(out, device);
+}
+
+py::object CudaBitExtractSetup(int party, const py::handle& x_a, const py::handle& x_b, const py::handle& ka, i64 na,
+                               const py::handle& kb, i64 nb) {
+  if (party < 0 || party > 2) throw py::value_error("party must be 0, 1 or 2, got " + std::to_string(party));
+  u32 sa[8], sb[8];
+  SeedFromKey(ka, na, "key_a", sa);
+  SeedFromKey(kb, nb, "key_b", sb);
+  Operands ops({{x_a, "x_a"}, {x_b, "x_b"}});
+  SameShapes(ops, {"x_a", "x_b"});
+  ops.Upload();
+  auto out = std::make_shared<CudaBuffer>(ops[0].shape);
+  RunCuda([&] { cuda::BitExtractSetup(party, ops[0].ptr, ops[1].ptr, sa, sb, out->data(), ops[0].Size(), 0); });
+  return Result(out, ops.device);
+}
+
+py::object CudaCarrySetupAnd(const py::handle& o1a, const py::handle& o1b, const py::handle& o2a, const py::handle& o2b,
+                             const py::handle& ka, i64 na, const py::handle& kb, i64 nb) {
+  u32 sa[8], sb[8];
+  SeedFromKey(ka, na, "key_a", sa);
+  SeedFromKey(kb, nb, "key_b", sb);
+  Operands ops({{o1a, "op1_a"}, {o1b, "op1_b"}, {o2a, "op2_a"}, {o2b, "op2_b"}});
+  SameShapes(ops, {"op1_a", "op1_b", "op2_a", "op2_b"});
+  ops.Upload();
+  const auto& dims = ops[0].shape;
+  auto z = std::make_shared<CudaBuffer>(dims), pa = std::make_shared<CudaBuffer>(dims),
+       pb = std::make_shared<CudaBuffer>(dims), ta = std::make_shared<CudaBuffer>(dims, 1),
+       tb = std::make_shared<CudaBuffer>(dims, 1);
+  RunCuda([&] {
+    cuda::CarrySetupAnd(ops[0].ptr, ops[1].ptr, ops[2].ptr, ops[3].ptr, sa, sb, z->data(), pa->data(), pb->data(),
+                        static_cast<std::int8_t*>(ta->raw()), static_cast<std::int8_t*>(tb->raw()), ops[0].Size(), 0);
+  });
+  py::list res;
+  for (auto& o : {z, pa, pb, ta, tb}) res.append(Result(o, ops.device));
+  return py::tuple(res);
+}
+
+void SameTypes(const Operands& ops, const std::vector<const char*>& names) {
+  SameShapes(ops, names);
+  for (size_t i = 1; i < ops.ops.size(); ++i)
+    if (ops.ops[i].itemsize != ops.ops[0].itemsize)
+      throw py::type_error(std::string(names[i]) + " must have the same dtype as " + names[0] + " (" +
+                           DtypeName(ops.ops[0].itemsize) + "), got " + DtypeName(ops.ops[i].itemsize));
+}
+
+py::object CudaKsRound(const py::handle& ga, const py::handle& gb, const py::handle& pa, const py::handle& pb,
+                       const py::handle& ka, i64 na, const py::handle& kb, i64 nb) {
+  u32 sa[8], sb[8], sa1[8], sb1[8];
+  SeedFromKey(ka, na, "key_a", sa);
+  SeedFromKey(kb, nb, "key_b", sb);
+  SeedFromKey(ka, na + 1, "key_a", sa1);
+  SeedFromKey(kb, nb + 1, "key_b", sb1);
+  Operands ops({{ga, "g_a"}, {gb, "g_b"}, {pa, "p_a"}, {pb, "p_b"}}, /*any_int=*/true);
+  SameTypes(ops, {"g_a", "g_b", "p_a", "p_b"});
+  ops.Upload();
+  const int in_bytes = ops[0].itemsize, out_bytes = in_bytes > 1 ? in_bytes / 2 : 1;
+  const auto& dims = ops[0].shape;
+  std::vector<std::shared_ptr<CudaBuffer>> outs;
+  for (int i = 0; i < 4; ++i) outs.push_back(std::make_shared<CudaBuffer>(dims, out_bytes));
+  RunCuda([&] {
+    cuda::KoggeStoneRound(in_bytes, ops[0].raw(), ops[1].raw(), ops[2].raw(), ops[3].raw(), sa, sb, sa1, sb1,
+                          outs[0]->raw(), outs[1]->raw(), outs[2]->raw(), outs[3]->raw(), ops[0].Size(), 0);
+  });
+  py::list res;
+  for (auto& o : outs) res.append(Result(o, ops.device));
+  return py::tuple(res);
+}
+
+py::object CudaKsUpdate(const py::handle& a, const py::handle& b, const py::handle& zo, const py::handle& zr) {
+  Operands ops({{a, "gs1_a"}, {b, "gs1_b"}, {zo, "zg_own"}, {zr, "zg_recv"}}, /*any_int=*/true);
+  SameTypes(ops, {"gs1_a", "gs1_b", "zg_own", "zg_recv"});
+  ops.Upload();
+  const int bytes = ops[0].itemsize;
+  auto ga = std::make_shared<CudaBuffer>(ops[0].shape, bytes), gb = std::make_shared<CudaBuffer>(ops[0].shape, bytes);
+  RunCuda([&] {
+    cuda::KoggeStoneUpdate(bytes, ops[0].raw(), ops[1].raw(), ops[2].raw(), ops[3].raw(), ga->raw(), gb->raw(),
+                           ops[0].Size(), 0);
+  });
+  py::object x = Result(ga, ops.device);
+  return py::make_tuple(x, Result(gb, ops.device));
+}
+
 // Times RingMatmul on random device operands with CUDA events: `warmup` untimed runs, then `reps`
 // timed ones (milliseconds each). Operands come from the device PRG (no host transfer).
 py::dict CudaBenchRingMatmul(i64 M, i64 N, i64 K, bool ta, bool tb, const std::string& algo, int warmup,
@@ -455,13 +589,14 @@ std::vector<double> CudaBenchCopy(i64 nbytes, int reps) {
 
 void RegisterCuda(py::module_& m) {
   py::class_<CudaBuffer, std::shared_ptr<CudaBuffer>>(m, "CudaBuffer",
-      "int64 device memory returned by the cuda_* functions in device mode; exposes "
+      "Integer device memory returned by the cuda_* functions in device mode; exposes "
       "__cuda_array_interface__ (cupy.asarray(buf) wraps it without a copy).")
       .def_property_readonly("shape", [](const CudaBuffer& b) { return py::tuple(py::cast(b.shape())); })
+      .def_property_readonly("dtype", [](const CudaBuffer& b) { return DtypeName(b.itemsize()); })
       .def_property_readonly("__cuda_array_interface__", [](const CudaBuffer& b) {
         py::dict d;
         d["shape"] = py::tuple(py::cast(b.shape()));
-        d["typestr"] = "<i8";
+        d["typestr"] = TypeStr(b.itemsize());
         d["data"] = py::make_tuple(reinterpret_cast<std::uintptr_t>(b.data()), false);
         d["version"] = 3;
         d["strides"] = py::none();
@@ -513,6 +648,20 @@ void RegisterCuda(py::module_& m) {
   m.def("cuda_trunc_msb0_combine",
         [](const py::handle& a, const py::handle& b) { return CudaAdd(a, b, "y_tilde0", "y_tilde1"); },
         py::arg("y_tilde0"), py::arg("y_tilde1"), "MSB-0 truncation: y_tilde0 + y_tilde1.");
+  m.def("cuda_boolean_zero_share", &CudaBoolZeroShare, py::arg("key_a"), py::arg("nonce_a"), py::arg("key_b"),
+        py::arg("nonce_b"), py::arg("shape"), py::arg("dtype") = "int64", py::arg("device") = false,
+        "A party's boolean zero share (as boolean_zero_share).");
+  m.def("cuda_bit_extract_setup", &CudaBitExtractSetup, py::arg("party"), py::arg("x_a"), py::arg("x_b"),
+        py::arg("key_a"), py::arg("nonce_a"), py::arg("key_b"), py::arg("nonce_b"),
+        "Bit-extraction (a2b) set-up (as bit_extract_setup).");
+  m.def("cuda_carry_setup_and", &CudaCarrySetupAnd, py::arg("op1_a"), py::arg("op1_b"), py::arg("op2_a"),
+        py::arg("op2_b"), py::arg("key_a"), py::arg("nonce_a"), py::arg("key_b"), py::arg("nonce_b"),
+        "Carry set-up (as carry_setup_and): (z, p_a, p_b, top_a, top_b).");
+  m.def("cuda_kogge_stone_round", &CudaKsRound, py::arg("g_a"), py::arg("g_b"), py::arg("p_a"), py::arg("p_b"),
+        py::arg("key_a"), py::arg("nonce_a"), py::arg("key_b"), py::arg("nonce_b"),
+        "One Kogge-Stone round's local part (as kogge_stone_round): (zg, zp, gs1_a, gs1_b), half width.");
+  m.def("cuda_kogge_stone_update", &CudaKsUpdate, py::arg("gs1_a"), py::arg("gs1_b"), py::arg("zg_own"),
+        py::arg("zg_recv"), "Kogge-Stone G update (as kogge_stone_update): (g_a, g_b).");
   m.def("cuda_bench_ring_matmul", &CudaBenchRingMatmul, py::arg("M"), py::arg("N"), py::arg("K"),
         py::arg("transpose_a") = false, py::arg("transpose_b") = false, py::arg("algo") = "auto",
         py::arg("warmup") = 2, py::arg("reps") = 5, py::arg("batch") = 1,

@@ -103,6 +103,32 @@ void TruncMsb0UnmaskP1(const u64* c0, const u64* c1, const u64* s1, const u64* r
                        cudaStream_t stream);
 // (P1's masking c1 = x2 + r1 and the final y~0 + y~1 are RingAdd.)
 
+// Bit extraction / Kogge-Stone carry steps (TFE `msb` -> `bit_extract` -> `carry`), one party's
+// local work, mirroring cc/kernels/sigmoid_steps.h exactly. Seeds are nonce-adjusted:
+// seed_a = keys[i][0] + nonces[(i+2)%3], seed_b = keys[i][1] + nonces[i]; for the second AND gate
+// of a round the caller passes the seeds of nonce + 1. `elem_bytes` selects the boolean word type
+// (8: int64, 4: int32, 2: int16, 1: int8); narrow draws are SeededUniformInt{32,16,8} over
+// [T::min, T::max) (one 32-bit PRG word per element).
+// out = U_T(seed_a) ^ U_T(seed_b): the boolean zero share.
+void BooleanZeroShare(int elem_bytes, const u32 seed_a[8], const u32 seed_b[8], void* out, i64 n,
+                      cudaStream_t stream);
+// P0: (x_a + x_b) ^ alpha0; P1, P2: alpha_i (int64). x_a/x_b read by P0 only.
+void BitExtractSetup(int party, const u64* x_a, const u64* x_b, const u32 seed_a[8],
+                     const u32 seed_b[8], u64* out, i64 n, cudaStream_t stream);
+// First carry step on 64-bit words (see CarrySetupAnd in sigmoid_steps.h).
+void CarrySetupAnd(const u64* op1_a, const u64* op1_b, const u64* op2_a, const u64* op2_b,
+                   const u32 seed_a[8], const u32 seed_b[8], u64* z, u64* p_a, u64* p_b,
+                   std::int8_t* top_a, std::int8_t* top_b, i64 n, cudaStream_t stream);
+// One round's local part: In has in_bytes, Out = half width (int8 stays int8). seed_a1/seed_b1
+// are the seeds at nonce + 1 (the P AND gate).
+void KoggeStoneRound(int in_bytes, const void* g_a, const void* g_b, const void* p_a,
+                     const void* p_b, const u32 seed_a[8], const u32 seed_b[8],
+                     const u32 seed_a1[8], const u32 seed_b1[8], void* zg, void* zp, void* gs1_a,
+                     void* gs1_b, i64 n, cudaStream_t stream);
+// g_a = gs1_a ^ zg_own, g_b = gs1_b ^ zg_recv (elem_bytes wide).
+void KoggeStoneUpdate(int elem_bytes, const void* gs1_a, const void* gs1_b, const void* zg_own,
+                      const void* zg_recv, void* g_a, void* g_b, i64 n, cudaStream_t stream);
+
 // Elementwise c = a + b (mod 2^64).
 void RingAdd(const u64* a, const u64* b, u64* c, i64 n, cudaStream_t stream);
 

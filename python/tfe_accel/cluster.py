@@ -516,6 +516,7 @@ def connect(
     timeout: float = DEFAULT_CONNECT_TIMEOUT,
     failure_timeout: Optional[float] = DEFAULT_FAILURE_TIMEOUT,
     on_failure: Optional[Callable[[str], None]] = None,
+    excepthook: bool = True,
 ):
     """Connect this process (the driver) to the players of cluster file `path`.
 
@@ -524,6 +525,10 @@ def connect(
     a :class:`Watchdog` (unless `failure_timeout` is None) that stops the driver with a clear error
     when a party is unresponsive for `failure_timeout` s. Returns a ``tfe.RemoteConfig``; pass it
     to ``tfe.set_config``. Its ``watchdog`` attribute is the watchdog (or None).
+
+    With `excepthook` (default), an *uncaught* TF error caused by a lost party ends the process with
+    the same clear message and exit status as the watchdog (see :func:`explain_failure`), instead
+    of a TF traceback.
     """
     import tensorflow as tf
 
@@ -552,6 +557,8 @@ def connect(
     config = cfg.to_remote_config()
     config.watchdog = None
     config.cluster_config = cfg
+    if excepthook:
+        _install_excepthook(config)
     if failure_timeout is not None:
         wd = Watchdog(addresses, failure_timeout=failure_timeout, on_failure=on_failure)
         wd.start()
@@ -598,9 +605,11 @@ def explain_failure(exc: BaseException, config) -> Optional[PartyFailureError]:
             f"{p!r} ({cfg.hostmap[p]})" for p in dead
         )
         detail = "; ".join(f"{p}: {r}" for p, r in dead.items())
-    first = (exc.message or str(exc)).strip().splitlines()
+    text = exc.message or str(exc)
+    m = re.search(r"(UNAVAILABLE|CANCELLED|ABORTED|DEADLINE_EXCEEDED):[^\n]*", text)
+    first = m.group(0).strip() if m else next((l for l in text.splitlines() if l.strip()), "")
     return PartyFailureError(
-        f"{who} failed during the run ({type(exc).__name__}: {first[0] if first else ''}; "
+        f"{who} failed during the run ({type(exc).__name__}: {first}; "
         f"probe: {detail}). Restart the party and rerun with --resume to continue from the last "
         "checkpoint."
     )
@@ -622,6 +631,37 @@ class guard:
         if err is None:
             return False
         raise err from exc
+
+
+def barrier() -> None:
+    """Wait until every op this driver has enqueued on the parties has run.
+
+    TF's eager ops on remote devices are asynchronous: ``tf.io.write_file`` on a party's device
+    returns before the file exists (measured: ten 1500^3 matmuls + writes enqueue in 12 ms and
+    finish 2.8 s later). Call this after writing shares and before recording a checkpoint as
+    complete, or a party lost in between leaves a checkpoint that names missing files.
+    """
+    from tensorflow.python.eager import context
+
+    context.async_wait()
+
+
+def _install_excepthook(config) -> None:
+    previous = sys.excepthook
+
+    def hook(exc_type, exc, tb):
+        try:
+            err = explain_failure(exc, config)
+        except Exception:  # noqa: BLE001 - never hide the original error
+            err = None
+        if err is None:
+            return previous(exc_type, exc, tb)
+        sys.stderr.write(f"tfe-accel: error: {err}\n")
+        sys.stderr.flush()
+        sys.stdout.flush()
+        os._exit(EXIT_PARTY_FAILURE)
+
+    sys.excepthook = hook
 
 
 # --------------------------------------------------------------------------------------------------
@@ -715,9 +755,13 @@ class LocalCluster:
 
     def up(self, timeout: float = DEFAULT_CONNECT_TIMEOUT) -> Dict[str, int]:
         """Start the players, wait until all accept connections; on any failure stop them all."""
+        self._others = {}
         if self.pid_file.exists():
-            running = {p: e["pid"] for p, e in read_pid_file(self.pid_file).items()
-                       if pid_alive(e["pid"]) and is_our_server(e["pid"], p)}
+            alive = {p: e for p, e in read_pid_file(self.pid_file).items()
+                     if pid_alive(e["pid"]) and is_our_server(e["pid"], p)}
+            running = {p: e["pid"] for p, e in alive.items() if p in self.players}
+            # players started earlier and still running stay in the pid file (restart one party)
+            self._others = {p: e for p, e in alive.items() if p not in self.players}
             if running:
                 raise ClusterError(
                     f"{self.pid_file} lists running servers ({', '.join(f'{p}: pid {q}' for p, q in running.items())}); "
@@ -782,13 +826,12 @@ class LocalCluster:
         return None
 
     def _write_pid_file(self) -> None:
-        data = {
-            "config": str(self.config_path),
-            "players": {
-                p: {"pid": proc.pid, "address": self.config.hostmap[p], "log": str(self.log_path(p))}
-                for p, proc in self.procs.items()
-            },
-        }
+        players = dict(getattr(self, "_others", {}))
+        players.update({
+            p: {"pid": proc.pid, "address": self.config.hostmap[p], "log": str(self.log_path(p))}
+            for p, proc in self.procs.items()
+        })
+        data = {"config": str(self.config_path), "players": players}
         tmp = self.pid_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=2) + "\n")
         os.replace(tmp, self.pid_file)
@@ -801,7 +844,10 @@ class LocalCluster:
         """Stop exactly the processes we started (SIGTERM, then SIGKILL after `grace` s)."""
         result = stop_pids({p: proc.pid for p, proc in self.procs.items()}, grace, procs=self.procs)
         self.procs.clear()
-        if self.pid_file.exists():
+        others = getattr(self, "_others", {})
+        if others:
+            self._write_pid_file()
+        elif self.pid_file.exists():
             self.pid_file.unlink()
         return result
 

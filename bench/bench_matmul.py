@@ -223,14 +223,15 @@ def format_table(res: dict) -> str:
                      f"copy bandwidth {r['copy_bandwidth_gbs']:.1f} GB/s (read+write); "
                      f"medians of {r['reps']} (x: wall-time ratio; cpu x: process CPU-time ratio)")
         lines.append(f"{'op':<22} {'shape':<30} {'ours ms':>9} {'base ms':>9} {'x':>6} "
-                     f"{'GMAC/s':>7} {'GB/s':>6} {'floor ms':>8} {'cpu x':>6}")
+                     f"{'GMAC/s':>7} {'GB/s':>6} {'floor ms':>8} {'cpu x':>6} {'_native ms':>10}")
         for row in r["rows"]:
             gbs = f"{row['ours_gbs']:.1f}" if "ours_gbs" in row else ""
             floor = f"{row['floor_s'] * 1e3:.2f}" if "floor_s" in row else ""
             gm = f"{row['ours_gmacs']:.1f}" if "ours_gmacs" in row else ""
             lines.append(f"{row['op']:<22} {row['shape']:<30} {row['ours_s'] * 1e3:9.2f} "
                          f"{row['baseline_s'] * 1e3:9.2f} {row['speedup']:6.2f} {gm:>7} {gbs:>6} "
-                         f"{floor:>8} {row['baseline_cpu_s'] / row['ours_cpu_s']:6.2f}")
+                         f"{floor:>8} {row['baseline_cpu_s'] / row['ours_cpu_s']:6.2f} "
+                         f"{(row['native_s'] * 1e3 if 'native_s' in row else float('nan')):10.2f}")
     return "\n".join(lines)
 
 

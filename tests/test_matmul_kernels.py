@@ -124,6 +124,10 @@ def test_ring_matmul_tf_static_shapes_agree_with_runtime():
         f.get_concrete_function(tf.TensorSpec([7], tf.int64), tf.TensorSpec([7, 3], tf.int64))
     with pytest.raises(ValueError, match="[Dd]imension"):
         f.get_concrete_function(tf.TensorSpec([2, 7], tf.int64), tf.TensorSpec([6, 3], tf.int64))
+    h = tf.function(lambda x, y: ops.ring_matmul(x, y))
+    unknown = h.get_concrete_function(tf.TensorSpec(None, tf.int64), tf.TensorSpec(None, tf.int64))
+    assert unknown.structured_outputs.shape.rank is None
+    assert np.array_equal(unknown(tf.constant(a), tf.constant(b)).numpy(), ref_matmul(a, b)), MSG
 
 
 # ------------------------------------------------------------------------ public x private

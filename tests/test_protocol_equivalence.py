@@ -252,3 +252,28 @@ def test_truncation_communication_below_stock():
         stats[label] = communication(lambda: prot.truncate(x))
     s, a_ = stats["stock"], stats["acc"]
     assert a_.messages < s.messages and a_.bytes < s.bytes and a_.rounds <= s.rounds, (s, a_)
+
+
+@pytest.mark.parametrize("kind", ["private", "public_left", "public_right"])
+def test_transposed_operands_fold_into_the_fused_matmul(kind):
+    # Under tfe.function the route reads tf.transpose's input with a transpose flag (no copy).
+    a, v = _rand((9, 5)), _rand((9, 2))
+    prot = AcceleratedABY3()
+    tfe.set_protocol(prot)
+    if kind == "private":
+        x, y = tfe.define_private_variable(a), tfe.define_private_variable(v)
+        f = lambda x, y: tfe.matmul(tfe.transpose(x), y)  # noqa: E731
+        want = a.T @ v
+    elif kind == "public_left":
+        x, y = tfe.define_public_variable(a), tfe.define_private_variable(v)
+        f = lambda x, y: tfe.matmul(tfe.transpose(x), y)  # noqa: E731
+        want = a.T @ v
+    else:
+        x, y = tfe.define_private_variable(v), tfe.define_public_variable(a)
+        f = lambda x, y: tfe.matmul(tfe.transpose(x), y)  # noqa: E731
+        want = v.T @ a
+    for fn in (f, tfe.function(f)):
+        np.testing.assert_allclose(_reveal(fn(x, y)), want, atol=40 * ULP)
+    graph = trace(lambda: f(x, y)).graph
+    fused = [op for op in graph.get_operations() if op.type.startswith("TfeAccel") and "Matmul" in op.type]
+    assert fused and all(op.get_attr("transpose_a") for op in fused)

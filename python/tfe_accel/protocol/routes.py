@@ -13,7 +13,7 @@ from tf_encrypted.protocol.aby3.aby3 import ABY3PrivateTensor, ABY3PublicTensor,
 
 from .. import ops
 
-HELPERS = {"_party_zero_args", "_reshare", "_wrap", "_is_int64", "_public_private_matmul",
+HELPERS = {"_untransposed", "_party_zero_args", "_reshare", "_wrap", "_is_int64", "_public_private_matmul",
            "_truncation_guard"}
 
 
@@ -30,6 +30,25 @@ def _party_zero_args(prot, i):
     """Keys and nonces of party i's share of `_gen_zero_sharing` at the current nonces."""
     keys, nonces = prot.pairwise_keys(), prot.pairwise_nonces()
     return keys[i][0], int(nonces[(i + 2) % 3]), keys[i][1], int(nonces[i])
+
+
+def _untransposed(*tensors):
+    """If every tensor is `tf.transpose` of a matrix (last two dims swapped) in the graph being
+    traced, return their inputs and True, so the fused matmul reads them with a transpose flag
+    instead of materialising the transposes (what Grappler does for tf.matmul, which it cannot
+    do for our ops). Otherwise the tensors unchanged and False. Eager tensors are unchanged."""
+    srcs = []
+    for t in tensors:
+        op = getattr(t, "op", None)
+        if op is None or op.type != "Transpose" or t.shape.rank is None or t.shape.rank < 2:
+            return list(tensors), False
+        perm = tf.get_static_value(op.inputs[1])
+        rank = t.shape.rank
+        want = list(range(rank - 2)) + [rank - 1, rank - 2]
+        if perm is None or list(perm) != want:
+            return list(tensors), False
+        srcs.append(op.inputs[0])
+    return srcs, True
 
 
 def _wrap(factory, value):
@@ -85,10 +104,11 @@ def _matmul_private_private(prot, x, y):
         z_vals = []
         for i in range(3):
             k0, n0, k1, n1 = _party_zero_args(prot, i)
+            (xa, xb), ta = _untransposed(xs[i][0].value, xs[i][1].value)
+            (ya, yb), tb = _untransposed(ys[i][0].value, ys[i][1].value)
             with tf.device(prot.servers[i].device_name):
-                z_vals.append(ops.rss_matmul(
-                    xs[i][0].value, xs[i][1].value, ys[i][0].value, ys[i][1].value,
-                    k0, k1, n0, n1))
+                z_vals.append(ops.rss_matmul(xa, xb, ya, yb, k0, k1, n0, n1,
+                                             transpose_a=ta, transpose_b=tb))
         prot._update_pairwise_nonces()
         z = ABY3PrivateTensor(prot, _reshare(prot, z_vals, factory),
                               x.is_scaled or y.is_scaled, x.share_type)
@@ -104,13 +124,13 @@ def _public_private_matmul(prot, pub, priv, public_left):
     z = [[None, None], [None, None], [None, None]]
     with tf.name_scope("matmul"):
         for i in range(3):
+            (p,), tp = _untransposed(pub_on[i].value)
+            (s0, s1), ts = _untransposed(shares[i][0].value, shares[i][1].value)
             with tf.device(prot.servers[i].device_name):
                 if public_left:
-                    a, b = ops.public_private_matmul(pub_on[i].value, shares[i][0].value,
-                                                     shares[i][1].value)
+                    a, b = ops.public_private_matmul(p, s0, s1, transpose_a=tp, transpose_b=ts)
                 else:
-                    a, b = ops.private_public_matmul(shares[i][0].value, shares[i][1].value,
-                                                     pub_on[i].value)
+                    a, b = ops.private_public_matmul(s0, s1, p, transpose_a=ts, transpose_b=tp)
                 z[i][0], z[i][1] = _wrap(factory, a), _wrap(factory, b)
         z = ABY3PrivateTensor(prot, z, pub.is_scaled or priv.is_scaled, priv.share_type)
         return prot.truncate(z) if pub.is_scaled and priv.is_scaled else z

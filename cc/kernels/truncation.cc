@@ -12,7 +12,6 @@ namespace tfe_accel {
 namespace {
 
 constexpr i64 kChunk = 512;            // elements per inner step (one 4 KiB PRG buffer per row)
-constexpr i64 kPrgBlocksPerChunk = kChunk / 8;
 constexpr i64 kCyclesPerElemPrg = 60;  // rough cost of one int64 draw plus the arithmetic
 constexpr u32 kMaxRounds = 1024;
 
@@ -55,20 +54,44 @@ inline u64 Sar(u64 v, int amount) {  // arithmetic shift right of the signed val
 
 void FullRangeInt64At(const u32 seed[8], i64 first, i64 n, u64* out) {
   if (n <= 0) return;
-  alignas(64) u32 buf[16 * kPrgBlocksPerChunk];
-  i64 i = first;
+  static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+                "whole blocks are generated in place: word pair (lo, hi) must read as one u64");
   const i64 end = first + n;
-  while (i < end) {
-    const i64 b0 = i / 8;
-    const i64 b1 = std::min((end + 7) / 8, b0 + kPrgBlocksPerChunk);
-    PrgBlocks(seed, static_cast<u64>(b0), 0, static_cast<std::size_t>(b1 - b0), buf);
-    const i64 stop = std::min(end, b1 * 8);
+  i64 i = first;
+  alignas(64) u32 buf[16];
+  // head and tail: partial blocks through a one-block buffer
+  auto partial = [&](i64 stop) {
+    PrgBlocks(seed, static_cast<u64>(i / 8), 0, 1, buf);
     for (; i < stop; ++i) {
-      const i64 j = i - b0 * 8;
+      const i64 j = i % 8;
       const u64 u = static_cast<u64>(buf[2 * j]) | (static_cast<u64>(buf[2 * j + 1]) << 32);
       out[i - first] = (u != 0) ? FromWord(u) : RedrawAt(seed, i);
     }
+  };
+  if (i % 8 != 0) partial(std::min(end, (i / 8 + 1) * 8));
+  // whole blocks: keystream written straight into `out`, then mapped in place (vectorised)
+  const i64 nfull = (end - i) / 8;
+  if (nfull > 0) {
+    u64* dst = out + (i - first);
+    PrgBlocks(seed, static_cast<u64>(i / 8), 0, static_cast<std::size_t>(nfull),
+              reinterpret_cast<u32*>(dst));
+    const i64 m = nfull * 8;
+    bool any_zero = false;
+    for (i64 k = 0; k < m; ++k) {
+      any_zero |= dst[k] == 0;
+      dst[k] = FromWord(dst[k]);
+    }
+    if (any_zero) {  // probability ~ m / 2^64: redraw the rejected positions
+      for (i64 k = 0; k < m; ++k)
+        if (dst[k] == FromWord(0)) {
+          // FromWord(0) == 2^63 - 1 is also FromWord of no accepted u, so this finds exactly
+          // the rejected draws
+          dst[k] = RedrawAt(seed, i + k);
+        }
+    }
+    i += m;
   }
+  if (i < end) partial(end);
 }
 
 void CheckTruncationAmount(int amount) {

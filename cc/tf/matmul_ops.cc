@@ -73,6 +73,22 @@ TensorShape ToShape(const std::vector<i64>& d) {
 
 const i64* I(const Tensor& t) { return t.flat<std::int64_t>().data(); }
 
+// TF's intra-op pool as a ParallelFor, but work that is small, or a pool of one thread, runs
+// inline on the op's thread (a hand-off to the pool costs a thread wake-up for no parallelism).
+ParallelFor OpParallelFor(OpKernelContext* ctx) {
+  const auto* workers = ctx->device()->tensorflow_cpu_worker_threads();
+  if (workers == nullptr || workers->num_threads <= 1) return SerialFor;
+  ParallelFor pool = tf_glue::TfParallelFor(ctx);
+  return [pool](i64 n, i64 cost, const RangeFn& fn) {
+    if (n <= 0) return;
+    if (n == 1 || static_cast<double>(n) * static_cast<double>(cost) < 1e5) {
+      fn(0, n);
+      return;
+    }
+    pool(n, cost, fn);
+  };
+}
+
 }  // namespace
 
 REGISTER_OP("TfeAccelRingMatmul")
@@ -173,7 +189,7 @@ class RingMatmulOp : public OpKernel {
       const MatmulPlan plan = PlanMatmul(Dims(a.shape()), Dims(b.shape()), ta_, tb_, "a", "b");
       Tensor* out = nullptr;
       OP_REQUIRES_OK(ctx, ctx->allocate_output(0, ToShape(plan.out_shape), &out));
-      RingMatmul(plan, I(a), I(b), out->flat<std::int64_t>().data(), tf_glue::TfParallelFor(ctx));
+      RingMatmul(plan, I(a), I(b), out->flat<std::int64_t>().data(), OpParallelFor(ctx));
     });
   }
 
@@ -226,7 +242,7 @@ class RssMatmulOp : public OpKernel {
       Tensor* out = nullptr;
       OP_REQUIRES_OK(ctx, ctx->allocate_output(0, ToShape(plan.out_shape), &out));
       RssMatmul(plan, I(xi), I(xn), I(yi), I(yn), key0, nonce0, key1, nonce1,
-                out->flat<std::int64_t>().data(), tf_glue::TfParallelFor(ctx));
+                out->flat<std::int64_t>().data(), OpParallelFor(ctx));
     });
   }
 
@@ -257,7 +273,7 @@ class PublicPrivateMatmulOp : public OpKernel {
       OP_REQUIRES_OK(ctx, ctx->allocate_output(0, ToShape(plan.out_shape), &z0));
       OP_REQUIRES_OK(ctx, ctx->allocate_output(1, ToShape(plan.out_shape), &z1));
       PublicPrivateMatmul(plan, I(p), I(x0), I(x1), left_, z0->flat<std::int64_t>().data(),
-                          z1->flat<std::int64_t>().data(), tf_glue::TfParallelFor(ctx));
+                          z1->flat<std::int64_t>().data(), OpParallelFor(ctx));
     });
   }
 

@@ -286,6 +286,63 @@ def check_kogge_stone(nat):
             check(f"kogge_stone_update {dt} {shape} vs CPU", np.stack(got), np.stack(nat.kogge_stone_update(a, b, zo, zr)))
 
 
+def check_sigmoid_pieces(nat):
+    sd = lambda key, nonce: (key.view(np.uint32) + np.uint32(nonce & 0xFFFFFFFF)).view(np.int32)  # noqa: E731
+    for shape in [(1,), (37,), (50, 21)]:
+        ka, kb = seed(), seed()
+        na, nb = (int(v) for v in RNG.integers(0, 2**40, size=2))
+        C = 4
+        K = C + 1
+        pivots = rand_i64((C,))
+        xa, xb = rand_i64(shape), rand_i64(shape)
+        for party in range(3):
+            got = nat.cuda_pivot_diff(party, xa, xb, pivots)
+            cpu = nat.pivot_diff(party, xa, xb, pivots)
+            with np.errstate(over="ignore"):
+                pv = pivots.view(np.uint64).reshape((C,) + (1,) * len(shape)) + np.zeros((C,) + shape, np.uint64)
+                da = ((pv if party == 0 else 0 * pv) - xa.view(np.uint64)[None]).view(np.int64)
+                db = ((pv if party == 2 else 0 * pv) - xb.view(np.uint64)[None]).view(np.int64)
+            check(f"pivot_diff P{party} {shape} vs NumPy", np.stack(got), np.stack([da, db]))
+            check(f"pivot_diff P{party} {shape} vs CPU", np.stack(got), np.stack(cpu))
+            msb_a = RNG.integers(0, 2, size=(C,) + shape).astype(bool)
+            msb_b = RNG.integers(0, 2, size=(C,) + shape).astype(bool)
+            check(f"piece_select_and P{party} {shape} vs CPU",
+                  nat.cuda_piece_select_and(party, msb_a, msb_b, ka, na, kb, nb),
+                  nat.piece_select_and(party, msb_a, msb_b, ka, na, kb, nb))
+            f_a, f_b = rand_i64((K,) + shape), rand_i64((K,) + shape)
+            c0 = rand_i64((K,))
+            b_a = RNG.integers(0, 2, size=(K,) + shape).astype(bool)
+            b_b = RNG.integers(0, 2, size=(K,) + shape).astype(bool)
+            got = nat.cuda_mul_ab_step1(party, f_a, f_b, c0, b_a, b_b, ka, na, kb, nb)
+            cpu = nat.mul_ab_step1(party, f_a, f_b, c0, b_a, b_b, ka, na, kb, nb)
+            for idx, (g, c) in enumerate(zip(got, cpu)):
+                check(f"mul_ab_step1 P{party} output {idx} {shape} vs CPU", g, c)
+            pair = lambda: rand_i64((2, K) + shape)  # noqa: E731
+            one = lambda: rand_i64((K,) + shape)  # noqa: E731
+            if party == 2:
+                kw = dict(own=one(), own2=one(), m=pair(), wc=one(), m2=pair(), wc2=one())
+            else:
+                kw = dict(own=one(), in1=one(), in2=one(), m=pair(), wc=one())
+            check(f"mul_ab_step2 P{party} {shape} vs CPU", np.stack(nat.cuda_mul_ab_step2(party, b_a, b_b, **kw)),
+                  np.stack(nat.mul_ab_step2(party, b_a, b_b, **kw)))
+        k = rand_i64((3,))
+        x0, x1, x2 = rand_i64(shape), rand_i64(shape), rand_i64(shape)
+        lift = 2**62
+        got = nat.cuda_trunc_msb0_mask_scaled_p0(x0, x1, k, ka, na, lift)
+        with np.errstate(over="ignore"):
+            r0 = nat.seeded_uniform([3] + list(shape), sd(ka, na), -(2**63), 2**63 - 1).view(np.uint64)
+            ku = k.view(np.uint64).reshape((3,) + (1,) * len(shape))
+            want = (r0 + (x0.view(np.uint64) + x1.view(np.uint64))[None] * ku + np.uint64(lift)).view(np.int64)
+        check(f"trunc_msb0_mask_scaled_p0 {shape} vs NumPy", got, want)
+        check(f"trunc_msb0_mask_scaled_p0 {shape} vs CPU", got, nat.trunc_msb0_mask_scaled_p0(x0, x1, k, ka, na, lift))
+        r1 = rand_i64((3,) + shape)
+        got = nat.cuda_trunc_msb0_mask_scaled_p1(x2, k, r1)
+        with np.errstate(over="ignore"):
+            want = (x2.view(np.uint64)[None] * ku + r1.view(np.uint64)).view(np.int64)
+        check(f"trunc_msb0_mask_scaled_p1 {shape} vs NumPy", got, want)
+        check(f"trunc_msb0_mask_scaled_p1 {shape} vs CPU", got, nat.trunc_msb0_mask_scaled_p1(x2, k, r1))
+
+
 def check_device_arrays(nat):
     try:
         import cupy as cp
@@ -393,6 +450,7 @@ def main():
                       ("rss_matmul", check_rss_matmul), ("truncation (ABY3 local)", check_truncation),
                       ("truncation (MSB-0 / heuristic)", check_msb0),
                       ("bit extraction / Kogge-Stone", check_kogge_stone),
+                      ("sigmoid piece evaluation", check_sigmoid_pieces),
                       ("device arrays", check_device_arrays), ("large GEMM", check_large)]:
         print(f"\n== {title}", flush=True)
         guarded(title, lambda: fn(nat))

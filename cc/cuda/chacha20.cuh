@@ -98,6 +98,54 @@ __device__ __forceinline__ void UniformBlock8(const Seed& key, const UniformPara
   }
 }
 
+// Element i of the int64 stream in TFE's full range [-2^63, 2^63 - 1), at any position (computes
+// the element's whole block: 8x the work of UniformBlock8, for kernels whose streams are not
+// aligned to the element they write).
+__device__ __forceinline__ u64 FullInt64At(const Seed& key, i64 i) {
+  u32 blk[16];
+  PrgBlock(key, static_cast<u64>(i) >> 3, 0, blk);
+  const int w = static_cast<int>(i & 7) * 2;
+  const u64 u = static_cast<u64>(blk[w]) | (static_cast<u64>(blk[w + 1]) << 32);
+  const UniformParams p = {0x8000000000000000ull, 0xffffffffffffffffull, 1ull};  // TfeInt64Params()
+  return UniformFromDraw(key, p, i, u);
+}
+
+// Narrow draws (int8/16/32): element i is 32-bit word i (block i / 16), 32-bit Lemire over
+// [lo, lo + range), redraw from the same position in round 1, 2, ...
+// (chacha20.cc SeededUniformNarrow / Redraw<1>).
+struct NarrowParams {
+  std::int64_t lo;
+  u32 range, thresh;
+};
+
+inline NarrowParams MakeNarrowParams(std::int64_t lo, std::int64_t hi) {
+  NarrowParams p;
+  p.lo = lo;
+  p.range = static_cast<u32>(hi - lo);
+  p.thresh = (0u - p.range) % p.range;
+  return p;
+}
+
+__device__ __forceinline__ std::int64_t NarrowFromDraw(const Seed& key, const NarrowParams& p, i64 i,
+                                                       u32 u) {
+  u64 m = static_cast<u64>(u) * p.range;
+  u32 round = 0;
+  while (static_cast<u32>(m) < p.thresh) {
+    if (++round >= kDevMaxRounds) __trap();
+    u32 blk[16];
+    PrgBlock(key, static_cast<u64>(i) >> 4, round, blk);
+    u = blk[i & 15];
+    m = static_cast<u64>(u) * p.range;
+  }
+  return p.lo + static_cast<std::int64_t>(m >> 32);
+}
+
+__device__ __forceinline__ std::int64_t NarrowAt(const Seed& key, const NarrowParams& p, i64 i) {
+  u32 blk[16];
+  PrgBlock(key, static_cast<u64>(i) >> 4, 0, blk);
+  return NarrowFromDraw(key, p, i, blk[i & 15]);
+}
+
 }  // namespace cuda
 }  // namespace tfe_accel
 

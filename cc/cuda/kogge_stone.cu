@@ -23,32 +23,11 @@ struct PerBlock {
   static constexpr int value = sizeof(T) == 8 ? 8 : 16;
 };
 
-// Narrow draws: element i is 32-bit word i (block i / 16), 32-bit Lemire over [lo, lo + range),
-// redraw from the same position in round 1, 2, ... (chacha20.cc SeededUniformNarrow / Redraw<1>).
-struct NarrowParams {
-  std::int64_t lo;
-  u32 range, thresh;
-};
-
 // [T::min, T::max) of the narrow boolean word types (device-usable constants).
 template <typename T> struct NarrowRange;
 template <> struct NarrowRange<std::int32_t> { static constexpr std::int64_t lo = -2147483648LL, hi = 2147483647LL; };
 template <> struct NarrowRange<std::int16_t> { static constexpr std::int64_t lo = -32768, hi = 32767; };
 template <> struct NarrowRange<std::int8_t> { static constexpr std::int64_t lo = -128, hi = 127; };
-
-__device__ __forceinline__ std::int64_t NarrowFromDraw(const Seed& key, const NarrowParams& p, i64 i,
-                                                       u32 u) {
-  u64 m = static_cast<u64>(u) * p.range;
-  u32 round = 0;
-  while (static_cast<u32>(m) < p.thresh) {
-    if (++round >= kDevMaxRounds) __trap();
-    u32 blk[16];
-    PrgBlock(key, static_cast<u64>(i) >> 4, round, blk);
-    u = blk[i & 15];
-    m = static_cast<u64>(u) * p.range;
-  }
-  return p.lo + static_cast<std::int64_t>(m >> 32);
-}
 
 // v[j] = U_T(key)[b * PerBlock<T> + j] as the unsigned bit pattern of T, zero-extended.
 template <typename T>

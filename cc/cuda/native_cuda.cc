@@ -29,14 +29,22 @@ namespace {
 using cuda::Check;
 
 // Integer element types the glue moves: itemsize 1, 2, 4, 8 (int8 .. int64).
-std::string TypeStr(int itemsize) { return itemsize == 1 ? "|i1" : "<i" + std::to_string(itemsize); }
-std::string DtypeName(int itemsize) { return "int" + std::to_string(8 * itemsize); }
+// itemsize 0 stands for NumPy bool (one byte, 0 or 1).
+constexpr int kBoolItem = 0;
+std::string TypeStr(int itemsize) {
+  return itemsize == kBoolItem ? "|b1" : itemsize == 1 ? "|i1" : "<i" + std::to_string(itemsize);
+}
+std::string DtypeName(int itemsize) { return itemsize == kBoolItem ? "bool" : "int" + std::to_string(8 * itemsize); }
+size_t ItemBytes(int itemsize) { return itemsize == kBoolItem ? 1 : static_cast<size_t>(itemsize); }
+
+// Which element types an operand may have.
+enum OperandKind { kInt64Only = 0, kAnyInt = 1, kBoolOnly = 2 };
 
 // Device memory owned by Python: the result type of device-mode calls.
 class CudaBuffer {
  public:
   explicit CudaBuffer(std::vector<i64> shape, int itemsize = 8) : shape_(std::move(shape)), itemsize_(itemsize) {
-    const size_t bytes = static_cast<size_t>(itemsize_) * static_cast<size_t>(std::max<i64>(Size(), 1));
+    const size_t bytes = ItemBytes(itemsize_) * static_cast<size_t>(std::max<i64>(Size(), 1));
     Check(cudaMalloc(&ptr_, bytes), "cudaMalloc");
   }
   ~CudaBuffer() {
@@ -77,12 +85,16 @@ struct DevArray {
 
 bool HasCai(const py::handle& obj) { return py::hasattr(obj, "__cuda_array_interface__"); }
 
-// any_int: accept int8/16/32/64 (else int64 only).
-DevArray FromDevice(const py::handle& obj, const char* name, bool any_int) {
+DevArray FromDevice(const py::handle& obj, const char* name, int kind) {
   py::dict cai = obj.attr("__cuda_array_interface__");
   const std::string typestr = py::str(cai["typestr"]);
+  const bool any_int = kind == kAnyInt;
   DevArray d;
-  if (typestr == "<i8" || typestr == "<u8") d.itemsize = 8;
+  if (kind == kBoolOnly) {
+    if (typestr != "|b1")
+      throw py::type_error(std::string(name) + " must have dtype bool ('|b1'), got typestr '" + typestr + "'");
+    d.itemsize = kBoolItem;
+  } else if (typestr == "<i8" || typestr == "<u8") d.itemsize = 8;
   else if (any_int && typestr == "<i4") d.itemsize = 4;
   else if (any_int && typestr == "<i2") d.itemsize = 2;
   else if (any_int && (typestr == "|i1" || typestr == "<i1")) d.itemsize = 1;
@@ -92,7 +104,7 @@ DevArray FromDevice(const py::handle& obj, const char* name, bool any_int) {
   for (auto v : py::tuple(cai["shape"])) d.shape.push_back(v.cast<i64>());
   if (cai.contains("strides") && !cai["strides"].is_none()) {
     py::tuple st = cai["strides"];
-    i64 expect = d.itemsize;
+    i64 expect = static_cast<i64>(ItemBytes(d.itemsize));
     for (int i = static_cast<int>(d.shape.size()) - 1; i >= 0; --i) {
       if (d.shape[i] > 1 && st[i].cast<i64>() != expect)
         throw py::value_error(std::string(name) + " must be C-contiguous on the device");
@@ -107,10 +119,13 @@ DevArray FromDevice(const py::handle& obj, const char* name, bool any_int) {
 }
 
 // NumPy operand: shape now, uploaded by Upload() once every argument has been validated.
-DevArray FromHost(const py::handle& obj, const char* name, bool any_int, std::vector<py::array>* keep) {
+DevArray FromHost(const py::handle& obj, const char* name, int kind, std::vector<py::array>* keep) {
   DevArray d;
   py::array arr;
-  if (!any_int) {
+  if (kind == kBoolOnly) {
+    arr = Require<bool>(obj, name);
+    d.itemsize = kBoolItem;
+  } else if (kind == kInt64Only) {
     arr = Require<std::int64_t>(obj, name);
   } else {
     if (!py::isinstance<py::array>(obj))
@@ -135,14 +150,14 @@ struct Operands {
   std::vector<DevArray> ops;
   std::vector<py::array> host;
   bool device = false;
-  explicit Operands(const std::vector<std::pair<py::handle, const char*>>& objs, bool any_int = false) {
+  explicit Operands(const std::vector<std::pair<py::handle, const char*>>& objs, int kind = kInt64Only) {
     int ndev = 0;
     for (auto& o : objs) ndev += HasCai(o.first) ? 1 : 0;
     if (ndev != 0 && ndev != static_cast<int>(objs.size()))
       throw py::type_error("pass either all NumPy arrays or all device arrays (__cuda_array_interface__)");
     device = ndev > 0;
     for (auto& o : objs)
-      ops.push_back(device ? FromDevice(o.first, o.second, any_int) : FromHost(o.first, o.second, any_int, &host));
+      ops.push_back(device ? FromDevice(o.first, o.second, kind) : FromHost(o.first, o.second, kind, &host));
   }
   DevArray& operator[](size_t i) { return ops[i]; }
   // Copies NumPy operands to the device (or synchronises before reading foreign device arrays).
@@ -154,7 +169,7 @@ struct Operands {
     for (size_t i = 0; i < ops.size(); ++i) {
       ops[i].owned = std::make_shared<CudaBuffer>(ops[i].shape, ops[i].itemsize);
       if (ops[i].Size() > 0)
-        Check(cudaMemcpy(ops[i].owned->raw(), host[i].data(), static_cast<size_t>(ops[i].itemsize) * ops[i].Size(),
+        Check(cudaMemcpy(ops[i].owned->raw(), host[i].data(), ItemBytes(ops[i].itemsize) * ops[i].Size(),
                          cudaMemcpyHostToDevice),
               "cudaMemcpy(host to device)");
       ops[i].ptr = ops[i].owned->data();
@@ -168,7 +183,7 @@ py::object Result(const std::shared_ptr<CudaBuffer>& buf, bool device) {
   std::vector<py::ssize_t> dims(buf->shape().begin(), buf->shape().end());
   py::array out(py::dtype(DtypeName(buf->itemsize())), dims);
   if (buf->Size() > 0)
-    Check(cudaMemcpy(out.mutable_data(), buf->raw(), static_cast<size_t>(buf->itemsize()) * buf->Size(),
+    Check(cudaMemcpy(out.mutable_data(), buf->raw(), ItemBytes(buf->itemsize()) * buf->Size(),
                      cudaMemcpyDeviceToHost),
           "cudaMemcpy(device to host)");
   return std::move(out);
@@ -484,7 +499,7 @@ py::object CudaKsRound(const py::handle& ga, const py::handle& gb, const py::han
   SeedFromKey(kb, nb, "key_b", sb);
   SeedFromKey(ka, na + 1, "key_a", sa1);
   SeedFromKey(kb, nb + 1, "key_b", sb1);
-  Operands ops({{ga, "g_a"}, {gb, "g_b"}, {pa, "p_a"}, {pb, "p_b"}}, /*any_int=*/true);
+  Operands ops({{ga, "g_a"}, {gb, "g_b"}, {pa, "p_a"}, {pb, "p_b"}}, kAnyInt);
   SameTypes(ops, {"g_a", "g_b", "p_a", "p_b"});
   ops.Upload();
   const int in_bytes = ops[0].itemsize, out_bytes = in_bytes > 1 ? in_bytes / 2 : 1;
@@ -501,7 +516,7 @@ py::object CudaKsRound(const py::handle& ga, const py::handle& gb, const py::han
 }
 
 py::object CudaKsUpdate(const py::handle& a, const py::handle& b, const py::handle& zo, const py::handle& zr) {
-  Operands ops({{a, "gs1_a"}, {b, "gs1_b"}, {zo, "zg_own"}, {zr, "zg_recv"}}, /*any_int=*/true);
+  Operands ops({{a, "gs1_a"}, {b, "gs1_b"}, {zo, "zg_own"}, {zr, "zg_recv"}}, kAnyInt);
   SameTypes(ops, {"gs1_a", "gs1_b", "zg_own", "zg_recv"});
   ops.Upload();
   const int bytes = ops[0].itemsize;
@@ -512,6 +527,195 @@ py::object CudaKsUpdate(const py::handle& a, const py::handle& b, const py::hand
   });
   py::object x = Result(ga, ops.device);
   return py::make_tuple(x, Result(gb, ops.device));
+}
+
+// ---- sigmoid piece evaluation (mirrors _native's pivot_diff, piece_select_and, mul_ab_step1/2,
+// trunc_msb0_mask_scaled_p0/p1; cc/kernels/sigmoid_steps.h). Public vectors (pivots, c0, k) are
+// NumPy int64 arrays; the shares may be NumPy or device arrays.
+std::shared_ptr<CudaBuffer> PublicVec(const py::handle& obj, const char* name, i64 want) {
+  auto v = Require<std::int64_t>(obj, name);
+  if (v.ndim() != 1) throw py::value_error(std::string(name) + " must be 1-D");
+  if (want >= 0 && v.shape(0) != want)
+    throw py::value_error(std::string(name) + " must have " + std::to_string(want) + " values, got " +
+                          std::to_string(v.shape(0)));
+  auto buf = std::make_shared<CudaBuffer>(std::vector<i64>{static_cast<i64>(v.shape(0))});
+  if (v.shape(0) > 0)
+    Check(cudaMemcpy(buf->raw(), v.data(), sizeof(u64) * v.shape(0), cudaMemcpyHostToDevice), "cudaMemcpy(vector)");
+  return buf;
+}
+
+void SameSide(const Operands& a, const Operands& b) {
+  if (a.device != b.device)
+    throw py::type_error("pass either all NumPy arrays or all device arrays (__cuda_array_interface__)");
+}
+
+std::vector<i64> Prepend(i64 d, const std::vector<i64>& shape) {
+  std::vector<i64> out{d};
+  out.insert(out.end(), shape.begin(), shape.end());
+  return out;
+}
+
+std::pair<i64, i64> SplitLeading(const std::vector<i64>& shape, const char* name) {
+  if (shape.empty()) throw py::value_error(std::string(name) + " must have rank >= 1");
+  i64 rest = 1;
+  for (size_t i = 1; i < shape.size(); ++i) rest *= shape[i];
+  return {shape[0], rest};
+}
+
+void CheckParty(int party) {
+  if (party < 0 || party > 2) throw py::value_error("party must be 0, 1 or 2, got " + std::to_string(party));
+}
+
+std::vector<u32> KeyArg(const py::handle& obj, const char* name) { return SeedArg(obj, name); }
+
+py::object CudaPivotDiff(int party, const py::handle& x_a, const py::handle& x_b, const py::handle& pivots) {
+  CheckParty(party);
+  Operands ops({{x_a, "x_a"}, {x_b, "x_b"}});
+  SameShapes(ops, {"x_a", "x_b"});
+  auto piv = PublicVec(pivots, "pivots", -1);
+  const i64 C = piv->Size();
+  if (C < 1) throw py::value_error("pivots must not be empty");
+  ops.Upload();
+  auto dims = Prepend(C, ops[0].shape);
+  auto da = std::make_shared<CudaBuffer>(dims), db = std::make_shared<CudaBuffer>(dims);
+  RunCuda([&] { cuda::PivotDiff(party, ops[0].ptr, ops[1].ptr, piv->data(), C, ops[0].Size(), da->data(), db->data(), 0); });
+  py::object a = Result(da, ops.device);
+  return py::make_tuple(a, Result(db, ops.device));
+}
+
+py::object CudaPieceSelectAnd(int party, const py::handle& msb_a, const py::handle& msb_b, const py::handle& ka, i64 na,
+                              const py::handle& kb, i64 nb) {
+  CheckParty(party);
+  auto a = KeyArg(ka, "key_a"), b = KeyArg(kb, "key_b");
+  Operands ops({{msb_a, "msb_a"}, {msb_b, "msb_b"}}, kBoolOnly);
+  SameShapes(ops, {"msb_a", "msb_b"});
+  auto [C, n] = SplitLeading(ops[0].shape, "msb_a");
+  if (C < 1) throw py::value_error("msb_a must have at least one pivot row");
+  ops.Upload();
+  auto dims = ops[0].shape;
+  dims[0] = C + 1;
+  auto z = std::make_shared<CudaBuffer>(dims, kBoolItem);
+  RunCuda([&] {
+    cuda::PieceSelectAnd(party, static_cast<const u8*>(ops[0].raw()), static_cast<const u8*>(ops[1].raw()), C, n,
+                         a.data(), na, b.data(), nb, static_cast<u8*>(z->raw()), 0);
+  });
+  return Result(z, ops.device);
+}
+
+py::object CudaMulAbStep1(int party, const py::handle& f_a, const py::handle& f_b, const py::handle& c0o,
+                          const py::handle& b_a, const py::handle& b_b, const py::handle& ka, i64 na,
+                          const py::handle& kb, i64 nb) {
+  CheckParty(party);
+  auto a = KeyArg(ka, "key_a"), b = KeyArg(kb, "key_b");
+  Operands f({{f_a, "f_a"}, {f_b, "f_b"}});
+  Operands bb({{b_a, "b_a"}, {b_b, "b_b"}}, kBoolOnly);
+  SameSide(f, bb);
+  SameShapes(f, {"f_a", "f_b"});
+  SameShapes(bb, {"b_a", "b_b"});
+  if (bb[0].shape != f[0].shape) throw py::value_error("b_a must have the same shape as f_a");
+  auto [K, n] = SplitLeading(f[0].shape, "f_a");
+  auto c0 = PublicVec(c0o, "c0", K);
+  f.Upload();
+  bb.Upload();
+  const auto& dims = f[0].shape;
+  const auto pair = Prepend(2, dims);
+  auto s0 = std::make_shared<CudaBuffer>(dims), s1 = std::make_shared<CudaBuffer>(dims),
+       wa = std::make_shared<CudaBuffer>(dims);
+  std::shared_ptr<CudaBuffer> mn, mp, wb;
+  cuda::MulAbStep1Dev out;
+  out.s_r0 = s0->data();
+  out.s_r1 = s1->data();
+  out.wc_a = wa->data();
+  if (party != 2) {
+    mn = std::make_shared<CudaBuffer>(pair);
+    mp = std::make_shared<CudaBuffer>(pair);
+    out.m_next = mn->data();
+    out.m_prev = mp->data();
+  } else {
+    wb = std::make_shared<CudaBuffer>(dims);
+    out.wc_b = wb->data();
+  }
+  RunCuda([&] {
+    cuda::MulAbStep1(party, f[0].ptr, f[1].ptr, c0->data(), static_cast<const u8*>(bb[0].raw()),
+                     static_cast<const u8*>(bb[1].raw()), K, n, a.data(), na, b.data(), nb, out, 0);
+  });
+  const bool dev = f.device;
+  if (party == 0) return py::make_tuple(Result(s0, dev), Result(mn, dev), Result(mp, dev), Result(s1, dev), Result(wa, dev));
+  if (party == 1) return py::make_tuple(Result(s0, dev), Result(wa, dev), Result(s1, dev), Result(mn, dev), Result(mp, dev));
+  return py::make_tuple(Result(s0, dev), Result(wa, dev), Result(s1, dev), Result(wb, dev));
+}
+
+py::object CudaMulAbStep2(int party, const py::handle& b_a, const py::handle& b_b, const py::object& own,
+                          const py::object& own2, const py::object& in1, const py::object& in2, const py::object& m,
+                          const py::object& wc, const py::object& m2, const py::object& wc2) {
+  CheckParty(party);
+  const bool p2 = party == 2;
+  Operands bb({{b_a, "b_a"}, {b_b, "b_b"}}, kBoolOnly);
+  SameShapes(bb, {"b_a", "b_b"});
+  auto [K, n] = SplitLeading(bb[0].shape, "b_a");
+  const auto dims = bb[0].shape;
+  const auto pair = Prepend(2, dims);
+  // The arrays this party needs, in a fixed order, with their expected shapes.
+  struct Need { const py::object* obj; const char* name; bool pair; bool needed; };
+  const Need needs[] = {{&own, "own", false, true}, {&own2, "own2", false, p2}, {&in1, "in1", false, !p2},
+                        {&in2, "in2", false, !p2}, {&m, "m", true, true}, {&wc, "wc", false, true},
+                        {&m2, "m2", true, p2}, {&wc2, "wc2", false, p2}};
+  std::vector<std::pair<py::handle, const char*>> objs;
+  std::vector<const Need*> used;
+  for (const auto& nd : needs) {
+    if (!nd.needed) continue;
+    if (nd.obj->is_none()) throw py::value_error(std::string("party ") + std::to_string(party) + " needs " + nd.name);
+    objs.push_back({*nd.obj, nd.name});
+    used.push_back(&nd);
+  }
+  Operands ops(objs);
+  SameSide(bb, ops);
+  for (size_t i = 0; i < used.size(); ++i)
+    if (ops[i].shape != (used[i]->pair ? pair : dims))
+      throw py::value_error(std::string(used[i]->name) + (used[i]->pair ? " must have shape [2] + b_a.shape" : " must have the shape of b_a"));
+  bb.Upload();
+  ops.Upload();
+  cuda::MulAbStep2Dev in;
+  for (size_t i = 0; i < used.size(); ++i) {
+    const std::string nm = used[i]->name;
+    const u64* p = ops[i].ptr;
+    if (nm == "own") in.own = p; else if (nm == "own2") in.own2 = p; else if (nm == "in1") in.in1 = p;
+    else if (nm == "in2") in.in2 = p; else if (nm == "m") in.m = p; else if (nm == "wc") in.wc = p;
+    else if (nm == "m2") in.m2 = p; else if (nm == "wc2") in.wc2 = p;
+  }
+  std::vector<i64> out_dims(dims.begin() + 1, dims.end());
+  auto ya = std::make_shared<CudaBuffer>(out_dims), yb = std::make_shared<CudaBuffer>(out_dims);
+  RunCuda([&] {
+    cuda::MulAbStep2(party, in, static_cast<const u8*>(bb[0].raw()), static_cast<const u8*>(bb[1].raw()), K, n,
+                     ya->data(), yb->data(), 0);
+  });
+  py::object a = Result(ya, bb.device);
+  return py::make_tuple(a, Result(yb, bb.device));
+}
+
+py::object CudaMaskScaledP0(const py::handle& x0, const py::handle& x1, const py::handle& ko, const py::handle& key,
+                            i64 nonce, std::uint64_t lift) {
+  auto kk = KeyArg(key, "key");
+  Operands ops({{x0, "x0"}, {x1, "x1"}});
+  SameShapes(ops, {"x0", "x1"});
+  auto k = PublicVec(ko, "k", -1);
+  ops.Upload();
+  auto c0 = std::make_shared<CudaBuffer>(Prepend(k->Size(), ops[0].shape));
+  RunCuda([&] {
+    cuda::TruncMsb0MaskScaledP0(ops[0].ptr, ops[1].ptr, k->data(), k->Size(), ops[0].Size(), kk.data(), nonce, lift,
+                                c0->data(), 0);
+  });
+  return Result(c0, ops.device);
+}
+
+py::object CudaMaskScaledP1(const py::handle& x2, const py::handle& ko, const py::handle& r1) {
+  Operands ops({{x2, "x2"}, {r1, "r1"}});
+  auto k = PublicVec(ko, "k", -1);
+  if (ops[1].shape != Prepend(k->Size(), ops[0].shape)) throw py::value_error("r1 must have shape [K] + x2.shape");
+  ops.Upload();
+  auto c1 = std::make_shared<CudaBuffer>(ops[1].shape);
+  RunCuda([&] { cuda::TruncMsb0MaskScaledP1(ops[0].ptr, k->data(), k->Size(), ops[0].Size(), ops[1].ptr, c1->data(), 0); });
+  return Result(c1, ops.device);
 }
 
 // Times RingMatmul on random device operands with CUDA events: `warmup` untimed runs, then `reps`
@@ -662,6 +866,22 @@ void RegisterCuda(py::module_& m) {
         "One Kogge-Stone round's local part (as kogge_stone_round): (zg, zp, gs1_a, gs1_b), half width.");
   m.def("cuda_kogge_stone_update", &CudaKsUpdate, py::arg("gs1_a"), py::arg("gs1_b"), py::arg("zg_own"),
         py::arg("zg_recv"), "Kogge-Stone G update (as kogge_stone_update): (g_a, g_b).");
+  m.def("cuda_pivot_diff", &CudaPivotDiff, py::arg("party"), py::arg("x_a"), py::arg("x_b"), py::arg("pivots"),
+        "Comparison set-up (as pivot_diff): the party's shares of pivots - tile(x).");
+  m.def("cuda_piece_select_and", &CudaPieceSelectAnd, py::arg("party"), py::arg("msb_a"), py::arg("msb_b"),
+        py::arg("key_a"), py::arg("nonce_a"), py::arg("key_b"), py::arg("nonce_b"),
+        "Piece selection AND local term (as piece_select_and).");
+  m.def("cuda_mul_ab_step1", &CudaMulAbStep1, py::arg("party"), py::arg("f_a"), py::arg("f_b"), py::arg("c0"),
+        py::arg("b_a"), py::arg("b_b"), py::arg("key_a"), py::arg("nonce_a"), py::arg("key_b"), py::arg("nonce_b"),
+        "mul_ab(f, b) step 1 (as mul_ab_step1).");
+  m.def("cuda_mul_ab_step2", &CudaMulAbStep2, py::arg("party"), py::arg("b_a"), py::arg("b_b"), py::arg("own"),
+        py::arg("own2") = py::none(), py::arg("in1") = py::none(), py::arg("in2") = py::none(),
+        py::arg("m") = py::none(), py::arg("wc") = py::none(), py::arg("m2") = py::none(),
+        py::arg("wc2") = py::none(), "mul_ab(f, b) step 2 and the sum over pieces (as mul_ab_step2).");
+  m.def("cuda_trunc_msb0_mask_scaled_p0", &CudaMaskScaledP0, py::arg("x0"), py::arg("x1"), py::arg("k"),
+        py::arg("key"), py::arg("nonce"), py::arg("lift") = 0, "As trunc_msb0_mask_scaled_p0.");
+  m.def("cuda_trunc_msb0_mask_scaled_p1", &CudaMaskScaledP1, py::arg("x2"), py::arg("k"), py::arg("r1"),
+        "As trunc_msb0_mask_scaled_p1.");
   m.def("cuda_bench_ring_matmul", &CudaBenchRingMatmul, py::arg("M"), py::arg("N"), py::arg("K"),
         py::arg("transpose_a") = false, py::arg("transpose_b") = false, py::arg("algo") = "auto",
         py::arg("warmup") = 2, py::arg("reps") = 5, py::arg("batch") = 1,

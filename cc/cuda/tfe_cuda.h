@@ -129,6 +129,43 @@ void KoggeStoneRound(int in_bytes, const void* g_a, const void* g_b, const void*
 void KoggeStoneUpdate(int elem_bytes, const void* gs1_a, const void* gs1_b, const void* zg_own,
                       const void* zg_recv, void* g_a, void* g_b, i64 n, cudaStream_t stream);
 
+// Sigmoid piece evaluation (TFE `polynomial_piecewise` / `mul_ab`), mirroring
+// cc/kernels/sigmoid_steps.h (PivotDiff, PieceSelectAnd, MulAbStep1/2, TruncMsb0MaskScaled*).
+// Booleans are bytes 0/1 (NumPy bool). `pivots`, `c0`, `k` are device arrays of C / K values.
+// Keys and nonces as the CPU functions (the kernels add the nonces, with the same offsets).
+void PivotDiff(int party, const u64* x_a, const u64* x_b, const u64* pivots, i64 C, i64 n,
+               u64* d_a, u64* d_b, cudaStream_t stream);
+void PieceSelectAnd(int party, const u8* msb_a, const u8* msb_b, i64 C, i64 n, const u32 key_a[8],
+                    i64 nonce_a, const u32 key_b[8], i64 nonce_b, u8* z, cudaStream_t stream);
+struct MulAbStep1Dev {  // see MulAbStep1Out in sigmoid_steps.h
+  u64* s_r0 = nullptr;
+  u64* s_r1 = nullptr;
+  u64* m_next = nullptr;
+  u64* m_prev = nullptr;
+  u64* wc_a = nullptr;
+  u64* wc_b = nullptr;
+};
+void MulAbStep1(int party, const u64* f_a, const u64* f_b, const u64* c0, const u8* b_a,
+                const u8* b_b, i64 K, i64 n, const u32 key_a[8], i64 nonce_a, const u32 key_b[8],
+                i64 nonce_b, const MulAbStep1Dev& out, cudaStream_t stream);
+struct MulAbStep2Dev {  // see MulAbStep2In in sigmoid_steps.h
+  const u64* own = nullptr;
+  const u64* own2 = nullptr;
+  const u64* in1 = nullptr;
+  const u64* in2 = nullptr;
+  const u64* m = nullptr;
+  const u64* wc = nullptr;
+  const u64* m2 = nullptr;
+  const u64* wc2 = nullptr;
+};
+void MulAbStep2(int party, const MulAbStep2Dev& in, const u8* b_a, const u8* b_b, i64 K, i64 n,
+                u64* y_a, u64* y_b, cudaStream_t stream);
+void TruncMsb0MaskScaledP0(const u64* x0, const u64* x1, const u64* k, i64 K, i64 n,
+                           const u32 key_02[8], i64 nonce_02, u64 lift, u64* c0,
+                           cudaStream_t stream);
+void TruncMsb0MaskScaledP1(const u64* x2, const u64* k, i64 K, i64 n, const u64* r1, u64* c1,
+                           cudaStream_t stream);
+
 // Elementwise c = a + b (mod 2^64).
 void RingAdd(const u64* a, const u64* b, u64* c, i64 n, cudaStream_t stream);
 

@@ -132,7 +132,19 @@ def main():
         return 0
 
     if args.mode == "compute":
-        print("RESULT " + json.dumps(compute(cfg, args.steps)), flush=True)
+        out = compute(cfg, args.steps)
+        if args.config != "local":
+            # The handshake of connect() against a driver that pretends to be another build: the
+            # same remote TfeAccelBuildInfo round trip, without a second driver process.
+            try:
+                cluster.compare_builds(
+                    dict(cluster.local_build_info(), version="9.9.9"),
+                    cluster.remote_build_infos(cfg.cluster_config, 60),
+                )
+                out["mismatch"] = None
+            except cluster.ClusterVersionError as exc:
+                out["mismatch"] = str(exc)
+        print("RESULT " + json.dumps(out), flush=True)
         return 0
     if args.mode == "bench":
         mm, lr_step, reveal, px, py, w = build(cfg)
@@ -142,6 +154,7 @@ def main():
         pids = {os.getpid()}
         if args.pids:
             pids |= {e["pid"] for e in json.load(open(args.pids))["players"].values()}
+        d0 = tcp_bytes_sent({os.getpid()})
         b0 = tcp_bytes_sent(pids)
         times = []
         for _ in range(args.steps):
@@ -150,9 +163,11 @@ def main():
             reveal(w)
             times.append(time.perf_counter() - t)
         sent = tcp_bytes_sent(pids) - b0
+        driver_sent = tcp_bytes_sent({os.getpid()}) - d0
         print("RESULT " + json.dumps({
             "n": args.n, "d": args.d, "steps": args.steps, "median_step_s": statistics.median(times),
             "min_step_s": min(times), "bytes_per_step": sent / args.steps if args.pids else None,
+            "driver_bytes_per_step": driver_sent / args.steps if args.pids else None,
         }), flush=True)
         return 0
     mm, lr_step, reveal, px, py, w = build(cfg, cheap=True)

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tfe_accel import cluster
+from tfe_accel import __version__, cluster
 
 HERE = Path(__file__).resolve().parent
 DRIVER = HERE / "cluster_driver.py"
@@ -251,6 +251,7 @@ def test_driver_refuses_a_stock_tfe_player(tmp_path):
     assert "tfe-accel serve" in out["message"]
 
 
+@pytest.mark.slow
 def test_cli_cluster_up_status_down_stops_exactly_its_pids(tmp_path, capsys):
     cfg = cluster.make_local_config(["server0", "owner0"])
     path = cfg.save(tmp_path / "two.json")
@@ -312,15 +313,22 @@ def _sigmoid5(z):  # TFE ABY3's default 5-piece sigmoid (pivots -4, -1.5, 1.5, 4
     )
 
 
-def test_five_processes_match_the_in_process_run(five):
+@pytest.fixture(scope="module")
+def remote_run(five):
+    """One driver process on the five-process cluster: secure matmul, 3 LR steps, handshake."""
+    rc, out = run_driver("compute", five.config_path, "--steps", 3)
+    assert rc == 0, out
+    return out
+
+
+def test_five_processes_match_the_in_process_run(remote_run):
     sys.path.insert(0, str(HERE))
     try:
         import cluster_driver
     finally:
         sys.path.pop(0)
     a, b, x, y = cluster_driver.data()
-    rc, remote = run_driver("compute", five.config_path, "--steps", 3)
-    assert rc == 0, remote
+    remote = remote_run
     import tf_encrypted as tfe
 
     previous = tfe.get_config()
@@ -350,11 +358,20 @@ def test_status_of_running_cluster(five, capsys):
     assert "READY player=server1" in logs and "tf=2.12.1" in logs
 
 
-def test_driver_refuses_a_mismatched_build(five):
+def test_driver_refuses_a_mismatched_build(remote_run):
+    msg = remote_run["mismatch"]
+    assert msg and "do not all run the same tfe-accel build" in msg
+    for p in PLAYERS:
+        assert f"{p}: version '{__version__}' (driver: '9.9.9')" in msg
+
+
+@pytest.mark.slow
+def test_connect_refuses_a_mismatched_build(five):
+    """The same refusal through connect() itself (a second driver process)."""
     rc, out = run_driver("connect", five.config_path, "--expect-version", "9.9.9", "--timeout", 60)
     assert rc == 3 and out["error"] == "ClusterVersionError"
     for p in PLAYERS:
-        assert f"{p}: version '0.1.0' (driver: '9.9.9')" in out["message"]
+        assert f"{p}: version '{__version__}' (driver: '9.9.9')" in out["message"]
 
 
 def _loop_until_failure(lc, victim, sig, bound):

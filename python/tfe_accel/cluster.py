@@ -30,7 +30,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 logger = logging.getLogger("tfe_accel.cluster")
 
@@ -432,8 +432,6 @@ class Watchdog(threading.Thread):
 
 def local_build_info() -> dict:
     """The build this (driver) process runs, in the TfeAccelBuildInfo op's format."""
-    import tensorflow as tf
-
     from . import ops
 
     return json.loads(ops.build_info().numpy().decode())
@@ -544,6 +542,11 @@ def connect(
 
     try:
         _with_deadline(do_connect, timeout, "connecting to the cluster")
+    except PartyFailureError as exc:
+        dead = dead_parties(cfg)
+        raise PartyFailureError(
+            f"{exc}; not answering: " + (", ".join(f"{p} ({r})" for p, r in dead.items()) or "none now")
+        ) from None
     except tf.errors.OpError as exc:
         raise PartyFailureError(f"connecting to the cluster {cfg.hostmap} failed: {exc}") from None
     left = max(5.0, timeout - (time.monotonic() - start))

@@ -39,6 +39,21 @@ def _median_time(fn, runs, warmup=2):
     return statistics.median(times)
 
 
+def _interleaved_medians(a, b, runs, warmup=2):
+    """Medians of a and b timed alternately (a, b, a, b, ...), so load drift on a shared machine
+    hits both alike."""
+    for _ in range(warmup):
+        a()
+        b()
+    ta, tb = [], []
+    for _ in range(runs):
+        for fn, acc in ((a, ta), (b, tb)):
+            t0 = time.perf_counter()
+            fn()
+            acc.append(time.perf_counter() - t0)
+    return statistics.median(ta), statistics.median(tb)
+
+
 def _graph_nodes(fn):
     return len(fn.get_concrete_function().graph.as_graph_def().node)
 
@@ -91,7 +106,7 @@ def bench_cases(n, runs):
         r2 = ops.truncate_local_p2([n], keys[2][0], N[1])
         return [y0, y1, y1, r, r2, y0]
 
-    cases.append(("truncate_local (a), 3 parties", stock_local, ours_local))
+    cases.append(("truncate_local (a), 3 parties", stock_local, ours_local, n))
 
     # --- truncation (b): TFE's default heuristic (lift, MSB-0 with dealer, unlift)
     @tf.function
@@ -110,7 +125,7 @@ def bench_cases(n, runs):
         mid = ops.trunc_msb0_combine(yt0, yt1)
         return [z00, mid, mid, z11, z20, z21]
 
-    cases.append(("truncate_heuristic (b), 3 parties", stock_heuristic, ours_heuristic))
+    cases.append(("truncate_heuristic (b), 3 parties", stock_heuristic, ours_heuristic, n))
 
     # --- one Kogge-Stone carry round on 64-bit words (the first, widest round)
     def kn(i, off):
@@ -147,7 +162,7 @@ def bench_cases(n, runs):
             out += [r[i][1], r[(i + 1) % 3][1]]
         return out
 
-    cases.append(("kogge_stone round (64-bit), 3 parties", stock_round, ours_round))
+    cases.append(("kogge_stone round (64-bit), 3 parties", stock_round, ours_round, n))
 
     # --- the whole msb (set-up + first AND + 6 rounds), used by every comparison
     @tf.function
@@ -195,7 +210,7 @@ def bench_cases(n, runs):
                     G[i][j], tf.constant(1, tf.int8)), o[i][3 + j]), tf.bool))
         return out
 
-    cases.append(("msb (a2b + carry, 14 ANDs), 3 parties", stock_msb, ours_msb))
+    cases.append(("msb (a2b + carry, 14 ANDs), 3 parties", stock_msb, ours_msb, n))
 
     # --- piece evaluation: mul_ab(f, b) (two 3-party OT routines) and the sum over the pieces,
     # on 1e6 piece elements (K = 5 pieces x n / 5)
@@ -233,7 +248,7 @@ def bench_cases(n, runs):
     def ours_pieces():
         return [t for y in ours_mul_ab(fsh, bsh, c0, 0) for t in y]
 
-    cases.append((f"piece evaluation (mul_ab+sum, {K}x{m})", stock_pieces, ours_pieces))
+    cases.append((f"piece evaluation (mul_ab+sum, {K}x{m})", stock_pieces, ours_pieces, K * m))
 
     # --- the whole 5-piece sigmoid (TFE `_sigmoid_private`) on n / 10 elements
     ns = n // 10
@@ -266,35 +281,45 @@ def bench_cases(n, runs):
         f = [(z00, mid), (mid, z11), (z20, z21)]
         return [t for y in ours_mul_ab(f, b, sc0, 16) for t in y]
 
-    cases.append((f"sigmoid 5-piece (whole), {ns} elements", stock_sigmoid, ours_sigmoid))
+    cases.append(("sigmoid 5-piece (whole), 3 parties", stock_sigmoid, ours_sigmoid, ns))
 
     rows = []
-    for name, stock, ours in cases:
-        ts = _median_time(stock, runs)
-        to = _median_time(ours, runs)
+    for name, stock, ours, count in cases:
+        ts, to = _interleaved_medians(stock, ours, runs)
         rows.append({
-            "case": name, "elements": n, "stock_s": ts, "ours_s": to, "speedup": ts / to,
+            "case": name, "elements": count, "stock_s": ts, "ours_s": to, "speedup": ts / to,
             "stock_graph_nodes": _graph_nodes(stock), "ours_graph_nodes": _graph_nodes(ours),
         })
     return rows
 
 
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
 def run(quick: bool) -> dict:
-    """Run the benchmark (quick: 1e5 elements, 5 runs; full: 1e6 elements, 7 runs)."""
+    """Run the benchmark (quick: 1e5 elements, 5 runs; full: 1e6 elements, 9 runs)."""
     from tfe_accel import _native
 
     n = 100_000 if quick else 1_000_000
-    runs = 5 if quick else 7
+    runs = 5 if quick else 9
     rows = bench_cases(n, runs)
     return {
         "benchmark": "mpc_steps",
-        "machine": {"platform": platform.platform(), "processor": platform.processor(),
+        "machine": {"platform": platform.platform(), "cpu": _cpu_model(),
                     "cpu_count": os.cpu_count(), "code_path": _native.code_path(),
                     "tf_intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads()
                     or os.cpu_count()},
         "tf_version": tf.__version__,
         "runs": runs,
-        "statistic": "median wall time, graph mode (tf.function), after 2 warm-up runs; "
+        "statistic": "median wall time, graph mode (tf.function), stock and ours timed alternately, "
+                     "after 2 warm-up runs each; "
                      "grappler constant folding off (inputs are constants here)",
         "rows": rows,
         "truncate_local_failure": failure_probability(200_000 if quick else 1_000_000),

@@ -175,11 +175,12 @@ void PivotDiff(int party, const u64* x_a, const u64* x_b, const u64* pivots, i64
     throw KernelArgumentError("party must be 0, 1 or 2, got " + std::to_string(party));
   if (C < 1) throw KernelArgumentError("need at least one pivot, got " + std::to_string(C));
   ForChunks(C * n, 1, pf, [&](i64 b, i64 e) {
+    i64 row = b / n, i = b % n;
     for (i64 t = b; t < e; ++t) {
-      const i64 i = t % n;
-      const u64 c = pivots[t / n];
+      const u64 c = pivots[row];
       d_a[t] = (party == 0 ? c : 0) - x_a[i];
       d_b[t] = (party == 2 ? c : 0) - x_b[i];
+      if (++i == n) { i = 0; ++row; }
     }
   });
 }
@@ -245,28 +246,44 @@ void ArithZeroShare(const u32 key_a[8], i64 nonce_a, const u32 key_b[8], i64 non
 
 // The OT sender of `__mul_ab_routine`: m0 = (b_a ^ b_b) * a + s, m1 = a - (b_a ^ b_b) * a + s,
 // masked with w = U([2] + shape) of key_a (pair for P_{i+1}) and of key_b (pair for P_{i-1}).
-// `a` is a(t) for element t.
-template <typename A>
-void OtSender(A a, const bool* b_a, const bool* b_b, const u64* s, i64 total, const u32 key_a[8],
-              i64 nonce_a, const u32 key_b[8], i64 nonce_b, u64* m_next, u64* m_prev,
-              const ParallelFor& pf) {
+// a = f_a + c0[row] (P0, routine 0) or f_a + f_b (P1, routine 1), rows of n elements.
+void OtSender(const u64* f_a, const u64* f_b, const u64* c0, i64 n, const bool* b_a,
+              const bool* b_b, const u64* s, i64 total, const u32 key_a[8], i64 nonce_a,
+              const u32 key_b[8], i64 nonce_b, u64* m_next, u64* m_prev, const ParallelFor& pf) {
   u32 sa[8], sb[8];
   SeedPlusNonce(key_a, nonce_a, sa);
   SeedPlusNonce(key_b, nonce_b, sb);
   ForChunks(total, 170, pf, [&](i64 b, i64 e) {
     const i64 m = e - b;
-    FullRangeInt64At(sa, b, m, m_next + b);
-    FullRangeInt64At(sa, total + b, m, m_next + total + b);
-    FullRangeInt64At(sb, b, m, m_prev + b);
-    FullRangeInt64At(sb, total + b, m, m_prev + total + b);
-    for (i64 t = b; t < e; ++t) {
-      const u64 av = a(t);
-      const u64 tmp = (b_a[t] != b_b[t]) ? av : 0;
-      const u64 m0 = tmp + s[t], m1 = av - tmp + s[t];
-      m_next[t] ^= m0;
-      m_next[total + t] ^= m1;
-      m_prev[t] ^= m0;
-      m_prev[total + t] ^= m1;
+    u64* __restrict__ n0 = m_next + b;
+    u64* __restrict__ n1 = m_next + total + b;
+    u64* __restrict__ p0 = m_prev + b;
+    u64* __restrict__ p1 = m_prev + total + b;
+    FullRangeInt64At(sa, b, m, n0);
+    FullRangeInt64At(sa, total + b, m, n1);
+    FullRangeInt64At(sb, b, m, p0);
+    FullRangeInt64At(sb, total + b, m, p1);
+    alignas(64) u64 a[kChunk];
+    if (c0 != nullptr) {
+      i64 row = b / n, col = b % n;
+      for (i64 k = 0; k < m; ++k) {
+        a[k] = f_a[b + k] + c0[row];
+        if (++col == n) { col = 0; ++row; }
+      }
+    } else {
+      for (i64 k = 0; k < m; ++k) a[k] = f_a[b + k] + f_b[b + k];
+    }
+    const bool* __restrict__ ba = b_a + b;
+    const bool* __restrict__ bb = b_b + b;
+    const u64* __restrict__ sv = s + b;
+    for (i64 k = 0; k < m; ++k) {
+      const u64 sel = 0 - static_cast<u64>(ba[k] != bb[k]);
+      const u64 tmp = a[k] & sel;
+      const u64 m0 = tmp + sv[k], m1 = a[k] - tmp + sv[k];
+      n0[k] ^= m0;
+      n1[k] ^= m1;
+      p0[k] ^= m0;
+      p1[k] ^= m1;
     }
   });
 }
@@ -280,8 +297,12 @@ void OtHelper(const bool* choice, i64 total, const u32 key[8], i64 nonce, u64* w
     alignas(64) u64 w1[kChunk];
     FullRangeInt64At(sk, b, e - b, wc + b);
     FullRangeInt64At(sk, total + b, e - b, w1);
-    for (i64 t = b; t < e; ++t)
-      if (choice[t]) wc[t] = w1[t - b];
+    u64* __restrict__ o = wc + b;
+    const bool* __restrict__ c = choice + b;
+    for (i64 k = 0; k < e - b; ++k) {
+      const u64 sel = 0 - static_cast<u64>(c[k]);
+      o[k] = (w1[k] & sel) | (o[k] & ~sel);
+    }
   });
 }
 
@@ -304,16 +325,16 @@ void MulAbStep1(int party, const u64* f_a, const u64* f_b, const u64* c0, const 
   ArithZeroShare(key_a, nonce_a + 2, key_b, nonce_b + 2, out.s_r1, total, pf);
   if (party == 0) {
     // routine 0 sender: a = f0 + c0 (TFE adds the constant term to share 0)
-    OtSender([&](i64 t) { return f_a[t] + c0[t / n]; }, b_a, b_b, out.s_r0, total, key_a,
-             nonce_a + 1, key_b, nonce_b + 1, out.m_next, out.m_prev, pf);
+    OtSender(f_a, nullptr, c0, n, b_a, b_b, out.s_r0, total, key_a, nonce_a + 1, key_b,
+             nonce_b + 1, out.m_next, out.m_prev, pf);
     // routine 1 (sender P1): P0 helps P1's OT to P2 (choice: share 0 of b = P0's first share)
     OtHelper(b_a, total, key_b, nonce_b + 3, out.wc_a, pf);
   } else if (party == 1) {
     // routine 0 (sender P0): P1 helps P0's OT to P2 (choice: share 2 of b = P1's second share)
     OtHelper(b_b, total, key_a, nonce_a + 1, out.wc_a, pf);
     // routine 1 sender: a = f1 + f2
-    OtSender([&](i64 t) { return f_a[t] + f_b[t]; }, b_a, b_b, out.s_r1, total, key_a,
-             nonce_a + 3, key_b, nonce_b + 3, out.m_next, out.m_prev, pf);
+    OtSender(f_a, f_b, nullptr, n, b_a, b_b, out.s_r1, total, key_a, nonce_a + 3, key_b,
+             nonce_b + 3, out.m_next, out.m_prev, pf);
   } else {
     // routine 0: P2 helps P0's OT to P1 (choice: share 2 = P2's first share)
     OtHelper(b_a, total, key_b, nonce_b + 1, out.wc_a, pf);
@@ -359,9 +380,10 @@ void TruncMsb0MaskScaledP0(const u64* x0, const u64* x1, const u64* k, i64 K, i6
   SeedPlusNonce(key_02, nonce_02, seed);
   ForChunks(K * n, 40, pf, [&](i64 b, i64 e) {
     FullRangeInt64At(seed, b, e - b, c0 + b);  // row 0 of R02 ([4] + [K] + shape): r0
+    i64 row = b / n, i = b % n;
     for (i64 t = b; t < e; ++t) {
-      const i64 i = t % n;
-      c0[t] += (x0[i] + x1[i]) * k[t / n] + lift;
+      c0[t] += (x0[i] + x1[i]) * k[row] + lift;
+      if (++i == n) { i = 0; ++row; }
     }
   });
 }
@@ -369,7 +391,11 @@ void TruncMsb0MaskScaledP0(const u64* x0, const u64* x1, const u64* k, i64 K, i6
 void TruncMsb0MaskScaledP1(const u64* x2, const u64* k, i64 K, i64 n, const u64* r1, u64* c1,
                            const ParallelFor& pf) {
   ForChunks(K * n, 2, pf, [&](i64 b, i64 e) {
-    for (i64 t = b; t < e; ++t) c1[t] = x2[t % n] * k[t / n] + r1[t];
+    i64 row = b / n, i = b % n;
+    for (i64 t = b; t < e; ++t) {
+      c1[t] = x2[i] * k[row] + r1[t];
+      if (++i == n) { i = 0; ++row; }
+    }
   });
 }
 

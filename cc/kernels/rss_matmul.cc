@@ -17,50 +17,17 @@ std::string ShapeStr(const std::vector<i64>& s) {
   return out + "]";
 }
 
-// TFE's sample_seeded_uniform for int64 uses minval = -2^63, maxval = 2^63 - 1 (exclusive).
-constexpr i64 kLo = std::numeric_limits<i64>::min();
-constexpr i64 kHi = std::numeric_limits<i64>::max();
-constexpr u32 kMaxRounds = 1024;
-constexpr i64 kChunkBlocks = 32;  // 256 int64 per PRG call
-
-// Element i of SeededUniformInt64(seed, kLo, kHi): identical arithmetic (chacha20.cc), evaluated
-// for an arbitrary index range. u is the round-0 word; redraws use rounds 1, 2, ...
-inline u64 UniformFromWord(const u32 seed[8], i64 i, u64 u) {
-  constexpr u64 range = static_cast<u64>(kHi) - static_cast<u64>(kLo);
-  constexpr u64 thresh = (0 - range) % range;
-  unsigned __int128 m = static_cast<unsigned __int128>(u) * range;
-  u32 round = 0;
-  while (static_cast<u64>(m) < thresh) {
-    if (++round >= kMaxRounds)
-      throw std::runtime_error("tfe_accel PRG: rejection sampling did not terminate");
-    u32 blk[16];
-    PrgBlocks(seed, static_cast<u64>(i / 8), round, 1, blk);
-    const int w = static_cast<int>(i % 8) * 2;
-    u = static_cast<u64>(blk[w]) | (static_cast<u64>(blk[w + 1]) << 32);
-    m = static_cast<unsigned __int128>(u) * range;
-  }
-  return static_cast<u64>(kLo) + static_cast<u64>(m >> 64);
-}
-
 }  // namespace
 
 void AddZeroShare(const u32 seed0[8], const u32 seed1[8], i64 flat, i64 n, u64* out) {
-  alignas(64) u32 buf0[16 * kChunkBlocks];
-  alignas(64) u32 buf1[16 * kChunkBlocks];
-  i64 i = flat;
-  const i64 end = flat + n;
-  while (i < end) {
-    const i64 blk = i / 8;
-    const i64 nb = std::min<i64>(kChunkBlocks, (end - 1) / 8 - blk + 1);
-    PrgBlocks(seed0, static_cast<u64>(blk), 0, static_cast<std::size_t>(nb), buf0);
-    PrgBlocks(seed1, static_cast<u64>(blk), 0, static_cast<std::size_t>(nb), buf1);
-    const i64 stop = std::min(end, (blk + nb) * 8);
-    for (; i < stop; ++i) {
-      const i64 j = i - blk * 8;
-      const u64 w0 = static_cast<u64>(buf0[2 * j]) | (static_cast<u64>(buf0[2 * j + 1]) << 32);
-      const u64 w1 = static_cast<u64>(buf1[2 * j]) | (static_cast<u64>(buf1[2 * j + 1]) << 32);
-      out[i - flat] += UniformFromWord(seed0, i, w0) - UniformFromWord(seed1, i, w1);
-    }
+  // U(seed) over TFE's int64 range at an arbitrary element offset (chacha20.h), in stack chunks.
+  constexpr i64 kChunk = 256;
+  u64 r0[kChunk], r1[kChunk];
+  for (i64 b = 0; b < n; b += kChunk) {
+    const i64 m = std::min(kChunk, n - b);
+    SeededFullRangeInt64At(seed0, flat + b, m, r0);
+    SeededFullRangeInt64At(seed1, flat + b, m, r1);
+    for (i64 k = 0; k < m; ++k) out[b + k] += r0[k] - r1[k];
   }
 }
 

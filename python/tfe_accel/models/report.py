@@ -98,7 +98,7 @@ def run_training(owners: Sequence, *, split: str = "horizontal", config: Optiona
             "seconds_per_epoch_median": float(np.median(steady)) if steady else None,
             "epochs_run": len(sec.epoch_times), "start_epoch": sec.start_epoch,
         },
-        "communication": "not measured (no accounting utility in this build)",
+        "communication": sec.communication,
         "losses": {"secure": sec.losses, ref: plain.losses, "plaintext_exact": exact.losses}
         if config.reveal_loss else None,
         "leakage": _leakage(config),
@@ -199,9 +199,19 @@ def summary_table(report: dict) -> str:
         f"protocol {report['protocol']}: setup (sharing + preprocessing in MPC) {t['setup_seconds']:.2f} s; "
         f"{t['epochs_run']} epochs in {t['train_seconds']:.2f} s (first, incl. graph tracing, "
         f"{(t['first_epoch_seconds'] or 0):.2f} s; then {(t['seconds_per_epoch_median'] or 0):.4f} s/epoch median)",
+        _communication_line(report.get("communication")),
         f"revealed: {report['leakage']}",
     ]
     return "\n".join(lines)
+
+
+def _communication_line(comm) -> str:
+    if not comm or not comm.get("measured"):
+        reason = (comm or {}).get("reason", "not measured")
+        return f"communication: not measured ({reason})"
+    e, s = comm["per_epoch"], comm["per_step"]
+    return (f"communication per epoch ({comm['steps_per_epoch']} step(s)): {e['messages']:,} messages, "
+            f"{e['bytes'] / 1e6:,.2f} MB, {e['rounds']:,} rounds; per step {s['graph_nodes']:,} graph nodes")
 
 
 def markdown(report: dict, plots=()) -> str:

@@ -17,6 +17,7 @@ import json
 import math
 import os
 import shutil
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import List, Optional, Sequence
@@ -74,6 +75,7 @@ class SecureResult:
     protocol: str = ""
     n_train: int = 0
     n_features: int = 0
+    communication: Optional[dict] = None  # per epoch: messages, bytes, rounds (None: not measured)
 
     def decision(self, x):
         return np.asarray(x, dtype=np.float64) @ self.weights + self.bias
@@ -178,7 +180,17 @@ class SecureLogisticRegression:
         players = list(SERVERS) + [f"owner{k}" for k in range(n_owners)]
         cfg = self.tfe_config
         if cfg is None:
-            cfg = tfe.LocalConfig(players)
+            # One logical CPU device per player, so messages between parties are real transfers
+            # that the accounting can count (results are identical to tfe.LocalConfig).
+            from ..config import PartitionedLocalConfig
+
+            try:
+                cfg = PartitionedLocalConfig(players)
+            except RuntimeError as exc:
+                logging.getLogger("tfe_accel").warning(
+                    "using tfe.LocalConfig (all players on one device; communication will not be "
+                    "measured): %s", exc)
+                cfg = tfe.LocalConfig(players)
         else:
             names = {p.name for p in getattr(cfg, "players", [])}
             missing = [p for p in players if names and p not in names]
@@ -357,11 +369,35 @@ class SecureLogisticRegression:
             bar.close()
         train_seconds = time.perf_counter() - t_train
 
+        comm = self._epoch_communication(
+            lambda: _step(xs, y, c) if full else _step(
+                prot.gather(xs, list(range(m)), axis=0), prot.gather(y, list(range(m)), axis=0),
+                prot.gather(c, list(range(m)), axis=0) if with_c else None),
+            len(batch_schedule(n, None if full else cfg.batch_size, 0, cfg.seed)))
         weights, bias = self._reveal_model(prot, w, b, mean, inv_std)
         return SecureResult(weights=weights, bias=bias, losses=losses, epoch_times=epoch_times,
                             setup_seconds=setup_seconds, train_seconds=train_seconds,
                             start_epoch=start_epoch, protocol=self.resolved_protocol,
-                            n_train=n, n_features=d)
+                            n_train=n, n_features=d, communication=comm)
+
+    @staticmethod
+    def _epoch_communication(step_body, batches_per_epoch):
+        """Messages, bytes and rounds of one epoch, read from a traced training step."""
+        from ..accounting import communication
+
+        try:
+            stats = communication(step_body)
+        except ValueError as exc:  # players share a device: parties cannot be told apart
+            return {"measured": False, "reason": str(exc)}
+        return {
+            "measured": True,
+            "per_step": {"messages": stats.messages, "bytes": stats.bytes, "rounds": stats.rounds,
+                         "graph_nodes": stats.nodes},
+            "steps_per_epoch": batches_per_epoch,
+            "per_epoch": {"messages": stats.messages * batches_per_epoch,
+                          "bytes": stats.bytes * batches_per_epoch,
+                          "rounds": stats.rounds * batches_per_epoch},
+        }
 
     def _reveal_model(self, prot, w, b, mean, inv_std):
         """The only reveal by default: the final model, mapped to the raw gene space inside MPC

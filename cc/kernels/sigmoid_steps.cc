@@ -306,10 +306,6 @@ void OtHelper(const bool* choice, i64 total, const u32 key[8], i64 nonce, u64* w
   });
 }
 
-inline u64 OtReceive(bool choice, const u64* pair, i64 total, i64 t, u64 wc) {
-  return (choice ? pair[total + t] : pair[t]) ^ wc;
-}
-
 }  // namespace
 
 void MulAbStep1(int party, const u64* f_a, const u64* f_b, const u64* c0, const bool* b_a,
@@ -348,27 +344,41 @@ void MulAbStep2(int party, const MulAbStep2In& in, const bool* b_a, const bool* 
   if (party < 0 || party > 2)
     throw KernelArgumentError("party must be 0, 1 or 2, got " + std::to_string(party));
   const i64 total = K * n;
-  ForChunks(n, 4 * (K > 0 ? K : 1), pf, [&](i64 b, i64 e) {
-    for (i64 i = b; i < e; ++i) {
-      u64 sa = 0, sb = 0;
-      for (i64 j = 0; j < K; ++j) {
-        const i64 t = j * n + i;
-        if (party == 0) {
-          // routine 0 sender: (s2, s1); routine 1 receiver of the OT to P_{S-1}: (m_c, s0)
-          sa += in.in2[t] + OtReceive(b_a[t], in.m, total, t, in.wc[t]);
-          sb += in.in1[t] + in.own[t];
-        } else if (party == 1) {
-          // routine 0 receiver of the OT to P_{S+1}: (s1, m_c); routine 1 sender: (s0, s2)
-          sa += in.own[t] + in.in1[t];
-          sb += OtReceive(b_b[t], in.m, total, t, in.wc[t]) + in.in2[t];
-        } else {
-          // routine 0 receiver to P_{S-1}: (m_c, s2); routine 1 receiver to P_{S+1}: (s2', m_c)
-          sa += OtReceive(b_a[t], in.m, total, t, in.wc[t]) + in.own2[t];
-          sb += in.own[t] + OtReceive(b_b[t], in.m2, total, t, in.wc2[t]);
+  // Columns in chunks; for each chunk, rows j = 0..K-1 stream contiguously into accumulators.
+  ForChunks(n, 8 * (K > 0 ? K : 1), pf, [&](i64 b, i64 e) {
+    const i64 m = e - b;
+    alignas(64) u64 sa[kChunk], sb[kChunk];
+    for (i64 k = 0; k < m; ++k) sa[k] = sb[k] = 0;
+    // OT receiver: (choice ? pair[1] : pair[0]) ^ wc, branch-free
+    auto recv = [total](const bool* c, const u64* pair, const u64* wc, i64 t) {
+      const u64 sel = 0 - static_cast<u64>(c[t]);
+      return ((pair[total + t] & sel) | (pair[t] & ~sel)) ^ wc[t];
+    };
+    for (i64 j = 0; j < K; ++j) {
+      const i64 t0 = j * n + b;
+      if (party == 0) {
+        // routine 0 sender: (s2, s1); routine 1 receiver of the OT to P_{S-1}: (m_c, s0)
+        for (i64 k = 0; k < m; ++k) {
+          sa[k] += in.in2[t0 + k] + recv(b_a, in.m, in.wc, t0 + k);
+          sb[k] += in.in1[t0 + k] + in.own[t0 + k];
+        }
+      } else if (party == 1) {
+        // routine 0 receiver of the OT to P_{S+1}: (s1, m_c); routine 1 sender: (s0, s2)
+        for (i64 k = 0; k < m; ++k) {
+          sa[k] += in.own[t0 + k] + in.in1[t0 + k];
+          sb[k] += recv(b_b, in.m, in.wc, t0 + k) + in.in2[t0 + k];
+        }
+      } else {
+        // routine 0 receiver to P_{S-1}: (m_c, s2); routine 1 receiver to P_{S+1}: (s2', m_c)
+        for (i64 k = 0; k < m; ++k) {
+          sa[k] += recv(b_a, in.m, in.wc, t0 + k) + in.own2[t0 + k];
+          sb[k] += in.own[t0 + k] + recv(b_b, in.m2, in.wc2, t0 + k);
         }
       }
-      y_a[i] = sa;
-      y_b[i] = sb;
+    }
+    for (i64 k = 0; k < m; ++k) {
+      y_a[b + k] = sa[k];
+      y_b[b + k] = sb[k];
     }
   });
 }

@@ -129,3 +129,11 @@ def test_json_is_strict():
                              os.devnull)
     assert path == os.devnull
     assert report._clean({"a": float("inf"), "b": np.float64(2.5)}) == {"a": None, "b": 2.5}
+
+
+def test_regenerate_rewrites_plots_and_section_from_results_json(quick_run):
+    _, out = quick_run
+    (out / "README_section.md").unlink()
+    files = report.regenerate(str(out))
+    assert len(files) == 4 and all(os.path.getsize(f) > 0 for f in files)
+    assert "Measured speedups" in (out / "README_section.md").read_text()

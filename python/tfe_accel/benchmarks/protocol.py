@@ -184,7 +184,7 @@ def format_table(section: dict) -> str:
         tgt = r.get("target")
         tcol = "" if not tgt else (f">= {tgt['speedup']:g}x " + ("met" if tgt["met"] else "NOT met"))
         if not r["routed"]:
-            tcol = (tcol + " (not routed)").strip()
+            tcol = (tcol + " (no tfe-accel op)").strip()
         rows.append((
             r["label"],
             f"{runner.fmt_time(s['median_s'])} ±{runner.fmt_time(s['iqr_s'])}",

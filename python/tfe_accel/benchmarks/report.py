@@ -164,6 +164,10 @@ def _ms(s):
     return runner.fmt_time(s)
 
 
+def _load(la):
+    return "/".join(f"{v:.1f}" for v in la) if la else "?"
+
+
 def markdown_section(results: dict) -> str:
     m = results.get("machine", {})
     st = results.get("settings", {})
@@ -178,7 +182,8 @@ def markdown_section(results: dict) -> str:
            if git.get("commit") else "") + ".",
         f"Run {m.get('timestamp_utc', '?')}, `{st.get('command', 'tfe-accel bench')}`"
         + (" (**quick mode: small sizes, not representative**)" if st.get("quick") else "")
-        + f"; load average at start {m.get('load_average_start')}, at end {st.get('load_average_end')}.",
+        + f"; load average (1/5/15 min) at start {_load(m.get('load_average_start'))}, at end "
+        f"{_load(st.get('load_average_end'))} (the machine may be shared: read the IQRs).",
         "Stock = `tfe.protocol.ABY3()` on tfe-accel's PRG/bit ops; ours = `AcceleratedABY3()`; both in "
         "one process on `PartitionedLocalConfig`, graph mode, interleaved, medians (± IQR) per call.",
         "",
@@ -196,7 +201,7 @@ def markdown_section(results: dict) -> str:
             tcol = "" if not t else (f"≥ {t['speedup']:g}x" + (", ≥ 10x fewer nodes" if t.get("nodes_ratio")
                                                                   else "") + (": met" if t["met"] else ": **not met**"))
             if not c.get("routed"):
-                tcol = (tcol + " (no fused route yet)").strip()
+                tcol = (tcol + " (no tfe-accel op in the graph)").strip()
             lines.append(
                 f"| {c['label']} | {_ms(s['median_s'])} ± {_ms(s['iqr_s'])} | {_ms(a['median_s'])} ± "
                 f"{_ms(a['iqr_s'])} | **{c['speedup']:.2f}x** | {s['nodes']} / {a['nodes']} | "
@@ -273,3 +278,12 @@ def update_readme(readme_path: str = "README.md", section: str = "bench/results/
     with open(readme_path, "w") as f:
         f.write(new)
     return True
+
+
+def regenerate(outdir: str) -> list:
+    """Rewrite the plots and README_section.md of ``outdir`` from its results.json."""
+    with open(os.path.join(outdir, "results.json")) as f:
+        results = json.load(f)
+    files = write_plots(results, outdir)
+    files.append(write_markdown(results, os.path.join(outdir, "README_section.md")))
+    return files

@@ -208,7 +208,8 @@ def format_table(section: dict) -> str:
             ps, pa = s["breakdown"][piece], a["breakdown"][piece]
             rows.append((f"  {piece}", runner.fmt_time(ps["median_s"]),
                          runner.fmt_time(pa["median_s"]),
-                         f"{ps['median_s'] / pa['median_s']:.2f}x" if pa["median_s"] > 0 else "",
+                         f"{ps['median_s'] / pa['median_s']:.2f}x"
+                         if pa["median_s"] > 0 and ps["median_s"] > 0 else "",
                          f"{ps['nodes']}/{pa['nodes']}" if ps["nodes"] else "", ""))
     elif step:
         rows.append(("LR step", "FAILED", step.get("error", "")[:60], "", "", ""))

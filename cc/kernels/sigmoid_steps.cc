@@ -2,6 +2,8 @@
 #include "sigmoid_steps.h"
 
 #include <algorithm>
+#include <limits>
+#include <stdexcept>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -41,19 +43,48 @@ inline u64 ZeroExt(T v) {
   return static_cast<u64>(static_cast<typename std::make_unsigned<T>::type>(v));
 }
 
+// Elements [first, first + n) of SeededUniformInt{32,16,8}(seed, T::min, T::max): element i is
+// 32-bit word i, Lemire-reduced to the 2^w - 1 values of [min, max). With range = 2^w - 1 (odd)
+// a draw is rejected iff the low half of u * range is below (2^32 - range) % range = 1, i.e. iff
+// u == 0; a rejected draw is redrawn from the same position in round 1, 2, ... (as chacha20.cc).
 template <typename T>
-void SeededFull(const u32 seed[8], T* out, i64 n, const ParallelFor& pf);
-template <>
-void SeededFull<std::int32_t>(const u32 seed[8], std::int32_t* out, i64 n, const ParallelFor& pf) {
-  SeededUniformInt32(seed, INT32_MIN, INT32_MAX, out, n, pf);
-}
-template <>
-void SeededFull<std::int16_t>(const u32 seed[8], std::int16_t* out, i64 n, const ParallelFor& pf) {
-  SeededUniformInt16(seed, INT16_MIN, INT16_MAX, out, n, pf);
-}
-template <>
-void SeededFull<std::int8_t>(const u32 seed[8], std::int8_t* out, i64 n, const ParallelFor& pf) {
-  SeededUniformInt8(seed, INT8_MIN, INT8_MAX, out, n, pf);
+void FullRangeNarrowAt(const u32 seed[8], i64 first, i64 n, T* out) {
+  static_assert(sizeof(T) <= 4, "narrow types only");
+  constexpr u64 kRange = (1ull << (8 * sizeof(T))) - 1;
+  constexpr std::int64_t kLo = std::numeric_limits<T>::min();
+  constexpr i64 kBlocks = 32;
+  alignas(64) u32 buf[16 * kBlocks];
+  i64 i = first;
+  const i64 end = first + n;
+  while (i < end) {
+    const i64 b0 = i / 16;
+    const i64 b1 = std::min((end + 15) / 16, b0 + kBlocks);
+    PrgBlocks(seed, static_cast<u64>(b0), 0, static_cast<std::size_t>(b1 - b0), buf);
+    const i64 stop = std::min(end, b1 * 16);
+    const u32* w = buf + (i - b0 * 16);
+    T* o = out + (i - first);
+    const i64 m = stop - i;
+    bool any_zero = false;
+    for (i64 k = 0; k < m; ++k) {
+      any_zero |= w[k] == 0;
+      o[k] = static_cast<T>(kLo + static_cast<std::int64_t>((static_cast<u64>(w[k]) * kRange) >> 32));
+    }
+    if (any_zero) {
+      for (i64 k = 0; k < m; ++k) {
+        if (w[k] != 0) continue;
+        const i64 pos = i + k;
+        u32 u = 0;
+        for (u32 round = 1; u == 0; ++round) {
+          if (round >= 1024) throw std::runtime_error("tfe_accel PRG: rejection did not terminate");
+          u32 blk[16];
+          PrgBlocks(seed, static_cast<u64>(pos / 16), round, 1, blk);
+          u = blk[pos % 16];
+        }
+        o[k] = static_cast<T>(kLo + static_cast<std::int64_t>((static_cast<u64>(u) * kRange) >> 32));
+      }
+    }
+    i = stop;
+  }
 }
 
 }  // namespace
@@ -74,13 +105,12 @@ void BooleanZeroShare(const u32 key_a[8], i64 nonce_a, const u32 key_b[8], i64 n
       for (i64 i = b; i < e; ++i) o[i] ^= tmp[i - b];
     });
   } else {
-    std::vector<T> tmp(static_cast<size_t>(n));
-    SeededFull<T>(sa, out, n, pf);
-    SeededFull<T>(sb, tmp.data(), n, pf);
-    ForChunks(n, 1, pf, [&](i64 b, i64 e) {
-      T* __restrict__ o = out;
-      const T* __restrict__ t = tmp.data();
-      for (i64 i = b; i < e; ++i) o[i] ^= t[i];
+    ForChunks(n, 12, pf, [&](i64 b, i64 e) {
+      alignas(64) T tmp[kChunk];
+      T* __restrict__ o = out + b;
+      FullRangeNarrowAt<T>(sa, b, e - b, o);
+      FullRangeNarrowAt<T>(sb, b, e - b, tmp);
+      for (i64 k = 0; k < e - b; ++k) o[k] = static_cast<T>(o[k] ^ tmp[k]);
     });
   }
 }

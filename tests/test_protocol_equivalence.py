@@ -117,6 +117,9 @@ def test_communication_not_above_stock(name):
 
 
 def test_fused_ops_read_only_their_own_party():
+    """Every fused op runs on a party's device and reads only (a) values on that party's device,
+    (b) the pairwise keys that party holds, or (c) messages: outputs of another party's fused ops
+    (the protocol messages). Never another party's shares (variables) or keys."""
     prot = AcceleratedABY3()
     tfe.set_protocol(prot)
     x = tfe.define_private_variable(_rand((4, 5)))
@@ -125,31 +128,46 @@ def test_fused_ops_read_only_their_own_party():
     graph = concrete.graph
     dev_party = {tf.DeviceSpec.from_string(s.device_name).to_string(): i
                  for i, s in enumerate(prot.servers)}
-    key_ids = {}  # id of captured key tensor -> parties allowed to read it
-    keys = prot.pairwise_keys()
-    for i in range(3):
-        for k in keys[i]:
-            key_ids.setdefault(id(k), set()).add(i)
+    key_ids = {}  # id of a key tensor -> parties allowed to read it
+    for table in (prot.pairwise_keys_, prot.b2a_keys_1_, prot.b2a_keys_2_):
+        for i in range(3):
+            for k in table[i]:
+                if k is not None:
+                    key_ids.setdefault(id(k), set()).add(i)
     captured = {internal.op.name: external for external, internal in graph.captures}
 
     def party(op):
-        return dev_party.get(tf.DeviceSpec.from_string(op.device).to_string()) if op.device else None
+        if op.device:
+            return dev_party.get(tf.DeviceSpec.from_string(op.device).to_string())
+        ext = captured.get(op.name)
+        dev = getattr(ext, "device", "") if ext is not None else ""
+        return dev_party.get(tf.DeviceSpec.from_string(dev).to_string()) if dev else None
 
-    fused = [op for op in graph.get_operations() if op.type.startswith("TfeAccel")]
-    assert fused, "no fused op in the traced graph"
+    def origin(t):
+        """Follow Identity / key-derivation ops back to what the value really is."""
+        op = t.op
+        while op.type in ("Identity", "BitwiseXor") and op.name not in captured and (
+                op.type == "Identity" or "fresh-key" in op.name):
+            op = op.inputs[0].op
+        return op
+
+    fused = [op for op in graph.get_operations() if op.type.startswith(("TfeAccel", "Mpc"))]
+    assert len(fused) > 20, "expected the routed ops in the traced graph"
     for op in fused:
         p = party(op)
         assert p is not None, f"fused op {op.name} is not placed on a party device"
         for t in op.inputs:
-            src = t.op
+            src = origin(t)
             if src.name in captured:
-                ext = captured[src.name]
-                allowed = key_ids.get(id(ext))
+                allowed = key_ids.get(id(captured[src.name]))
                 if allowed is not None:
                     assert p in allowed, f"{op.name} (party {p}) reads a key of parties {allowed}"
                     continue
-            assert party(src) == p or src.type == "Const", (
-                f"{op.name} on party {p} reads {t.name} produced on party {party(src)}")
+            q = party(src)
+            if q == p or src.type == "Const":
+                continue
+            assert src.type.startswith(("TfeAccel", "Mpc", "SecureSeed")), (
+                f"{op.name} on party {p} reads {t.name} ({src.type}) of party {q}: not a message")
 
 
 def test_compiled_functions_get_fresh_randomness_each_call():
@@ -277,3 +295,63 @@ def test_transposed_operands_fold_into_the_fused_matmul(kind):
     graph = trace(lambda: f(x, y)).graph
     fused = [op for op in graph.get_operations() if op.type.startswith("TfeAccel") and "Matmul" in op.type]
     assert fused and all(op.get_attr("transpose_a") for op in fused)
+
+
+def _sig_ref(x, approx):
+    c, coeffs = tfe_accel.ops.SIGMOID_APPROX[approx]
+    conds = [x <= p for p in c]
+    vals = [np.full_like(x, cf[0]) if len(cf) == 1 else cf[0] + cf[1] * x for cf in coeffs]
+    return np.select(conds, vals[:-1], vals[-1])
+
+
+@pytest.mark.parametrize("approx", ["5_piecewise_linear", "3_piecewise_linear"])
+@pytest.mark.parametrize("compiled", [False, True])
+def test_sigmoid_route_reveals_like_stock(approx, compiled):
+    a = _rand((3, 17), 7.0)
+    a.reshape(-1)[:6] = [-4.0, -1.5, 0.0, 1.5, 4.0, 2.5]  # on the pivots
+    q = np.trunc(a * 2**16) / 2**16
+    for prot in (tfe.protocol.ABY3(), AcceleratedABY3()):
+        tfe.set_protocol(prot)
+        x = tfe.define_private_variable(a)
+        f = (lambda x: tfe.sigmoid(x, approx_type=approx))
+        got = _reveal((tfe.function(f) if compiled else f)(x))
+        np.testing.assert_allclose(got, _sig_ref(q, approx), atol=4 * ULP, err_msg=type(prot).__name__)
+
+
+def test_sigmoid_route_identical_shares_to_stock(monkeypatch):
+    import tf_encrypted.tensor.native as tfe_native
+
+    stock, acc = _pair()
+    a = _rand((2, 9), 6.0)
+    x = _private(stock, a)
+    seed = np.frombuffer(np.random.default_rng().bytes(32), np.int32).copy()
+    # pin the truncation dealer's fresh seed (the only randomness without a pairwise key)
+    monkeypatch.setattr(tfe_native.secure_random, "secure_seed", lambda *a_, **k: tf.constant(seed))
+    monkeypatch.setattr(tfe_accel.ops, "secure_seed", lambda *a_, **k: tf.constant(seed))
+    n0 = stock.pairwise_nonces_.copy()
+    tfe.set_protocol(stock)
+    z_stock = stock.sigmoid(x)
+    assert list(stock.pairwise_nonces_ - n0) == [20, 20, 20]
+    acc.pairwise_nonces_ = n0.copy()
+    tfe.set_protocol(acc)
+    z_acc = acc.sigmoid(type(x)(acc, x.unwrapped, x.is_scaled, x.share_type))
+    assert list(acc.pairwise_nonces_ - n0) == [20, 20, 20]
+    s1, s2 = _shares(z_stock), _shares(z_acc)
+    for i in range(3):
+        for j in range(2):
+            np.testing.assert_array_equal(s1[i][j], s2[i][j], err_msg=f"share [{i}][{j}]")
+
+
+def test_comparison_route_and_communication():
+    a, b = _rand((40,)), _rand((40,))
+    a[:3] = b[:3]  # ties
+    stats = {}
+    for label, prot in (("stock", tfe.protocol.ABY3()), ("acc", AcceleratedABY3())):
+        tfe.set_protocol(prot)
+        x, y = tfe.define_private_variable(a), tfe.define_private_variable(b)
+        got = (x > y).reveal().to_native().numpy().astype(bool)
+        np.testing.assert_array_equal(got, a > b)
+        stats[label] = communication(lambda: tfe.sigmoid(x))
+    s, a_ = stats["stock"], stats["acc"]
+    assert a_.messages <= s.messages and a_.bytes <= s.bytes and a_.rounds <= s.rounds, (s, a_)
+    assert a_.nodes * 10 <= s.nodes, (s.nodes, a_.nodes)  # >= 10x fewer graph nodes

@@ -63,6 +63,7 @@ def trace(func: Callable, *args, **kwargs):
 
     @tf.function
     def graph_fn():
+        tfe_protocol.nodes.clear()  # a retrace must not reuse tensors of an earlier trace
         return tfe_protocol.unwrap_func(func(*args, **kwargs))
 
     # TFE memoises protocol calls in a process-wide dict keyed by the Python arguments: start the

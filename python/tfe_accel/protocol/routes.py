@@ -14,7 +14,7 @@ from tf_encrypted.protocol.aby3.aby3 import ABY3PrivateTensor, ABY3PublicTensor,
 from .. import ops
 
 HELPERS = {"_untransposed", "_party_zero_args", "_reshare", "_wrap", "_is_int64", "_public_private_matmul",
-           "_truncation_guard"}
+           "_truncation_guard", "_recv", "_kn", "_msb_steps", "_const"}
 
 
 class Fallback:
@@ -223,4 +223,181 @@ def _truncate_heuristic_private(prot, x, amount):
         y = [[_wrap(factory, z00), _wrap(factory, z01)],
              [_wrap(factory, z10), _wrap(factory, z11)],
              [_wrap(factory, z20), _wrap(factory, z21)]]
+    return ABY3PrivateTensor(prot, y, x.is_scaled, ShareType.ARITHMETIC)
+
+
+# ------------------------------------------------------------------------------ comparisons
+
+
+def _recv(prot, i, t):
+    """Party i receives tensor t from another party: the graph edge from the sender's fused op to
+    the receiver's fused op is the message (TF inserts the transfer between the two devices; the
+    accounting counts such edges). No extra Identity node is needed for that."""
+    del prot, i
+    return t
+
+
+def _const(prot, i, value, dtype=tf.int64):
+    """A constant on party i's device, created once per traced graph (nonces repeat a lot)."""
+    graph = tf.compat.v1.get_default_graph()
+    cache = prot.__dict__.setdefault("_route_consts", {})
+    key = (id(graph), i, int(value), dtype)
+    hit = cache.get(key)
+    if hit is None or hit[0] is not graph:
+        with tf.device(prot.servers[i].device_name):
+            hit = (graph, tf.constant(value, dtype))
+        cache[key] = hit
+    return hit[1]
+
+
+def _kn(prot, keys, nonces, i, off):
+    """Party i's zero-sharing keys and nonces, `off` nonce steps ahead (docs/mpc_steps.md)."""
+    return (keys[i][0], _const(prot, i, int(nonces[(i + 2) % 3]) + off),
+            keys[i][1], _const(prot, i, int(nonces[i]) + off))
+
+
+def _msb_steps(prot, d, keys, nonces):
+    """msb of the arithmetic sharing d (per party (d_a, d_b)), TFE's `_bit_extract_private(., 63)`:
+    an a2b reshare, the first AND of the carry circuit and six Kogge-Stone rounds, one fused op per
+    party and step. Consumes 14 nonce steps. Returns per party (msb_a, msb_b) as bool tensors."""
+    dev = [s.device_name for s in prot.servers]
+    setup = []
+    for i in range(3):
+        with tf.device(dev[i]):
+            setup.append(ops.bit_extract_setup(i, d[i][0], d[i][1], *_kn(prot, keys, nonces, i, 0)))
+    # messages: setup[1] P1 -> P0, setup[2] P2 -> P1, setup[0] P0 -> P2
+    op1 = [(setup[i], _recv(prot, i, setup[(i + 1) % 3])) for i in range(3)]
+    outs = []
+    for i in range(3):
+        with tf.device(dev[i]):
+            zero = tf.zeros_like(d[i][0])
+            op2 = [(zero, zero), (zero, d[1][1]), (d[2][0], zero)][i]
+            outs.append(ops.carry_setup_and(*op1[i], *op2, *_kn(prot, keys, nonces, i, 1)))
+    G = [(outs[i][0], _recv(prot, i, outs[(i + 1) % 3][0])) for i in range(3)]
+    P = [(outs[i][1], outs[i][2]) for i in range(3)]
+    top = [(outs[i][3], outs[i][4]) for i in range(3)]
+    for rnd in range(6):
+        r = []
+        for i in range(3):
+            with tf.device(dev[i]):
+                r.append(ops.kogge_stone_round(*G[i], *P[i], *_kn(prot, keys, nonces, i, 2 + 2 * rnd)))
+        G, P = [], []
+        for i in range(3):
+            zg_in = _recv(prot, i, r[(i + 1) % 3][0])
+            zp_in = _recv(prot, i, r[(i + 1) % 3][1])
+            with tf.device(dev[i]):
+                G.append(tuple(ops.kogge_stone_update(r[i][2], r[i][3], r[i][0], zg_in)))
+            P.append((r[i][1], zp_in))
+    msb = []
+    for i in range(3):
+        with tf.device(dev[i]):
+            one = _const(prot, i, 1, G[i][0].dtype)
+            # msb share = (G & 1) ^ top, as a bool: (G & 1) != top
+            msb.append(tuple(tf.not_equal(tf.bitwise.bitwise_and(G[i][j], one), top[i][j])
+                             for j in range(2)))
+    return msb
+
+
+def _msb_private(prot, x):
+    if not x.is_arithmetic():
+        return Fallback("boolean shares")
+    if not x.shape.is_fully_defined() or not _is_int64(prot, x):
+        return Fallback("unknown shape or non-int64 backing")
+    s = x.unwrapped
+    keys, nonces = prot.pairwise_keys(), prot.pairwise_nonces()
+    d = [(s[i][0].value, s[i][1].value) for i in range(3)]
+    with tf.name_scope("msb"):
+        msb = _msb_steps(prot, d, keys, nonces)
+    for _ in range(14):
+        prot._update_pairwise_nonces()
+    from tf_encrypted.tensor import factories
+
+    bf = factories[tf.bool]
+    shares = [[bf.tensor(msb[i][j], encode=False) for j in range(2)] for i in range(3)]
+    z = ABY3PrivateTensor(prot, shares, False, ShareType.BOOLEAN)
+    return z
+
+
+# ------------------------------------------------------------------------------ sigmoid
+
+
+def _sigmoid_private(prot, x, approx_type):
+    """TFE's parallel piecewise-linear sigmoid (`_sigmoid_private` -> `polynomial_piecewise`):
+    all pivots compared in one batched msb, piece selection (one AND), the linear pieces with one
+    fused truncation, `mul_ab` (two 3-party OTs) and the sum over pieces, one fused op per party
+    and step; same rounds, messages and nonce consumption (20) as stock."""
+    if approx_type not in ops.SIGMOID_APPROX:
+        return Fallback(f"approximation {approx_type!r}")
+    if not x.is_arithmetic() or not x.is_scaled:
+        return Fallback("boolean or unscaled input")
+    if not x.shape.is_fully_defined() or not _is_int64(prot, x):
+        return Fallback("unknown shape or non-int64 backing")
+    cfg = prot.fixedpoint_config
+    amount = cfg.precision_fractional
+    c, coeffs = ops.SIGMOID_APPROX[approx_type]
+    piv, c0, c1 = ops.piecewise_constants(c, coeffs, scaling_factor=cfg.scaling_factor)
+    K = len(c) + 1
+    s = x.unwrapped
+    factory = s[0][0].factory
+    dev = [sv.device_name for sv in prot.servers]
+    keys, nonces = prot.pairwise_keys(), prot.pairwise_nonces()
+    sh = [(s[i][0].value, s[i][1].value) for i in range(3)]
+    with tf.name_scope("sigmoid"):
+        # 1. comparisons msb(c - tile(x)) for all pivots at once (nonces +0 .. +13)
+        d = []
+        for i in range(3):
+            with tf.device(dev[i]):
+                d.append(tuple(ops.pivot_diff(i, *sh[i], tf.constant(piv))))
+        msb = _msb_steps(prot, d, keys, nonces)
+        # 2. piece selection b = [~msb, 1] & [1, ~msb ^ 1] (nonce +14); z_i goes to P_{i-1}
+        z = []
+        for i in range(3):
+            with tf.device(dev[i]):
+                z.append(ops.piece_select_and(i, *msb[i], *_kn(prot, keys, nonces, i, 14)))
+        b = [(z[i], _recv(prot, i, z[(i + 1) % 3])) for i in range(3)]
+        # 3. f = c0 + trunc(c1 * tile(x)): heuristic truncation of the scaled product (nonce +15)
+        lift, unlift = ops.heuristic_lift(), ops.heuristic_unlift(amount)
+        n02, n12 = int(nonces[2]) + 15, int(nonces[1]) + 15
+        k1 = tf.constant(c1)
+        with tf.device(dev[2]):
+            shape_k = tf.concat([[K], tf.shape(sh[2][0], out_type=tf.int64)], 0)
+            r1, s1, m1, z20, z21 = ops.trunc_msb0_dealer(
+                shape_k, keys[2][1], n02, keys[2][0], n12, ops.secure_seed(), amount, unlift)
+        with tf.device(dev[0]):
+            cm0 = ops.trunc_msb0_mask_scaled_p0(sh[0][0], sh[0][1], k1, keys[0][0], n02, lift)
+        r1_1, s1_1, m1_1 = (_recv(prot, 1, t) for t in (r1, s1, m1))
+        with tf.device(dev[1]):
+            cm1 = ops.trunc_msb0_mask_scaled_p1(sh[1][1], k1, r1_1)
+        with tf.device(dev[0]):
+            yt0, z00 = ops.trunc_msb0_unmask_p0(cm0, _recv(prot, 0, cm1), keys[0][0], n02,
+                                                amount, unlift)
+        with tf.device(dev[1]):
+            yt1, z11 = ops.trunc_msb0_unmask_p1(_recv(prot, 1, cm0), cm1, s1_1, m1_1, keys[1][1],
+                                                n12, amount)
+        with tf.device(dev[0]):
+            mid0 = ops.trunc_msb0_combine(yt0, _recv(prot, 0, yt1))
+        with tf.device(dev[1]):
+            mid1 = ops.trunc_msb0_combine(_recv(prot, 1, yt0), yt1)
+        f = [(z00, mid0), (mid1, z11), (z20, z21)]
+        # 4. mul_ab(f, b) and the sum over pieces (nonces +16 .. +19)
+        k0 = tf.constant(c0)
+        with tf.device(dev[0]):
+            o0 = ops.mul_ab_step1_p0(*f[0], k0, *b[0], *_kn(prot, keys, nonces, 0, 16))
+        with tf.device(dev[1]):
+            o1 = ops.mul_ab_step1_p1(*f[1], k0, *b[1], *_kn(prot, keys, nonces, 1, 16))
+        with tf.device(dev[2]):
+            o2 = ops.mul_ab_step1_p2(*f[2], k0, *b[2], *_kn(prot, keys, nonces, 2, 16))
+        with tf.device(dev[0]):
+            y0 = ops.mul_ab_step2_p0(*b[0], _recv(prot, 0, o1[0]), _recv(prot, 0, o2[0]), o0[3],
+                                     _recv(prot, 0, o1[4]), _recv(prot, 0, o2[3]))
+        with tf.device(dev[1]):
+            y1 = ops.mul_ab_step2_p1(*b[1], o1[0], _recv(prot, 1, o0[3]), _recv(prot, 1, o2[2]),
+                                     _recv(prot, 1, o0[1]), _recv(prot, 1, o2[1]))
+        with tf.device(dev[2]):
+            y2 = ops.mul_ab_step2_p2(*b[2], o2[0], o2[2], _recv(prot, 2, o0[2]),
+                                     _recv(prot, 2, o1[1]), _recv(prot, 2, o1[3]),
+                                     _recv(prot, 2, o0[4]))
+    for _ in range(20):
+        prot._update_pairwise_nonces()
+    y = [[_wrap(factory, t) for t in yi] for yi in (y0, y1, y2)]
     return ABY3PrivateTensor(prot, y, x.is_scaled, ShareType.ARITHMETIC)

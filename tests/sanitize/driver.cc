@@ -896,6 +896,158 @@ void TestSigmoidSteps() {
   }
 }
 
+
+// ------------------------------------------------------------------ sigmoid piece evaluation
+// Three parties end to end: party i holds shares (i, i+1) and uses keys[i] = (seed_i, seed_i+1),
+// nonce_a = nonces[(i+2)%3], nonce_b = nonces[i] (as TFE's pairwise keys and nonces).
+struct Parties {
+  u32 seed[3][8];
+  i64 nonce[3];
+  const u32* ka(int i) const { return seed[i]; }
+  const u32* kb(int i) const { return seed[(i + 1) % 3]; }
+  i64 na(int i) const { return nonce[(i + 2) % 3]; }
+  i64 nb(int i) const { return nonce[i]; }
+};
+Parties MakeParties(Rng& r) {
+  Parties p;
+  for (auto& s : p.seed) RandKey(r, s);
+  for (auto& n : p.nonce) n = kNonces[r.Next() % 5];  // not INT64_MAX - 1: steps use nonce + 2
+  return p;
+}
+
+void TestPieceSteps() {
+  Rng r(8);
+  for (const auto& pf : Pfs()) {
+    for (i64 n : {0LL, 1LL, 7LL, 130LL, 3000LL}) {
+      for (i64 C : {1LL, 2LL, 4LL}) {
+        const i64 K = C + 1;
+        const Parties P = MakeParties(r);
+        // PivotDiff: reveal of d == pivots[j] - x
+        std::vector<u64> xs[3] = {Inputs(r, n), Inputs(r, n), Inputs(r, n)};
+        const std::vector<u64> piv = Inputs(r, C);
+        std::vector<u64> da[3], db[3];
+        for (int i = 0; i < 3; ++i) {
+          da[i].resize(C * n);
+          db[i].resize(C * n);
+          PivotDiff(i, xs[i].data(), xs[(i + 1) % 3].data(), piv.data(), C, n, da[i].data(), db[i].data(), pf.second);
+        }
+        bool ok = true;
+        for (i64 j = 0; j < C; ++j)
+          for (i64 e = 0; e < n; ++e) {
+            const i64 t = j * n + e;
+            ok &= da[0][t] + da[1][t] + da[2][t] == piv[j] - (xs[0][e] + xs[1][e] + xs[2][e]);
+            for (int i = 0; i < 3; ++i) ok &= db[i][t] == da[(i + 1) % 3][t];
+          }
+        CHECK(ok, "PivotDiff n=%lld C=%lld", (long long)n, (long long)C);
+        Digest(da[0]);
+        // PieceSelectAnd: XOR of the z terms == le & gt, le = [~msb, 1], gt = [1, msb]
+        std::vector<u8> mb[3];
+        for (auto& m : mb) {
+          m.resize(C * n);
+          for (auto& v : m) v = r.Next() & 1;
+        }
+        std::vector<u8> z[3];
+        for (int i = 0; i < 3; ++i) {
+          z[i].assign(K * n, 2);
+          PieceSelectAnd(i, reinterpret_cast<const bool*>(mb[i].data()), reinterpret_cast<const bool*>(mb[(i + 1) % 3].data()),
+                         C, n, P.ka(i), P.na(i), P.kb(i), P.nb(i), reinterpret_cast<bool*>(z[i].data()), pf.second);
+        }
+        bool ok2 = true;
+        for (i64 k = 0; k < K; ++k)
+          for (i64 e = 0; e < n; ++e) {
+            auto msb = [&](i64 j) { return (mb[0][j * n + e] ^ mb[1][j * n + e] ^ mb[2][j * n + e]) & 1; };
+            const int le = k < C ? !msb(k) : 1;
+            const int gt = k == 0 ? 1 : msb(k - 1);
+            const i64 t = k * n + e;
+            ok2 &= z[0][t] <= 1 && z[1][t] <= 1 && z[2][t] <= 1;
+            ok2 &= ((z[0][t] ^ z[1][t] ^ z[2][t]) & 1) == (le & gt);
+          }
+        CHECK(ok2, "PieceSelectAnd n=%lld C=%lld", (long long)n, (long long)C);
+        // mul_ab: y = sum_k (f_k + c0_k) * b_k with f arithmetic, b boolean shares ([K] + shape)
+        std::vector<u64> f[3] = {Inputs(r, K * n), Inputs(r, K * n), Inputs(r, K * n)};
+        const std::vector<u64> c0 = Inputs(r, K);
+        std::vector<u8> b[3];
+        for (auto& bb : b) {
+          bb.resize(K * n);
+          for (auto& v : bb) v = r.Next() & 1;
+        }
+        const std::size_t kn = static_cast<std::size_t>(K * n);
+        std::vector<u64> s_r0[3], s_r1[3], m_next[3], m_prev[3], wc_a[3], wc_b[3];
+        for (int i = 0; i < 3; ++i) {
+          s_r0[i].resize(kn); s_r1[i].resize(kn); wc_a[i].resize(kn);
+          m_next[i].resize(i < 2 ? 2 * kn : 0); m_prev[i].resize(i < 2 ? 2 * kn : 0);
+          wc_b[i].resize(i == 2 ? kn : 0);
+          MulAbStep1Out o;
+          o.s_r0 = s_r0[i].data(); o.s_r1 = s_r1[i].data(); o.wc_a = wc_a[i].data();
+          if (i < 2) { o.m_next = m_next[i].data(); o.m_prev = m_prev[i].data(); }
+          if (i == 2) o.wc_b = wc_b[i].data();
+          MulAbStep1(i, f[i].data(), f[(i + 1) % 3].data(), c0.data(), reinterpret_cast<const bool*>(b[i].data()),
+                     reinterpret_cast<const bool*>(b[(i + 1) % 3].data()), K, n, P.ka(i), P.na(i), P.kb(i), P.nb(i), o,
+                     pf.second);
+        }
+        std::vector<u64> ya[3], yb[3];
+        MulAbStep2In in[3];
+        // P0: in1 = s_r0 from P1, in2 = s_r0 from P2, own = its s_r1, m = P1's pair for P0, wc = P2's wc_to_p0
+        in[0].in1 = s_r0[1].data(); in[0].in2 = s_r0[2].data(); in[0].own = s_r1[0].data();
+        in[0].m = m_prev[1].data(); in[0].wc = wc_b[2].data();
+        // P1: own = its s_r0, m = P0's pair for P1, wc = P2's wc_to_p1, in1 = s_r1 from P0, in2 = s_r1 from P2
+        in[1].own = s_r0[1].data(); in[1].m = m_next[0].data(); in[1].wc = wc_a[2].data();
+        in[1].in1 = s_r1[0].data(); in[1].in2 = s_r1[2].data();
+        // P2: own = s_r0, own2 = s_r1, m = P0's pair for P2, wc = P1's wc_to_p2, m2 = P1's pair for P2, wc2 = P0's wc_to_p2
+        in[2].own = s_r0[2].data(); in[2].own2 = s_r1[2].data(); in[2].m = m_prev[0].data(); in[2].wc = wc_a[1].data();
+        in[2].m2 = m_next[1].data(); in[2].wc2 = wc_a[0].data();
+        for (int i = 0; i < 3; ++i) {
+          ya[i].resize(n); yb[i].resize(n);
+          MulAbStep2(i, in[i], reinterpret_cast<const bool*>(b[i].data()), reinterpret_cast<const bool*>(b[(i + 1) % 3].data()),
+                     K, n, ya[i].data(), yb[i].data(), pf.second);
+        }
+        bool ok3 = true;
+        for (i64 e = 0; e < n; ++e) {
+          u64 want = 0;
+          for (i64 k = 0; k < K; ++k) {
+            const i64 t = k * n + e;
+            if ((b[0][t] ^ b[1][t] ^ b[2][t]) & 1) want += f[0][t] + f[1][t] + f[2][t] + c0[k];
+          }
+          ok3 &= ya[0][e] + ya[1][e] + ya[2][e] == want;
+          for (int i = 0; i < 3; ++i) ok3 &= yb[i][e] == ya[(i + 1) % 3][e];
+        }
+        CHECK(ok3, "MulAbStep1/2 reveal n=%lld K=%lld", (long long)n, (long long)K);
+        Digest(ya[0]);
+        // Scaled MSB-0 masking, end to end with the dealer, unmasking and combine over [K] + shape:
+        // reveal within 1 of (x * k_j) >> amount (heuristic lift; |x * k_j| < 2^60).
+        const int amount = 16;
+        const u64 lift = 1ull << 62, unlift = 1ull << (62 - amount);
+        std::vector<u64> x(n), k(K);
+        for (i64 e = 0; e < n; ++e) x[e] = static_cast<u64>(static_cast<i64>(r.Next() >> 36) - (1LL << 27));
+        for (i64 j = 0; j < K; ++j) k[j] = static_cast<u64>(static_cast<i64>(r.Next() >> 36) - (1LL << 27));
+        std::vector<u64> x0 = Inputs(r, n), x1 = Inputs(r, n), x2(n);
+        for (i64 e = 0; e < n; ++e) x2[e] = x[e] - x0[e] - x1[e];
+        u32 rseed[8];
+        RandKey(r, rseed);
+        std::vector<u64> r1(kn), s1(kn), m1(kn), z20(kn), z21(kn), cc0(kn), cc1(kn), yt0(kn), z00(kn), yt1(kn), z11(kn), zc(kn);
+        TruncMsb0Dealer(P.seed[0], P.nonce[2], P.seed[2], P.nonce[1], rseed, K * n, amount, unlift, r1.data(), s1.data(),
+                        m1.data(), z20.data(), z21.data(), pf.second);
+        TruncMsb0MaskScaledP0(x0.data(), x1.data(), k.data(), K, n, P.seed[0], P.nonce[2], lift, cc0.data(), pf.second);
+        TruncMsb0MaskScaledP1(x2.data(), k.data(), K, n, r1.data(), cc1.data(), pf.second);
+        TruncMsb0UnmaskP0(cc0.data(), cc1.data(), P.seed[0], P.nonce[2], amount, unlift, yt0.data(), z00.data(), K * n, pf.second);
+        TruncMsb0UnmaskP1(cc0.data(), cc1.data(), s1.data(), m1.data(), P.seed[2], P.nonce[1], amount, yt1.data(),
+                          z11.data(), K * n, pf.second);
+        TruncMsb0Combine(yt0.data(), yt1.data(), zc.data(), K * n, pf.second);
+        int bad = 0;
+        for (i64 j = 0; j < K; ++j)
+          for (i64 e = 0; e < n; ++e) {
+            const i64 t = j * n + e;
+            const i64 got = static_cast<i64>(z00[t] + zc[t] + z11[t]);
+            const i64 want = static_cast<i64>(x[e] * k[j]) >> amount;
+            if (got - want < -1 || got - want > 1) ++bad;
+          }
+        CHECK(bad == 0, "TruncMsb0MaskScaled reveal: %d of %lld off by more than 1", bad, (long long)(K * n));
+        Digest(zc);
+      }
+    }
+  }
+}
+
 // ------------------------------------------------------------------ known-bug reproducers
 // Each runs one call that is expected to be rejected with KernelArgumentError; a sanitizer abort or
 // a wrong result is the bug. run.sh runs them one per process and treats them as strict
@@ -939,11 +1091,23 @@ void KnownAvx512HSum() {
   CHECK(out[0] == want, "avx512 dot");
 }
 
+void KnownMulAbNonceWrap() {
+  // nonce = INT64_MAX: MulAbStep1 computes nonce + 1 (and routine 1's nonce + 2) in signed i64.
+  u64 f[1] = {1}, c0[1] = {0}, o[8] = {};
+  bool b[1] = {true};
+  u32 k[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+  MulAbStep1Out out;
+  out.s_r0 = o; out.s_r1 = o + 1; out.m_next = o + 2; out.m_prev = o + 4; out.wc_a = o + 6;
+  MulAbStep1(0, f, f, c0, b, b, 1, 1, k, INT64_MAX, k, INT64_MAX, out, SerialFor);
+  CHECK(true, "reached the end without UB");
+}
+
 const std::map<std::string, void (*)()>& KnownBugs() {
   static const std::map<std::string, void (*)()> m = {
       {"avx512_hsum_signed_overflow", &KnownAvx512HSum},
       {"plan_matmul_batch_overflow", &KnownPlanOverflow},
       {"kogge_stone_nonce_wrap", &KnownNonceWrap},
+      {"mul_ab_nonce_wrap", &KnownMulAbNonceWrap},
   };
   return m;
 }
@@ -969,7 +1133,8 @@ int main(int argc, char** argv) {
   struct Suite { const char* name; void (*fn)(); };
   const Suite suites[] = {{"prg", TestPrg},         {"bitops", TestBitops},
                           {"matmul", TestMatmul},   {"rss_mul", TestRssMul},
-                          {"truncation", TestTruncation}, {"sigmoid_steps", TestSigmoidSteps}};
+                          {"truncation", TestTruncation}, {"sigmoid_steps", TestSigmoidSteps},
+                          {"piece_steps", TestPieceSteps}};
   const char* only = std::getenv("TFE_SANITIZE_SUITE");
   for (const Suite& s : suites) {
     if (only && *only && std::string(only) != s.name) continue;

@@ -1,6 +1,7 @@
 """`tfe-accel info`: what is installed, what it was built against, what runs on this CPU."""
 from __future__ import annotations
 
+import json
 import platform
 
 
@@ -23,12 +24,31 @@ def collect_info() -> dict:
         "cxx11_abi": built.get("cxx11_abi"),
         "compiler": built.get("compiler"),
         "cuda_built": bool(built.get("cuda")),
+        "build_commit": built.get("git_commit"),
+        "build_date": built.get("build_date"),
+        "installed_as": _installed_as(),
         "cpu": _cpu_model(),
         "cpu_code_path": _native.code_path(),
         "cpu_features": [k for k, v in feats.items() if v],
         "registered_ops": ops,
         "python": platform.python_version(),
     }
+
+
+def _installed_as() -> str:
+    """How this tfe-accel was installed: the wheel's platform tag, editable, or a source tree."""
+    import importlib.metadata as md
+
+    try:
+        dist = md.distribution("tfe-accel")
+    except md.PackageNotFoundError:
+        return "not installed (source tree on sys.path)"
+    direct = json.loads(dist.read_text("direct_url.json") or "{}")
+    if direct.get("dir_info", {}).get("editable"):
+        return "editable install (make build)"
+    tags = [line.split(":", 1)[1].strip() for line in (dist.read_text("WHEEL") or "").splitlines()
+            if line.startswith("Tag:")]
+    return "wheel " + ", ".join(tags) if tags else "unknown"
 
 
 def _cpu_model() -> str:
@@ -49,6 +69,9 @@ def format_info(info: dict) -> str:
         ("TensorFlow (running)", info["tf_running"]),
         ("C++11 ABI / compiler", f"{info['cxx11_abi']} / {info['compiler']}"),
         ("CUDA kernels built", "yes" if info["cuda_built"] else "no"),
+        ("Build commit / date", f"{info['build_commit']} / {info['build_date']}"
+         if info["build_commit"] else "not recorded (source build; wheels record it)"),
+        ("Installed as", info["installed_as"]),
         ("CPU", info["cpu"]),
         ("CPU code path", info["cpu_code_path"]),
         ("CPU features", ", ".join(info["cpu_features"]) or "none"),

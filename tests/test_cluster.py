@@ -295,8 +295,13 @@ def five(tmp_path_factory):
         yield lc
     finally:
         pids = list(lc.pids.values())
-        lc.down(grace=5)
+        result = lc.down(grace=10)
         assert not any(cluster.pid_alive(q) for q in pids), "a server outlived the launcher"
+    # every server still running stopped cleanly on SIGTERM (none needed SIGKILL)
+    for p, what in result.items():
+        assert what == "stopped" or what.startswith("already exited"), (p, what)
+        if what == "stopped":
+            assert f"SIGTERM received: stopping player {p}" in lc.log_path(p).read_text()
 
 
 def _ensure_up(lc):

@@ -82,6 +82,7 @@ setup(
     python_requires=">=3.11,<3.12",
     package_dir={"": "python"},
     packages=find_packages("python"),
+    py_modules=["tfe_accel_launcher"],
     package_data={"tfe_accel": ["data/*", "_build_info.json"]},
     ext_modules=[CMakeExtension("tfe_accel._native")],
     cmdclass={"build_ext": CMakeBuild},
@@ -93,6 +94,6 @@ setup(
         "tqdm",
         "matplotlib",
     ],
-    entry_points={"console_scripts": ["tfe-accel=tfe_accel.cli:main"]},
+    entry_points={"console_scripts": ["tfe-accel=tfe_accel_launcher:main"]},
     zip_safe=False,
 )

@@ -43,3 +43,18 @@ def test_missing_build_artifacts_are_reported(tmp_path, monkeypatch):
     monkeypatch.setattr(_loader, "BUILD_INFO", tmp_path / "_build_info.json")
     with pytest.raises(ImportError, match="not built"):
         _loader.read_build_info()
+
+
+def test_cli_under_a_different_tf_prints_the_message_without_traceback():
+    code = r'''
+import sys
+import tensorflow as tf
+tf.__version__ = "2.13.0"
+sys.argv = ["tfe-accel", "info"]
+import tfe_accel_launcher
+raise SystemExit(tfe_accel_launcher.main())
+'''
+    r = run_python(code)
+    assert r.returncode == 3, (r.stdout, r.stderr[-2000:])
+    assert "built for TensorFlow 2.12" in r.stderr and "2.13.0 is installed" in r.stderr
+    assert "Traceback" not in r.stderr

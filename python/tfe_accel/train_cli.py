@@ -83,13 +83,13 @@ def cmd_train(args) -> int:
     protocol = args.protocol or ("accelerated" if accelerated_available() else "stock")
     tfe_config = None
     if args.cluster:
+        from . import cluster
+
         try:
-            from . import cluster
-        except ImportError as exc:
-            print(f"error: --cluster needs tfe_accel.cluster, which is not available in this build ({exc})",
-                  file=sys.stderr)
+            tfe_config = cluster.connect(args.cluster)
+        except cluster.ClusterError as exc:
+            print(f"error: cannot use cluster {args.cluster}: {exc}", file=sys.stderr)
             return 2
-        tfe_config = cluster.connect(args.cluster)
     try:
         if args.data:
             owners = [load_owner(s, args.label_column, require_label=(args.split == "horizontal"))

@@ -456,6 +456,12 @@ class SecureLogisticRegression:
             # Runs on server i's device: in a remote deployment the file lands on party i's host.
             with tf.device(prot.servers[i].device_name):
                 tf.io.write_file(path, tf.io.serialize_tensor(var.read_value()))
+        # Remote eager ops are asynchronous: wait until every party has written its files before
+        # recording the checkpoint as complete (a party lost in between must not leave a
+        # checkpoint.json naming missing files).
+        from ..cluster import barrier
+
+        barrier()
         fp, cfg = self._fingerprint(n, d, split)
         meta = {"epoch": epoch, "fingerprint": fp, "config": cfg, "format": 1}
         tmp = os.path.join(root, "checkpoint.json.tmp")

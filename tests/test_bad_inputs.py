@@ -4,10 +4,13 @@ Each case runs `tfe-accel ...` in a fresh process and asserts: non-zero exit, th
 (a regular expression) on stderr/stdout, and no Python traceback. Every case fails before any MPC
 work starts (a few seconds each, mostly the TensorFlow import).
 
-Covered: `tfe-accel train` (flags; data files: missing, empty, NaN, non-numeric cell, ragged row,
-single class, label not 0/1, no label column, owners with mismatched genes; --cluster),
-`tfe-accel serve` (missing/invalid JSON config, unknown player, bad address, duplicate ports,
-missing --config), `tfe-accel bench` (unknown section, too few runs).
+Covered: `tfe-accel train` (flags; CSV files: missing, empty, NaN, non-numeric cell, ragged row,
+single class, label not 0/1, no label column, owners with mismatched genes; .npz: rows/labels
+mismatch, no x, NaN; iDASH TUMOR,NORMAL pairs: mismatched genes, missing file; --cluster),
+`tfe-accel serve` (missing/invalid JSON config, not an object, no players, unknown player, bad
+address, port out of range, duplicate ports, missing --config), `tfe-accel cluster` (unknown
+player, duplicate ports, missing config, bad action), `tfe-accel bench` (unknown section, too
+few runs).
 """
 import os
 import subprocess
@@ -31,6 +34,16 @@ FILES = {
     "dup_ports.json": '{"p0": "localhost:1", "p1": "localhost:1", "p2": "localhost:3"}',
     "bad_addr.json": '{"p0": "localhost", "p1": "localhost:2"}',
     "bad_json.json": "{not json",
+    "port_range.json": '{"p0": "localhost:4440", "p1": "localhost:4441", "p2": "localhost:99999"}',
+    "list.json": "[1, 2]",
+    "no_players.json": "{}",
+    "tumor.tsv": "gene\ts1\ts2\nA\t1\t2\nB\t3\t4\n",
+    "normal_other_genes.tsv": "gene\ts1\nC\t1\nB\t3\n",
+}
+NPZ = {
+    "rows_mismatch.npz": lambda np: dict(x=np.zeros((3, 2)), y=np.array([0, 1])),
+    "no_x.npz": lambda np: dict(y=np.array([0, 1])),
+    "nan_x.npz": lambda np: dict(x=np.array([[1.0, np.nan], [2, 3]]), y=np.array([0, 1]), genes=np.array(["a", "b"])),
 }
 
 # (id, argv with {d} for the data directory, expected message regex)
@@ -51,6 +64,12 @@ CASES = [
     ("train-test-fraction", "train --test-fraction 1.5", r"test fraction must be in \[0, 1\), got 1\.5"),
     ("train-bad-split", "train --split diagonal", r"invalid choice: 'diagonal'"),
     ("train-bad-cluster-json", "train --cluster {d}/bad_json.json", r"bad_json\.json is not valid JSON"),
+    ("train-npz-rows-mismatch", "train --data {d}/rows_mismatch.npz", r"'y' has 2 labels for 3 rows of 'x'"),
+    ("train-npz-no-x", "train --data {d}/no_x.npz", r"no array 'x'"),
+    ("train-npz-nan", "train --data {d}/nan_x.npz", r"value nan is not finite"),
+    ("train-idash-pair-genes", "train --data {d}/tumor.tsv,{d}/normal_other_genes.tsv",
+     r"gene 'C' where .*tumor\.tsv has 'A'"),
+    ("train-idash-pair-missing", "train --data {d}/tumor.tsv,{d}/missing.tsv", r"missing\.tsv: no such file"),
     ("serve-unknown-player", "serve --config {d}/ok_cluster.json --player p9", r"unknown player 'p9'"),
     ("serve-duplicate-ports", "serve --config {d}/dup_ports.json --player p0", r"duplicate port 1"),
     ("serve-bad-address", "serve --config {d}/bad_addr.json --player p0",
@@ -58,6 +77,13 @@ CASES = [
     ("serve-missing-config", "serve --config {d}/missing.json --player p0", r"missing\.json not found"),
     ("serve-invalid-json", "serve --config {d}/bad_json.json --player p0", r"not valid JSON"),
     ("serve-no-config-flag", "serve --player p0", r"required: --config"),
+    ("serve-port-out-of-range", "serve --config {d}/port_range.json --player p0", r"port 99999 not in 1\.\.65535"),
+    ("serve-config-not-object", "serve --config {d}/list.json --player p0", r"expected a JSON object"),
+    ("serve-no-players", "serve --config {d}/no_players.json --player p0", r"no players"),
+    ("cluster-unknown-player", "cluster up --config {d}/ok_cluster.json --players p7", r"unknown player 'p7'"),
+    ("cluster-duplicate-ports", "cluster up --config {d}/dup_ports.json", r"duplicate port 1"),
+    ("cluster-missing-config", "cluster status --config {d}/missing.json", r"missing\.json not found"),
+    ("cluster-bad-action", "cluster sideways --config {d}/ok_cluster.json", r"invalid choice: 'sideways'"),
     ("bench-unknown-section", "bench nosuch", r"invalid choice: 'nosuch'"),
     ("bench-too-few-runs", "bench kernels --runs 1", r"--runs must be >= 5"),
 ]
@@ -70,7 +96,7 @@ KNOWN = {
 # One representative per surface runs in `make test` (each case is a fresh process: ~5-10 s of
 # TensorFlow import on a 2-core machine); the whole matrix is marked slow (`make test-slow`).
 FAST = {"train-nan-cell", "train-mismatched-genes", "train-negative-epochs", "serve-duplicate-ports",
-        "serve-unknown-player", "bench-unknown-section"}
+        "cluster-unknown-player", "bench-unknown-section"}
 
 
 def _marks(case_id):
@@ -85,14 +111,18 @@ def _marks(case_id):
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("bad_inputs")
+    import numpy as np
     for name, text in FILES.items():
         (d / name).write_text(text)
+    for name, make in NPZ.items():
+        np.savez(d / name, **make(np))
     return d
 
 
 def _cli_available(sub: str) -> bool:
     import importlib.util
-    return importlib.util.find_spec(f"tfe_accel.{sub}_cli") is not None
+    module = {"cluster": "serve"}.get(sub, sub)  # serve_cli registers both serve and cluster
+    return importlib.util.find_spec(f"tfe_accel.{module}_cli") is not None
 
 
 @pytest.mark.parametrize("case_id,argv,expected", [pytest.param(*c, marks=_marks(c[0])) for c in CASES],

@@ -54,6 +54,22 @@ def _interleaved_medians(a, b, runs, warmup=2):
     return statistics.median(ta), statistics.median(tb)
 
 
+def _prg_seconds_per_word(words=2_000_000, runs=5):
+    """Seconds per 64-bit ChaCha20 keystream word (tfe-accel's PRG, all threads): the floor for a
+    step that must draw the same words as stock TFE (share compatibility fixes them)."""
+    from tfe_accel import _native
+
+    seed = np.arange(8, dtype=np.int32)
+    nblocks = words // 8
+    _native.prg_blocks(seed, 0, 0, nblocks)
+    ts = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        _native.prg_blocks(seed, 0, 0, nblocks)
+        ts.append(time.perf_counter() - t0)
+    return statistics.median(ts) / words
+
+
 def _graph_nodes(fn):
     return len(fn.get_concrete_function().graph.as_graph_def().node)
 
@@ -106,7 +122,7 @@ def bench_cases(n, runs):
         r2 = ops.truncate_local_p2([n], keys[2][0], N[1])
         return [y0, y1, y1, r, r2, y0]
 
-    cases.append(("truncate_local (a), 3 parties", stock_local, ours_local, n))
+    cases.append(("truncate_local (a), 3 parties", stock_local, ours_local, n, 2 * n))
 
     # --- truncation (b): TFE's default heuristic (lift, MSB-0 with dealer, unlift)
     @tf.function
@@ -125,7 +141,7 @@ def bench_cases(n, runs):
         mid = ops.trunc_msb0_combine(yt0, yt1)
         return [z00, mid, mid, z11, z20, z21]
 
-    cases.append(("truncate_heuristic (b), 3 parties", stock_heuristic, ours_heuristic, n))
+    cases.append(("truncate_heuristic (b), 3 parties", stock_heuristic, ours_heuristic, n, 11 * n))
 
     # --- one Kogge-Stone carry round on 64-bit words (the first, widest round)
     def kn(i, off):
@@ -162,7 +178,7 @@ def bench_cases(n, runs):
             out += [r[i][1], r[(i + 1) % 3][1]]
         return out
 
-    cases.append(("kogge_stone round (64-bit), 3 parties", stock_round, ours_round, n))
+    cases.append(("kogge_stone round (64-bit), 3 parties", stock_round, ours_round, n, 6 * n))
 
     # --- the whole msb (set-up + first AND + 6 rounds), used by every comparison
     @tf.function
@@ -210,7 +226,7 @@ def bench_cases(n, runs):
                     G[i][j], tf.constant(1, tf.int8)), o[i][3 + j]), tf.bool))
         return out
 
-    cases.append(("msb (a2b + carry, 14 ANDs), 3 parties", stock_msb, ours_msb, n))
+    cases.append(("msb (a2b + carry, 14 ANDs), 3 parties", stock_msb, ours_msb, n, 48 * n))
 
     # --- piece evaluation: mul_ab(f, b) (two 3-party OT routines) and the sum over the pieces,
     # on 1e6 piece elements (K = 5 pieces x n / 5)
@@ -248,7 +264,8 @@ def bench_cases(n, runs):
     def ours_pieces():
         return [t for y in ours_mul_ab(fsh, bsh, c0, 0) for t in y]
 
-    cases.append((f"piece evaluation (mul_ab+sum, {K}x{m})", stock_pieces, ours_pieces, K * m))
+    cases.append((f"piece evaluation (mul_ab+sum, {K}x{m})", stock_pieces, ours_pieces, K * m,
+                  28 * K * m))
 
     # --- the whole 5-piece sigmoid (TFE `_sigmoid_private`) on n / 10 elements
     ns = n // 10
@@ -281,14 +298,16 @@ def bench_cases(n, runs):
         f = [(z00, mid), (mid, z11), (z20, z21)]
         return [t for y in ours_mul_ab(f, b, sc0, 16) for t in y]
 
-    cases.append(("sigmoid 5-piece (whole), 3 parties", stock_sigmoid, ours_sigmoid, ns))
+    cases.append(("sigmoid 5-piece (whole), 3 parties", stock_sigmoid, ours_sigmoid, ns, 402 * ns))
 
+    floor_per_word = _prg_seconds_per_word()
     rows = []
-    for name, stock, ours, count in cases:
+    for name, stock, ours, count, words in cases:
         ts, to = _interleaved_medians(stock, ours, runs)
         rows.append({
             "case": name, "elements": count, "stock_s": ts, "ours_s": to, "speedup": ts / to,
             "stock_graph_nodes": _graph_nodes(stock), "ours_graph_nodes": _graph_nodes(ours),
+            "prg_words_64": words, "prg_floor_s": words * floor_per_word,
         })
     return rows
 
@@ -332,10 +351,12 @@ def main(argv=None):
     p.add_argument("--out", default=str(RESULTS))
     args = p.parse_args(argv)
     res = run(args.quick)
-    print(f"{'case':42s} {'n':>9s} {'stock s':>9s} {'ours s':>9s} {'x':>6s} {'nodes':>11s}")
+    print(f"{'case':42s} {'n':>9s} {'stock s':>9s} {'ours s':>9s} {'x':>6s} {'PRG floor':>10s} "
+          f"{'nodes':>11s}")
     for r in res["rows"]:
         print(f"{r['case']:42s} {r['elements']:9d} {r['stock_s']:9.4f} {r['ours_s']:9.4f} "
-              f"{r['speedup']:6.1f} {r['stock_graph_nodes']:5d}/{r['ours_graph_nodes']:<5d}")
+              f"{r['speedup']:6.1f} {r['prg_floor_s']:10.4f} "
+              f"{r['stock_graph_nodes']:5d}/{r['ours_graph_nodes']:<5d}")
     print("non-interactive truncation (a): failures vs theory |x|/2^64")
     for f in res["truncate_local_failure"]:
         print(f"  |x| < 2^{f['log2_max_abs_x']}: {f['failures']}/{f['samples']} = "

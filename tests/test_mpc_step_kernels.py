@@ -764,3 +764,21 @@ def test_piece_evaluation_bad_inputs(rng):
         ops.trunc_msb0_mask_scaled_p1(x, np.ones(2, np.int64), x)
     with pytest.raises(ValueError, match="pieces"):
         ops.piecewise_constants((1.0, 2.0), ((0.0,), (1.0,)))
+
+
+def test_nonce_wraps_like_tf_int64(rng):
+    """Nonces near INT64_MAX: the kernels' nonce + k wraps as TF's int64 add does (no UB)."""
+    x = rand64(rng, (9,))
+    ka, kb = rand_key(rng), rand_key(rng)
+    big = 2**63 - 1
+    zg, zp, _, _ = nat.kogge_stone_round(x, x, x, x, ka, big, kb, big)
+    wrapped = -(2**63)  # big + 1 in int64
+    ref = zero_share_ref(ka, wrapped, kb, wrapped, 9, np.int32)
+    p0, p1 = (cast_to(gather_ref(x, s_, np.int64), np.int32) for s_ in (0, 1))
+    np.testing.assert_array_equal(zp, (p0 & p1) ^ (p0 & p1) ^ (p0 & p1) ^ ref)
+    f = rand64(rng, (2, 3))
+    b = rng.integers(0, 2, size=(2, 3)).astype(bool)
+    got = nat.mul_ab_step1(2, f, f, np.zeros(2, np.int64), b, b, ka, big, kb, big)
+    want = _mul_ab_step1_ref(2, f, f, np.zeros(2, np.int64), b, b, ka, big, kb, big)
+    for g, w_ in zip(got, want):
+        np.testing.assert_array_equal(u(g), w_)

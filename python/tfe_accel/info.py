@@ -48,7 +48,10 @@ def _installed_as() -> str:
         return "editable install (make build)"
     tags = [line.split(":", 1)[1].strip() for line in (dist.read_text("WHEEL") or "").splitlines()
             if line.startswith("Tag:")]
-    return "wheel " + ", ".join(tags) if tags else "unknown"
+    if not tags:
+        return "unknown"
+    built_here = all(t.endswith("-linux_x86_64") for t in tags)  # not auditwheel-repaired
+    return "wheel " + ", ".join(tags) + (" (built from source on this machine)" if built_here else "")
 
 
 def _cpu_model() -> str:

@@ -332,7 +332,7 @@ def _asr(x, a):
 
 @settings(max_examples=50, **SETTINGS)
 @given(shape=st.sampled_from([(), (0,), (1,), (3,), (2, 5), (4, 0, 2)]), amount=st.integers(-1, 64),
-       nonce=st.sampled_from([0, 1, -1, 2**63 - 2, -2**63, 12345]), seed=st.integers(0, 2**32 - 1))
+       nonce=st.sampled_from([0, 1, -1, 2**63 - 2, 2**63 - 1, -2**63, 12345]), seed=st.integers(0, 2**32 - 1))
 def test_mpc_steps_vs_numpy_and_native(shape, amount, nonce, seed):
     rng = np.random.default_rng(seed)
     x0, x1, x2 = (R.random_tensor(rng, tf.int64, shape) for _ in range(3))

@@ -126,7 +126,8 @@ void RandKey(Rng& r, u32 k[8]) {
 }
 
 const i64 kSizes[] = {0, 1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 33, 63, 64, 65, 511, 512, 513, 1000, 4097};
-const i64 kNonces[] = {0, 1, -1, 12345, INT64_MIN, INT64_MAX - 1};
+const i64 kNonces[] = {0, 1, -1, 12345, INT64_MIN, INT64_MAX - 1, INT64_MAX};
+constexpr u64 kNumNonces = sizeof(kNonces) / sizeof(kNonces[0]);
 
 // The parallel-fors the kernels are called with: serial and a 3-thread pool.
 std::vector<std::pair<const char*, ParallelFor>> Pfs() {
@@ -574,7 +575,7 @@ void TestMatmul() {
         u32 k0[8], k1[8];
         RandKey(r, k0);
         RandKey(r, k1);
-        const i64 n0 = kNonces[r.Next() % 6], n1 = kNonces[r.Next() % 6];
+        const i64 n0 = kNonces[r.Next() % kNumNonces], n1 = kNonces[r.Next() % kNumNonces];
         const MatmulPlan rp = PlanRssMatmul(as, as, bs, bs, ta, tb);
         std::vector<i64> z(nout);
         RssMatmul(rp, reinterpret_cast<const i64*>(a.data()), reinterpret_cast<const i64*>(a2.data()),
@@ -675,7 +676,7 @@ void TestRssMul() {
       u32 k0[8], k1[8];
       RandKey(r, k0);
       RandKey(r, k1);
-      const i64 n0 = kNonces[r.Next() % 6], n1 = kNonces[r.Next() % 6];
+      const i64 n0 = kNonces[r.Next() % kNumNonces], n1 = kNonces[r.Next() % kNumNonces];
       std::vector<u64> z(static_cast<std::size_t>(n));
       RssMul(xi.data(), xn.data(), yi.data(), yn.data(), k0, n0, k1, n1, z.data(), n, pf.second);
       bool ok = true;
@@ -710,7 +711,7 @@ void TestTruncation() {
       for (int amount : {1, 13, 16, 40, 62}) {
         u32 seeds[3][8];
         for (auto& s : seeds) RandKey(r, s);
-        const i64 nonces[3] = {kNonces[r.Next() % 6], kNonces[r.Next() % 6], static_cast<i64>(r.Next())};
+        const i64 nonces[3] = {kNonces[r.Next() % kNumNonces], kNonces[r.Next() % kNumNonces], static_cast<i64>(r.Next())};
         // keys[i] = (seed_i, seed_{i+1}); P1-P2 share seed2 with nonce 1, P2-P0 seed0 with nonce 2.
         const u32* key_12 = seeds[2];
         const u32* key_02 = seeds[0];
@@ -788,7 +789,7 @@ template <typename T>
 void TestBoolZero(Rng& r, const std::pair<const char*, ParallelFor>& pf, i64 n) {
   u32 s[3][8];
   for (auto& k : s) RandKey(r, k);
-  const i64 nn[3] = {kNonces[r.Next() % 6], kNonces[r.Next() % 6], kNonces[r.Next() % 6]};
+  const i64 nn[3] = {kNonces[r.Next() % kNumNonces], kNonces[r.Next() % kNumNonces], kNonces[r.Next() % kNumNonces]};
   std::vector<T> out[3];
   for (int i = 0; i < 3; ++i) {
     out[i].resize(static_cast<std::size_t>(n));
@@ -809,7 +810,7 @@ void TestKoggeStone(Rng& r, const std::pair<const char*, ParallelFor>& pf, i64 n
   u32 ka[8], kb[8];
   RandKey(r, ka);
   RandKey(r, kb);
-  const i64 na = kNonces[r.Next() % 6], nb = kNonces[r.Next() % 6];
+  const i64 na = kNonces[r.Next() % kNumNonces], nb = kNonces[r.Next() % kNumNonces];
   std::vector<Out> zg(n), zp(n), g1a(n), g1b(n);
   KoggeStoneRound<In, Out>(ga.data(), gb.data(), pa.data(), pb.data(), ka, na, kb, nb, zg.data(), zp.data(),
                            g1a.data(), g1b.data(), n, pf.second);
@@ -836,6 +837,27 @@ void TestKoggeStone(Rng& r, const std::pair<const char*, ParallelFor>& pf, i64 n
   CHECK(ok2, "KoggeStoneUpdate n=%lld", (long long)n);
 }
 
+void NonceWrapKoggeStone() {
+  // nonce = INT64_MAX: KoggeStoneRound computes nonce + 1 in signed i64 (UB; TF's add wraps).
+  std::int64_t g[1] = {5}, p[1] = {3};
+  i32 zg[1], zp[1], a[1], b[1];
+  u32 k[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+  KoggeStoneRound<i64, i32>(g, g, p, p, k, INT64_MAX, k, INT64_MAX, zg, zp, a, b, 1, SerialFor);
+  const i32 want = static_cast<i32>(RefBoolZero<i32>(k, INT64_MIN, k, INT64_MIN, 0) ^ (1 & 1) ^ (1 & 1) ^ (1 & 1));
+  CHECK(zp[0] == want, "KoggeStoneRound zp with nonce INT64_MAX");
+}
+
+void NonceWrapMulAb() {
+  // nonce = INT64_MAX: MulAbStep1 computes nonce + 1 (and routine 1's nonce + 2) in signed i64.
+  u64 f[1] = {1}, c0[1] = {0}, o[8] = {};
+  bool b[1] = {true};
+  u32 k[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+  MulAbStep1Out out;
+  out.s_r0 = o; out.s_r1 = o + 1; out.m_next = o + 2; out.m_prev = o + 4; out.wc_a = o + 6;
+  MulAbStep1(0, f, f, c0, b, b, 1, 1, k, INT64_MAX, k, INT64_MAX, out, SerialFor);
+  CHECK(true, "reached the end without UB");
+}
+
 void TestSigmoidSteps() {
   Rng r(6);
   for (const auto& pf : Pfs()) {
@@ -847,7 +869,7 @@ void TestSigmoidSteps() {
       // Bit-extraction set-up, three parties: xor of the outputs == x0 + x1 (alphas cancel).
       u32 s[3][8];
       for (auto& k : s) RandKey(r, k);
-      const i64 nn[3] = {kNonces[r.Next() % 6], kNonces[r.Next() % 6], kNonces[r.Next() % 6]};
+      const i64 nn[3] = {kNonces[r.Next() % kNumNonces], kNonces[r.Next() % kNumNonces], kNonces[r.Next() % kNumNonces]};
       const std::vector<u64> xa = Inputs(r, n), xb = Inputs(r, n);
       std::vector<u64> out[3];
       for (int p = 0; p < 3; ++p) {
@@ -894,6 +916,9 @@ void TestSigmoidSteps() {
     ExpectArgError("BitExtractSetup party -1", "party", [&] { BitExtractSetup(-1, x, x, k, 0, k, 0, o, 1, SerialFor); });
     ExpectArgError("BitExtractSetup P0 null", "x_a", [&] { BitExtractSetup(0, nullptr, nullptr, k, 0, k, 0, o, 1, SerialFor); });
   }
+  // nonce + k wraps like TF's int64 add (was signed overflow; fixed in 5cd88a1)
+  NonceWrapKoggeStone();
+  NonceWrapMulAb();
 }
 
 
@@ -911,7 +936,7 @@ struct Parties {
 Parties MakeParties(Rng& r) {
   Parties p;
   for (auto& s : p.seed) RandKey(r, s);
-  for (auto& n : p.nonce) n = kNonces[r.Next() % 5];  // not INT64_MAX - 1: steps use nonce + 2
+  for (auto& n : p.nonce) n = kNonces[r.Next() % kNumNonces];  // steps use nonce + k (wrapping)
   return p;
 }
 
@@ -1065,15 +1090,6 @@ void KnownPlanOverflow() {
   }
   CHECK(threw, "PlanMatmul must reject a batch whose element count overflows int64");
 }
-void KnownNonceWrap() {
-  // nonce = INT64_MAX: KoggeStoneRound computes nonce + 1 in signed i64 (UB; TF's add wraps).
-  std::int64_t g[1] = {5}, p[1] = {3};
-  i32 zg[1], zp[1], a[1], b[1];
-  u32 k[8] = {1, 2, 3, 4, 5, 6, 7, 8};
-  KoggeStoneRound<i64, i32>(g, g, p, p, k, INT64_MAX, k, INT64_MAX, zg, zp, a, b, 1, SerialFor);
-  const i32 want = static_cast<i32>(RefBoolZero<i32>(k, INT64_MIN, k, INT64_MIN, 0) ^ (1 & 1) ^ (1 & 1) ^ (1 & 1));
-  CHECK(zp[0] == want, "KoggeStoneRound zp with nonce INT64_MAX");
-}
 
 void KnownAvx512HSum() {
   // ring_gemm_avx512.cc HSum uses _mm512_reduce_add_epi64, whose GCC implementation ends in a
@@ -1091,23 +1107,11 @@ void KnownAvx512HSum() {
   CHECK(out[0] == want, "avx512 dot");
 }
 
-void KnownMulAbNonceWrap() {
-  // nonce = INT64_MAX: MulAbStep1 computes nonce + 1 (and routine 1's nonce + 2) in signed i64.
-  u64 f[1] = {1}, c0[1] = {0}, o[8] = {};
-  bool b[1] = {true};
-  u32 k[8] = {1, 2, 3, 4, 5, 6, 7, 8};
-  MulAbStep1Out out;
-  out.s_r0 = o; out.s_r1 = o + 1; out.m_next = o + 2; out.m_prev = o + 4; out.wc_a = o + 6;
-  MulAbStep1(0, f, f, c0, b, b, 1, 1, k, INT64_MAX, k, INT64_MAX, out, SerialFor);
-  CHECK(true, "reached the end without UB");
-}
 
 const std::map<std::string, void (*)()>& KnownBugs() {
   static const std::map<std::string, void (*)()> m = {
       {"avx512_hsum_signed_overflow", &KnownAvx512HSum},
       {"plan_matmul_batch_overflow", &KnownPlanOverflow},
-      {"kogge_stone_nonce_wrap", &KnownNonceWrap},
-      {"mul_ab_nonce_wrap", &KnownMulAbNonceWrap},
   };
   return m;
 }

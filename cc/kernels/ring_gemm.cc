@@ -381,11 +381,20 @@ MatmulPlan PlanMatmul(const std::vector<i64>& a_shape, const std::vector<i64>& b
     stride_a *= da;
     stride_b *= db;
   }
+  // The broadcast output can be far larger than either input: check before anything allocates.
   p.batch = 1;
-  for (i64 d : out_batch) p.batch *= d;
+  i64 total = 1;
+  bool overflow = false;
+  for (i64 d : out_batch) overflow |= __builtin_mul_overflow(p.batch, d, &p.batch);
+  overflow |= __builtin_mul_overflow(p.batch, p.M, &total);
+  overflow |= __builtin_mul_overflow(total, p.N, &total);
+  if (overflow || total > (static_cast<i64>(1) << 56))
+    throw KernelArgumentError("the product of " + an + " and " + bn +
+                              " would have too many elements (broadcast batch x M x N overflows)");
   p.out_shape = out_batch;
   p.out_shape.push_back(p.M);
   p.out_shape.push_back(p.N);
+  if (total == 0) p.batch = 0;  // nothing to compute (and no per-batch offsets to allocate)
   p.a_offset.assign(static_cast<size_t>(p.batch), 0);
   p.b_offset.assign(static_cast<size_t>(p.batch), 0);
   for (i64 idx = 0; idx < p.batch; ++idx) {

@@ -52,6 +52,8 @@ def register(subparsers) -> None:
                    help="per-gene standardisation inside MPC (default)")
     g.add_argument("--no-standardize", dest="standardize", action="store_false")
     p.add_argument("--l2", type=float, default=0.0, help="L2 penalty on the weights (default 0)")
+    p.add_argument("--fractional-bits", type=int, default=16,
+                   help="fixed-point fractional bits of the shares (default 16, TFE's; 12..24)")
     p.add_argument("--test-fraction", type=float, default=0.2,
                    help="stratified held-out fraction (default 0.2; 0 trains on every record)")
     p.add_argument("--seed", type=int, default=0, help="split and mini-batch seed (default 0)")
@@ -103,6 +105,7 @@ def cmd_train(args) -> int:
             epochs=args.epochs, learning_rate=args.learning_rate, batch_size=args.batch_size,
             class_weight=args.class_weight, sigmoid=args.sigmoid, standardize=args.standardize,
             l2=args.l2, seed=args.seed, reveal_loss=args.reveal_loss,
+            fractional_bits=args.fractional_bits,
             checkpoint_every=args.checkpoint_every,
             checkpoint_dir=os.path.join(args.output, "checkpoints")
             if (args.checkpoint_every or args.resume) else None,

@@ -197,29 +197,8 @@ class RingMatmulOp : public OpKernel {
   bool ta_ = false, tb_ = false;
 };
 
-bool ReadKey(OpKernelContext* ctx, int index, const char* name, u32 out[8]) {
-  const Tensor& k = ctx->input(index);
-  if (!(TensorShapeUtils::IsVector(k.shape()) && k.dim_size(0) == kSeedWords)) {
-    ctx->CtxFailure(__FILE__, __LINE__,
-                    InvalidArgument(name, " must have shape [8] (an int32[8] PRG key), got shape ",
-                                    k.shape().DebugString()));
-    return false;
-  }
-  auto v = k.flat<std::int32_t>();
-  for (int i = 0; i < kSeedWords; ++i) out[i] = static_cast<u32>(v(i));
-  return true;
-}
-
-bool ReadNonce(OpKernelContext* ctx, int index, const char* name, i64* out) {
-  const Tensor& n = ctx->input(index);
-  if (!TensorShapeUtils::IsScalar(n.shape())) {
-    ctx->CtxFailure(__FILE__, __LINE__,
-                    InvalidArgument(name, " must be a scalar, got shape ", n.shape().DebugString()));
-    return false;
-  }
-  *out = n.scalar<std::int64_t>()();
-  return true;
-}
+using tf_glue::ReadKey;
+using tf_glue::ReadNonce;
 
 class RssMatmulOp : public OpKernel {
  public:

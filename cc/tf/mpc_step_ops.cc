@@ -47,28 +47,8 @@ Status FromShapeTensor(InferenceContext* c) {
 
 // ---- validation helpers (each sets ctx status and returns false on error)
 
-bool GetKey(OpKernelContext* ctx, int index, const char* name, u32 key[8]) {
-  const Tensor& t = ctx->input(index);
-  if (!(t.dims() == 1 && t.dim_size(0) == kSeedWords)) {
-    ctx->CtxFailure(__FILE__, __LINE__,
-                    InvalidArgument(name, " must have shape [8], got ", t.shape().DebugString()));
-    return false;
-  }
-  auto f = t.flat<std::int32_t>();
-  for (int i = 0; i < kSeedWords; ++i) key[i] = static_cast<u32>(f(i));
-  return true;
-}
-
-bool GetNonce(OpKernelContext* ctx, int index, const char* name, i64* nonce) {
-  const Tensor& t = ctx->input(index);
-  if (!TensorShapeUtils::IsScalar(t.shape())) {
-    ctx->CtxFailure(__FILE__, __LINE__,
-                    InvalidArgument(name, " must be a scalar, got shape ", t.shape().DebugString()));
-    return false;
-  }
-  *nonce = t.scalar<std::int64_t>()();
-  return true;
-}
+using tf_glue::ReadKey;
+using tf_glue::ReadNonce;
 
 bool SameShapes(OpKernelContext* ctx, const std::vector<std::pair<int, const char*>>& args) {
   const Tensor& first = ctx->input(args[0].first);
@@ -188,7 +168,7 @@ class TruncateLocalP1Op : public OpKernel {
     if (!SameShapes(ctx, {{0, "x1"}, {1, "x2"}})) return;
     u32 key[8];
     i64 nonce;
-    if (!GetKey(ctx, 2, "key", key) || !GetNonce(ctx, 3, "nonce", &nonce)) return;
+    if (!ReadKey(ctx, 2, "key", key) || !ReadNonce(ctx, 3, "nonce", &nonce)) return;
     std::vector<Tensor*> o;
     if (!Outputs(ctx, ctx->input(0).shape(), &o, 2)) return;
     tf_glue::RunKernel(ctx, [&] {
@@ -208,7 +188,7 @@ class TruncateLocalP2Op : public OpKernel {
     if (!GetShape(ctx, 0, &shape)) return;
     u32 key[8];
     i64 nonce;
-    if (!GetKey(ctx, 1, "key", key) || !GetNonce(ctx, 2, "nonce", &nonce)) return;
+    if (!ReadKey(ctx, 1, "key", key) || !ReadNonce(ctx, 2, "nonce", &nonce)) return;
     std::vector<Tensor*> o;
     if (!Outputs(ctx, shape, &o, 1)) return;
     tf_glue::RunKernel(ctx, [&] {
@@ -306,9 +286,9 @@ class TruncMsb0DealerOp : public OpKernel {
     if (!GetShape(ctx, 0, &shape)) return;
     u32 k20[8], k21[8], rs[8];
     i64 n20, n21;
-    if (!GetKey(ctx, 1, "key_20", k20) || !GetNonce(ctx, 2, "nonce_20", &n20) ||
-        !GetKey(ctx, 3, "key_21", k21) || !GetNonce(ctx, 4, "nonce_21", &n21) ||
-        !GetKey(ctx, 5, "r_seed", rs))
+    if (!ReadKey(ctx, 1, "key_20", k20) || !ReadNonce(ctx, 2, "nonce_20", &n20) ||
+        !ReadKey(ctx, 3, "key_21", k21) || !ReadNonce(ctx, 4, "nonce_21", &n21) ||
+        !ReadKey(ctx, 5, "r_seed", rs))
       return;
     std::vector<Tensor*> o;
     if (!Outputs(ctx, shape, &o, 5)) return;
@@ -332,7 +312,7 @@ class TruncMsb0MaskP0Op : public OpKernel {
     if (!SameShapes(ctx, {{0, "x0"}, {1, "x1"}})) return;
     u32 key[8];
     i64 nonce;
-    if (!GetKey(ctx, 2, "key", key) || !GetNonce(ctx, 3, "nonce", &nonce)) return;
+    if (!ReadKey(ctx, 2, "key", key) || !ReadNonce(ctx, 3, "nonce", &nonce)) return;
     std::vector<Tensor*> o;
     if (!Outputs(ctx, ctx->input(0).shape(), &o, 1)) return;
     tf_glue::RunKernel(ctx, [&] {
@@ -368,7 +348,7 @@ class TruncMsb0UnmaskP0Op : public OpKernel {
     if (!SameShapes(ctx, {{0, "c0"}, {1, "c1"}})) return;
     u32 key[8];
     i64 nonce;
-    if (!GetKey(ctx, 2, "key", key) || !GetNonce(ctx, 3, "nonce", &nonce)) return;
+    if (!ReadKey(ctx, 2, "key", key) || !ReadNonce(ctx, 3, "nonce", &nonce)) return;
     std::vector<Tensor*> o;
     if (!Outputs(ctx, ctx->input(0).shape(), &o, 2)) return;
     tf_glue::RunKernel(ctx, [&] {
@@ -388,7 +368,7 @@ class TruncMsb0UnmaskP1Op : public OpKernel {
     if (!SameShapes(ctx, {{0, "c0"}, {1, "c1"}, {2, "s1"}, {3, "rmsb1"}})) return;
     u32 key[8];
     i64 nonce;
-    if (!GetKey(ctx, 4, "key", key) || !GetNonce(ctx, 5, "nonce", &nonce)) return;
+    if (!ReadKey(ctx, 4, "key", key) || !ReadNonce(ctx, 5, "nonce", &nonce)) return;
     std::vector<Tensor*> o;
     if (!Outputs(ctx, ctx->input(0).shape(), &o, 2)) return;
     tf_glue::RunKernel(ctx, [&] {
@@ -502,8 +482,8 @@ class BitExtractSetupOp : public OpKernel {
     if (!SameShapes(ctx, {{0, "x_a"}, {1, "x_b"}})) return;
     u32 ka[8], kb[8];
     i64 na, nb;
-    if (!GetKey(ctx, 2, "key_a", ka) || !GetNonce(ctx, 3, "nonce_a", &na) ||
-        !GetKey(ctx, 4, "key_b", kb) || !GetNonce(ctx, 5, "nonce_b", &nb))
+    if (!ReadKey(ctx, 2, "key_a", ka) || !ReadNonce(ctx, 3, "nonce_a", &na) ||
+        !ReadKey(ctx, 4, "key_b", kb) || !ReadNonce(ctx, 5, "nonce_b", &nb))
       return;
     std::vector<Tensor*> o;
     if (!Outputs(ctx, ctx->input(0).shape(), &o, 1)) return;
@@ -523,8 +503,8 @@ class CarrySetupAndOp : public OpKernel {
     if (!SameShapes(ctx, {{0, "op1_a"}, {1, "op1_b"}, {2, "op2_a"}, {3, "op2_b"}})) return;
     u32 ka[8], kb[8];
     i64 na, nb;
-    if (!GetKey(ctx, 4, "key_a", ka) || !GetNonce(ctx, 5, "nonce_a", &na) ||
-        !GetKey(ctx, 6, "key_b", kb) || !GetNonce(ctx, 7, "nonce_b", &nb))
+    if (!ReadKey(ctx, 4, "key_a", ka) || !ReadNonce(ctx, 5, "nonce_a", &na) ||
+        !ReadKey(ctx, 6, "key_b", kb) || !ReadNonce(ctx, 7, "nonce_b", &nb))
       return;
     std::vector<Tensor*> o;
     if (!Outputs(ctx, ctx->input(0).shape(), &o, 5)) return;
@@ -545,8 +525,8 @@ class KoggeStoneRoundOp : public OpKernel {
     if (!SameShapes(ctx, {{0, "g_a"}, {1, "g_b"}, {2, "p_a"}, {3, "p_b"}})) return;
     u32 ka[8], kb[8];
     i64 na, nb;
-    if (!GetKey(ctx, 4, "key_a", ka) || !GetNonce(ctx, 5, "nonce_a", &na) ||
-        !GetKey(ctx, 6, "key_b", kb) || !GetNonce(ctx, 7, "nonce_b", &nb))
+    if (!ReadKey(ctx, 4, "key_a", ka) || !ReadNonce(ctx, 5, "nonce_a", &na) ||
+        !ReadKey(ctx, 6, "key_b", kb) || !ReadNonce(ctx, 7, "nonce_b", &nb))
       return;
     std::vector<Tensor*> o;
     if (!Outputs(ctx, ctx->input(0).shape(), &o, 4)) return;
@@ -816,8 +796,8 @@ class PieceSelectAndOp : public OpKernel {
     OP_REQUIRES(ctx, C >= 1, InvalidArgument("msb_a must have at least one pivot row"));
     u32 ka[8], kb[8];
     i64 na, nb;
-    if (!GetKey(ctx, 2, "key_a", ka) || !GetNonce(ctx, 3, "nonce_a", &na) ||
-        !GetKey(ctx, 4, "key_b", kb) || !GetNonce(ctx, 5, "nonce_b", &nb))
+    if (!ReadKey(ctx, 2, "key_a", ka) || !ReadNonce(ctx, 3, "nonce_a", &na) ||
+        !ReadKey(ctx, 4, "key_b", kb) || !ReadNonce(ctx, 5, "nonce_b", &nb))
       return;
     TensorShape shape = ctx->input(0).shape();
     shape.set_dim(0, C + 1);
@@ -841,7 +821,7 @@ class MaskScaledP0Op : public OpKernel {
     if (!SameShapes(ctx, {{0, "x0"}, {1, "x1"}}) || !VectorOf(ctx, 2, "k", -1)) return;
     u32 key[8];
     i64 nonce;
-    if (!GetKey(ctx, 3, "key", key) || !GetNonce(ctx, 4, "nonce", &nonce)) return;
+    if (!ReadKey(ctx, 3, "key", key) || !ReadNonce(ctx, 4, "nonce", &nonce)) return;
     const i64 K = ctx->input(2).dim_size(0);
     std::vector<Tensor*> o;
     if (!Outputs(ctx, Prepend(K, ctx->input(0).shape()), &o, 1)) return;
@@ -882,8 +862,8 @@ class MulAbStep1Op : public OpKernel {
     if (!LeadingSplit(ctx, 0, "f_a", &K, &n) || !VectorOf(ctx, 2, "c0", K)) return;
     u32 ka[8], kb[8];
     i64 na, nb;
-    if (!GetKey(ctx, 5, "key_a", ka) || !GetNonce(ctx, 6, "nonce_a", &na) ||
-        !GetKey(ctx, 7, "key_b", kb) || !GetNonce(ctx, 8, "nonce_b", &nb))
+    if (!ReadKey(ctx, 5, "key_a", ka) || !ReadNonce(ctx, 6, "nonce_a", &na) ||
+        !ReadKey(ctx, 7, "key_b", kb) || !ReadNonce(ctx, 8, "nonce_b", &nb))
       return;
     const TensorShape shape = ctx->input(0).shape();
     const TensorShape pair = Prepend(2, shape);

@@ -63,17 +63,9 @@ class RssMulOp : public OpKernel {
     }
     u32 keys[2][kSeedWords];
     i64 nonces[2];
-    for (int k = 0; k < 2; ++k) {
-      const Tensor& key = ctx->input(4 + 2 * k);
-      const Tensor& nonce = ctx->input(5 + 2 * k);
-      OP_REQUIRES(ctx, key.dims() == 1 && key.dim_size(0) == kSeedWords,
-                  InvalidArgument("key", k, " must have shape [8], got ", key.shape().DebugString()));
-      OP_REQUIRES(ctx, TensorShapeUtils::IsScalar(nonce.shape()),
-                  InvalidArgument("nonce", k, " must be a scalar, got ", nonce.shape().DebugString()));
-      auto kv = key.flat<std::int32_t>();
-      for (int w = 0; w < kSeedWords; ++w) keys[k][w] = static_cast<u32>(kv(w));
-      nonces[k] = nonce.scalar<std::int64_t>()();
-    }
+    if (!tf_glue::ReadKey(ctx, 4, "key0", keys[0]) || !tf_glue::ReadNonce(ctx, 5, "nonce0", &nonces[0]) ||
+        !tf_glue::ReadKey(ctx, 6, "key1", keys[1]) || !tf_glue::ReadNonce(ctx, 7, "nonce1", &nonces[1]))
+      return;
     Tensor* z = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x.shape(), &z));
     auto p = [&](int i) { return reinterpret_cast<const u64*>(ctx->input(i).flat<std::int64_t>().data()); };

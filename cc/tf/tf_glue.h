@@ -7,8 +7,10 @@
 #include <mutex>
 #include <stdexcept>
 
+#include "../kernels/chacha20.h"
 #include "../kernels/common.h"
 #include "tensorflow/core/framework/op_kernel.h"
+#include "tensorflow/core/framework/tensor_shape.h"
 #include "tensorflow/core/lib/core/threadpool.h"
 
 namespace tfe_accel {
@@ -47,6 +49,35 @@ void RunKernel(::tensorflow::OpKernelContext* ctx, F&& body) {
   } catch (const std::exception& e) {
     ctx->CtxFailure(__FILE__, __LINE__, ::tensorflow::errors::Internal(e.what()));
   }
+}
+
+// Reads input `index` as an int32[8] PRG key into `out`; on a bad shape sets an InvalidArgument
+// naming `name` and returns false.
+inline bool ReadKey(::tensorflow::OpKernelContext* ctx, int index, const char* name, u32 out[8]) {
+  const ::tensorflow::Tensor& k = ctx->input(index);
+  if (!(k.dims() == 1 && k.dim_size(0) == kSeedWords)) {
+    ctx->CtxFailure(__FILE__, __LINE__,
+                    ::tensorflow::errors::InvalidArgument(
+                        name, " must have shape [8] (an int32[8] PRG key), got shape ",
+                        k.shape().DebugString()));
+    return false;
+  }
+  auto v = k.flat<std::int32_t>();
+  for (int i = 0; i < kSeedWords; ++i) out[i] = static_cast<u32>(v(i));
+  return true;
+}
+
+// Reads input `index` as an int64 scalar nonce; on a bad shape sets an InvalidArgument.
+inline bool ReadNonce(::tensorflow::OpKernelContext* ctx, int index, const char* name, i64* out) {
+  const ::tensorflow::Tensor& n = ctx->input(index);
+  if (!::tensorflow::TensorShapeUtils::IsScalar(n.shape())) {
+    ctx->CtxFailure(__FILE__, __LINE__,
+                    ::tensorflow::errors::InvalidArgument(name, " must be a scalar, got shape ",
+                                                          n.shape().DebugString()));
+    return false;
+  }
+  *out = n.scalar<std::int64_t>()();
+  return true;
 }
 
 }  // namespace tf_glue

@@ -28,6 +28,16 @@ inline void SerialFor(i64 n, i64 /*cost_per_unit*/, const RangeFn& fn) {
   if (n > 0) fn(0, n);
 }
 
+// Runs body(begin, end) over consecutive chunks of `chunk` elements of [0, n), in parallel.
+template <typename F>
+void ForChunks(i64 n, i64 chunk, i64 cost_per_elem, const ParallelFor& pf, F&& body) {
+  if (n <= 0) return;
+  const i64 nchunks = (n + chunk - 1) / chunk;
+  pf(nchunks, cost_per_elem * chunk, [&](i64 c0, i64 c1) {
+    for (i64 c = c0; c < c1; ++c) body(c * chunk, c + 1 < nchunks ? (c + 1) * chunk : n);
+  });
+}
+
 // Errors in kernel arguments. Glue code turns it into InvalidArgumentError / ValueError.
 class KernelArgumentError : public std::invalid_argument {
  public:

@@ -22,14 +22,6 @@ inline i64 NonceAdd(i64 nonce, i64 k) {
   return static_cast<i64>(static_cast<u64>(nonce) + static_cast<u64>(k));
 }
 
-template <typename F>
-void ForChunks(i64 n, i64 cost_per_elem, const ParallelFor& pf, F&& body) {
-  if (n <= 0) return;
-  const i64 nchunks = (n + kChunk - 1) / kChunk;
-  pf(nchunks, cost_per_elem * kChunk, [&](i64 c0, i64 c1) {
-    for (i64 c = c0; c < c1; ++c) body(c * kChunk, std::min(n, (c + 1) * kChunk));
-  });
-}
 
 // Gathers the even bits (0, 2, 4, ...) of a word into its low half (TFE's bit_gather(x, 0, 2) on
 // the word's own width, given the word zero-extended to 64 bits).
@@ -102,7 +94,7 @@ void BooleanZeroShare(const u32 key_a[8], i64 nonce_a, const u32 key_b[8], i64 n
   SeedPlusNonce(key_a, nonce_a, sa);
   SeedPlusNonce(key_b, nonce_b, sb);
   if constexpr (sizeof(T) == 8) {
-    ForChunks(n, 40, pf, [&](i64 b, i64 e) {
+    ForChunks(n, kChunk, 40, pf, [&](i64 b, i64 e) {
       alignas(64) u64 tmp[kChunk];
       u64* o = reinterpret_cast<u64*>(out);
       FullRangeInt64At(sa, b, e - b, o + b);
@@ -110,7 +102,7 @@ void BooleanZeroShare(const u32 key_a[8], i64 nonce_a, const u32 key_b[8], i64 n
       for (i64 i = b; i < e; ++i) o[i] ^= tmp[i - b];
     });
   } else {
-    ForChunks(n, 12, pf, [&](i64 b, i64 e) {
+    ForChunks(n, kChunk, 12, pf, [&](i64 b, i64 e) {
       alignas(64) T tmp[kChunk];
       T* __restrict__ o = out + b;
       FullRangeNarrowAt<T>(sa, b, e - b, o);
@@ -128,7 +120,7 @@ void BitExtractSetup(int party, const u64* x_a, const u64* x_b, const u32 key_a[
     throw KernelArgumentError("party 0 needs its two arithmetic shares x_a, x_b");
   BooleanZeroShare<i64>(key_a, nonce_a, key_b, nonce_b, reinterpret_cast<i64*>(out), n, pf);
   if (party == 0) {
-    ForChunks(n, 1, pf, [&](i64 b, i64 e) {
+    ForChunks(n, kChunk, 1, pf, [&](i64 b, i64 e) {
       for (i64 i = b; i < e; ++i) out[i] ^= x_a[i] + x_b[i];
     });
   }
@@ -139,7 +131,7 @@ void CarrySetupAnd(const u64* op1_a, const u64* op1_b, const u64* op2_a, const u
                    u64* p_a, u64* p_b, std::int8_t* top_a, std::int8_t* top_b, i64 n,
                    const ParallelFor& pf) {
   BooleanZeroShare<i64>(key_a, nonce_a, key_b, nonce_b, reinterpret_cast<i64*>(z), n, pf);
-  ForChunks(n, 2, pf, [&](i64 b, i64 e) {
+  ForChunks(n, kChunk, 2, pf, [&](i64 b, i64 e) {
     for (i64 i = b; i < e; ++i) {
       const u64 xa = op1_a[i], xb = op1_b[i], ya = op2_a[i], yb = op2_b[i];
       top_a[i] = static_cast<std::int8_t>((xa ^ ya) >> 63);
@@ -159,7 +151,7 @@ void KoggeStoneRound(const In* g_a, const In* g_b, const In* p_a, const In* p_b,
   if (n <= 0) return;
   BooleanZeroShare<Out>(key_a, nonce_a, key_b, nonce_b, zg, n, pf);
   BooleanZeroShare<Out>(key_a, NonceAdd(nonce_a, 1), key_b, NonceAdd(nonce_b, 1), zp, n, pf);
-  ForChunks(n, 6, pf, [&](i64 b, i64 e) {
+  ForChunks(n, kChunk, 6, pf, [&](i64 b, i64 e) {
     const In* __restrict__ g_a_ = g_a;
     const In* __restrict__ g_b_ = g_b;
     const In* __restrict__ p_a_ = p_a;
@@ -188,7 +180,7 @@ void KoggeStoneRound(const In* g_a, const In* g_b, const In* p_a, const In* p_b,
 template <typename T>
 void KoggeStoneUpdate(const T* gs1_a, const T* gs1_b, const T* zg_own, const T* zg_recv,
                       T* g_a, T* g_b, i64 n, const ParallelFor& pf) {
-  ForChunks(n, 1, pf, [&](i64 b, i64 e) {
+  ForChunks(n, kChunk, 1, pf, [&](i64 b, i64 e) {
     // restrict: int8 pointers may alias anything, which would block vectorisation
     const T* __restrict__ sa = gs1_a;
     const T* __restrict__ sb = gs1_b;
@@ -209,7 +201,7 @@ void PivotDiff(int party, const u64* x_a, const u64* x_b, const u64* pivots, i64
   if (party < 0 || party > 2)
     throw KernelArgumentError("party must be 0, 1 or 2, got " + std::to_string(party));
   if (C < 1) throw KernelArgumentError("need at least one pivot, got " + std::to_string(C));
-  ForChunks(C * n, 1, pf, [&](i64 b, i64 e) {
+  ForChunks(C * n, kChunk, 1, pf, [&](i64 b, i64 e) {
     i64 row = b / n, i = b % n;
     for (i64 t = b; t < e; ++t) {
       const u64 c = pivots[row];
@@ -239,7 +231,7 @@ void PieceSelectAnd(int party, const bool* msb_a, const bool* msb_b, i64 C, i64 
   // 1 in the same two shares; `pivots ^ 1` (xor with a public) flips every share.
   const bool flip_a = party == 0, flip_b = party == 2;
   const bool one_a = party == 0, one_b = party == 2;
-  ForChunks(total, 2, pf, [&](i64 b, i64 e) {
+  ForChunks(total, kChunk, 2, pf, [&](i64 b, i64 e) {
     for (i64 t = b; t < e; ++t) {
       const i64 j = t / n, i = t % n;
       bool le_a, le_b, gt_a, gt_b;
@@ -271,7 +263,7 @@ void ArithZeroShare(const u32 key_a[8], i64 nonce_a, const u32 key_b[8], i64 non
   u32 sa[8], sb[8];
   SeedPlusNonce(key_a, nonce_a, sa);
   SeedPlusNonce(key_b, nonce_b, sb);
-  ForChunks(total, 40, pf, [&](i64 b, i64 e) {
+  ForChunks(total, kChunk, 40, pf, [&](i64 b, i64 e) {
     alignas(64) u64 tmp[kChunk];
     FullRangeInt64At(sa, b, e - b, out + b);
     FullRangeInt64At(sb, b, e - b, tmp);
@@ -288,7 +280,7 @@ void OtSender(const u64* f_a, const u64* f_b, const u64* c0, i64 n, const bool* 
   u32 sa[8], sb[8];
   SeedPlusNonce(key_a, nonce_a, sa);
   SeedPlusNonce(key_b, nonce_b, sb);
-  ForChunks(total, 170, pf, [&](i64 b, i64 e) {
+  ForChunks(total, kChunk, 170, pf, [&](i64 b, i64 e) {
     const i64 m = e - b;
     u64* __restrict__ n0 = m_next + b;
     u64* __restrict__ n1 = m_next + total + b;
@@ -328,7 +320,7 @@ void OtHelper(const bool* choice, i64 total, const u32 key[8], i64 nonce, u64* w
               const ParallelFor& pf) {
   u32 sk[8];
   SeedPlusNonce(key, nonce, sk);
-  ForChunks(total, 80, pf, [&](i64 b, i64 e) {
+  ForChunks(total, kChunk, 80, pf, [&](i64 b, i64 e) {
     alignas(64) u64 w1[kChunk];
     FullRangeInt64At(sk, b, e - b, wc + b);
     FullRangeInt64At(sk, total + b, e - b, w1);
@@ -380,7 +372,7 @@ void MulAbStep2(int party, const MulAbStep2In& in, const bool* b_a, const bool* 
     throw KernelArgumentError("party must be 0, 1 or 2, got " + std::to_string(party));
   const i64 total = K * n;
   // Columns in chunks; for each chunk, rows j = 0..K-1 stream contiguously into accumulators.
-  ForChunks(n, 8 * (K > 0 ? K : 1), pf, [&](i64 b, i64 e) {
+  ForChunks(n, kChunk, 8 * (K > 0 ? K : 1), pf, [&](i64 b, i64 e) {
     const i64 m = e - b;
     alignas(64) u64 sa[kChunk], sb[kChunk];
     for (i64 k = 0; k < m; ++k) sa[k] = sb[k] = 0;
@@ -423,7 +415,7 @@ void TruncMsb0MaskScaledP0(const u64* x0, const u64* x1, const u64* k, i64 K, i6
                            const ParallelFor& pf) {
   u32 seed[8];
   SeedPlusNonce(key_02, nonce_02, seed);
-  ForChunks(K * n, 40, pf, [&](i64 b, i64 e) {
+  ForChunks(K * n, kChunk, 40, pf, [&](i64 b, i64 e) {
     FullRangeInt64At(seed, b, e - b, c0 + b);  // row 0 of R02 ([4] + [K] + shape): r0
     i64 row = b / n, i = b % n;
     for (i64 t = b; t < e; ++t) {
@@ -435,7 +427,7 @@ void TruncMsb0MaskScaledP0(const u64* x0, const u64* x1, const u64* k, i64 K, i6
 
 void TruncMsb0MaskScaledP1(const u64* x2, const u64* k, i64 K, i64 n, const u64* r1, u64* c1,
                            const ParallelFor& pf) {
-  ForChunks(K * n, 2, pf, [&](i64 b, i64 e) {
+  ForChunks(K * n, kChunk, 2, pf, [&](i64 b, i64 e) {
     i64 row = b / n, i = b % n;
     for (i64 t = b; t < e; ++t) {
       c1[t] = x2[i] * k[row] + r1[t];

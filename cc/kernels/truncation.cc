@@ -31,15 +31,6 @@ u64 RedrawAt(const u32 seed[8], i64 i) {
   throw std::runtime_error("tfe_accel PRG: rejection sampling did not terminate (internal error)");
 }
 
-// Runs body(begin, end) over chunks of kChunk elements, in parallel.
-template <typename F>
-void ForChunks(i64 n, i64 cost_per_elem, const ParallelFor& pf, F&& body) {
-  if (n <= 0) return;
-  const i64 nchunks = (n + kChunk - 1) / kChunk;
-  pf(nchunks, cost_per_elem * kChunk, [&](i64 c0, i64 c1) {
-    for (i64 c = c0; c < c1; ++c) body(c * kChunk, std::min(n, (c + 1) * kChunk));
-  });
-}
 
 struct Seed {
   u32 w[8];
@@ -103,7 +94,7 @@ void CheckTruncationAmount(int amount) {
 
 void TruncateLocalP0(const u64* x0, u64* y0, i64 n, int amount, const ParallelFor& pf) {
   CheckTruncationAmount(amount);
-  ForChunks(n, 2, pf, [&](i64 b, i64 e) {
+  ForChunks(n, kChunk, 2, pf, [&](i64 b, i64 e) {
     for (i64 i = b; i < e; ++i) y0[i] = Sar(x0[i], amount);
   });
 }
@@ -112,7 +103,7 @@ void TruncateLocalP1(const u64* x1, const u64* x2, const u32 key_12[8], i64 nonc
                      u64* r, i64 n, int amount, const ParallelFor& pf) {
   CheckTruncationAmount(amount);
   const Seed seed(key_12, nonce_12);
-  ForChunks(n, kCyclesPerElemPrg, pf, [&](i64 b, i64 e) {
+  ForChunks(n, kChunk, kCyclesPerElemPrg, pf, [&](i64 b, i64 e) {
     FullRangeInt64At(seed.w, b, e - b, r + b);
     for (i64 i = b; i < e; ++i) y1[i] = Sar(x1[i] + x2[i], amount) - r[i];
   });
@@ -120,7 +111,7 @@ void TruncateLocalP1(const u64* x1, const u64* x2, const u32 key_12[8], i64 nonc
 
 void TruncateLocalP2(const u32 key_12[8], i64 nonce_12, u64* r, i64 n, const ParallelFor& pf) {
   const Seed seed(key_12, nonce_12);
-  ForChunks(n, kCyclesPerElemPrg, pf,
+  ForChunks(n, kChunk, kCyclesPerElemPrg, pf,
             [&](i64 b, i64 e) { FullRangeInt64At(seed.w, b, e - b, r + b); });
 }
 
@@ -132,7 +123,7 @@ void TruncMsb0Dealer(const u32 key_20[8], i64 nonce_20, const u32 key_21[8], i64
   CheckTruncationAmount(amount);
   const Seed s02(key_20, nonce_20), s12(key_21, nonce_21);
   constexpr u64 kMsb = 1ull << 63;
-  ForChunks(n, 5 * kCyclesPerElemPrg, pf, [&](i64 b, i64 e) {
+  ForChunks(n, kChunk, 5 * kCyclesPerElemPrg, pf, [&](i64 b, i64 e) {
     alignas(64) u64 r0[kChunk], s0[kChunk], m0[kChunk], r[kChunk];
     const i64 m = e - b;
     FullRangeInt64At(s02.w, b, m, r0);            // row 0: P0's share of r
@@ -157,14 +148,14 @@ void TruncMsb0Dealer(const u32 key_20[8], i64 nonce_20, const u32 key_21[8], i64
 void TruncMsb0MaskP0(const u64* x0, const u64* x1, const u32 key_02[8], i64 nonce_02, u64 lift,
                      u64* c0, i64 n, const ParallelFor& pf) {
   const Seed seed(key_02, nonce_02);
-  ForChunks(n, kCyclesPerElemPrg, pf, [&](i64 b, i64 e) {
+  ForChunks(n, kChunk, kCyclesPerElemPrg, pf, [&](i64 b, i64 e) {
     FullRangeInt64At(seed.w, b, e - b, c0 + b);  // row 0 of R02: r0
     for (i64 i = b; i < e; ++i) c0[i] += x0[i] + lift + x1[i];
   });
 }
 
 void TruncMsb0MaskP1(const u64* x2, const u64* r1, u64* c1, i64 n, const ParallelFor& pf) {
-  ForChunks(n, 1, pf, [&](i64 b, i64 e) {
+  ForChunks(n, kChunk, 1, pf, [&](i64 b, i64 e) {
     for (i64 i = b; i < e; ++i) c1[i] = x2[i] + r1[i];
   });
 }
@@ -176,7 +167,7 @@ void TruncMsb0UnmaskP0(const u64* c0, const u64* c1, const u32 key_02[8], i64 no
   const Seed seed(key_02, nonce_02);
   const u64 mod_mask = (1ull << (63 - amount)) - 1;
   const u64 top = mod_mask + 1;
-  ForChunks(n, 3 * kCyclesPerElemPrg, pf, [&](i64 b, i64 e) {
+  ForChunks(n, kChunk, 3 * kCyclesPerElemPrg, pf, [&](i64 b, i64 e) {
     alignas(64) u64 s0[kChunk], m0[kChunk];
     const i64 m = e - b;
     FullRangeInt64At(seed.w, n + b, m, s0);
@@ -200,7 +191,7 @@ void TruncMsb0UnmaskP1(const u64* c0, const u64* c1, const u64* s1, const u64* r
   CheckTruncationAmount(amount);
   const Seed seed(key_12, nonce_12);
   const u64 top = 1ull << (63 - amount);
-  ForChunks(n, kCyclesPerElemPrg, pf, [&](i64 b, i64 e) {
+  ForChunks(n, kChunk, kCyclesPerElemPrg, pf, [&](i64 b, i64 e) {
     FullRangeInt64At(seed.w, b, e - b, z11 + b);  // y2
     for (i64 i = b; i < e; ++i) {
       const u64 c = c0[i] + c1[i];
@@ -212,7 +203,7 @@ void TruncMsb0UnmaskP1(const u64* c0, const u64* c1, const u64* s1, const u64* r
 
 void TruncMsb0Combine(const u64* y_tilde0, const u64* y_tilde1, u64* z, i64 n,
                       const ParallelFor& pf) {
-  ForChunks(n, 1, pf, [&](i64 b, i64 e) {
+  ForChunks(n, kChunk, 1, pf, [&](i64 b, i64 e) {
     for (i64 i = b; i < e; ++i) z[i] = y_tilde0[i] + y_tilde1[i];
   });
 }

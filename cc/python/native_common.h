@@ -38,6 +38,18 @@ py::array_t<T, py::array::c_style> Require(const py::handle& obj, const char* na
   return py::array_t<T, py::array::c_style>::ensure(arr);
 }
 
+// A shape argument as NumPy dims; ValueError naming the first negative dimension.
+inline std::vector<py::ssize_t> ShapeArg(const std::vector<i64>& shape) {
+  std::vector<py::ssize_t> out;
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (shape[i] < 0)
+      throw py::value_error("shape must not contain negative dimensions, got " +
+                            std::to_string(shape[i]) + " at index " + std::to_string(i));
+    out.push_back(static_cast<py::ssize_t>(shape[i]));
+  }
+  return out;
+}
+
 inline std::vector<py::ssize_t> ShapeOf(const py::array& a) {
   return std::vector<py::ssize_t>(a.shape(), a.shape() + a.ndim());
 }

@@ -39,20 +39,9 @@ std::vector<u32> SeedWords(const py::handle& seed_obj) {
   return key;
 }
 
-std::vector<py::ssize_t> CheckShape(const std::vector<i64>& shape) {
-  std::vector<py::ssize_t> out;
-  for (size_t i = 0; i < shape.size(); ++i) {
-    if (shape[i] < 0)
-      throw py::value_error("shape must not contain negative dimensions, got " +
-                            std::to_string(shape[i]) + " at index " + std::to_string(i));
-    out.push_back(static_cast<py::ssize_t>(shape[i]));
-  }
-  return out;
-}
-
 py::array SeededUniform(const std::vector<i64>& shape, const py::handle& seed_obj, py::object minval,
                         py::object maxval, const std::string& dtype) {
-  auto dims = CheckShape(shape);
+  auto dims = ShapeArg(shape);
   auto key = SeedWords(seed_obj);
   if (dtype == "int64") {
     const i64 lo = minval.cast<i64>(), hi = maxval.cast<i64>();

@@ -43,16 +43,7 @@ void SameShape(const py::array& a, const char* an, const py::array& b, const cha
                           ShapeStr(b) + " vs " + ShapeStr(a));
 }
 
-std::vector<py::ssize_t> Dims(const std::vector<i64>& shape) {
-  std::vector<py::ssize_t> out;
-  for (size_t i = 0; i < shape.size(); ++i) {
-    if (shape[i] < 0)
-      throw py::value_error("shape must not contain negative dimensions, got " +
-                            std::to_string(shape[i]) + " at index " + std::to_string(i));
-    out.push_back(static_cast<py::ssize_t>(shape[i]));
-  }
-  return out;
-}
+std::vector<py::ssize_t> Dims(const std::vector<i64>& shape) { return ShapeArg(shape); }
 
 u64* U(I64Array& a) { return reinterpret_cast<u64*>(a.mutable_data()); }
 const u64* C(const I64Array& a) { return reinterpret_cast<const u64*>(a.data()); }

@@ -27,7 +27,7 @@ def collect_info() -> dict:
         "build_commit": built.get("git_commit"),
         "build_date": built.get("build_date"),
         "installed_as": _installed_as(),
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "cpu_code_path": _native.code_path(),
         "cpu_features": [k for k, v in feats.items() if v],
         "registered_ops": ops,
@@ -54,7 +54,8 @@ def _installed_as() -> str:
     return "wheel " + ", ".join(tags) + (" (built from source on this machine)" if built_here else "")
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """The CPU model name (from /proc/cpuinfo)."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:

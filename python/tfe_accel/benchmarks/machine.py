@@ -7,16 +7,7 @@ import platform
 import subprocess
 import time
 
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+from ..info import cpu_model  # noqa: F401  (re-exported: one implementation)
 
 
 def load_average():

@@ -162,6 +162,14 @@ augmented=$(ls "$WORK"/augmented/*.whl)
 # The avx512 path is taken on CPUs with AVX-512 F/DQ/BW/VL (cpu_features.cc); the avx512 files are
 # also compiled with -mavx512ifma/-mavx512vnni, so no IFMA/VNNI instruction may appear in the
 # binaries (they would fault on e.g. Skylake-X) unless the dispatcher learns to check them.
+# Per-ISA objects must define no weak (inline/template, COMDAT) symbols: the linker keeps one copy
+# of each, and if it kept the AVX copy, portable callers would run AVX code on any CPU.
+leaks=$(find "$SDIST_DIR/build" -name '*_avx2.cc.o' -o -name '*_avx512.cc.o' | while read -r o; do
+  nm -C "$o" | grep -E ' [WVu] ' | sed "s|^|$(basename "$o"): |"; done)
+if [ -n "$leaks" ]; then
+  echo "build_wheel: weak symbols defined in per-ISA objects (ISA leak into portable code):"; echo "$leaks"
+  exit 1
+fi
 mkdir -p "$WORK/so" && unzip -q -o "$augmented" 'tfe_accel/*.so' -d "$WORK/so"
 if objdump -d --no-show-raw-insn "$WORK"/so/tfe_accel/*.so | grep -qE "vpmadd52|vpdpbusd|vpdpwssd"; then
   echo "build_wheel: AVX512-IFMA/VNNI instructions in the binaries, but dispatch does not check those features"

@@ -23,6 +23,7 @@
 # Output: dist/tfe_accel-<v>-cp311-cp311-<policy>.whl and dist/tfe-accel-<v>.tar.gz;
 #         build/wheel/auditwheel-show.txt (the policy report), build/wheel/timings.txt.
 set -euo pipefail
+trap 'echo "build_wheel: failed at line $LINENO" >&2' ERR
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 PY=${1:-.venv/bin/python}
@@ -165,7 +166,7 @@ augmented=$(ls "$WORK"/augmented/*.whl)
 # Per-ISA objects must define no weak (inline/template, COMDAT) symbols: the linker keeps one copy
 # of each, and if it kept the AVX copy, portable callers would run AVX code on any CPU.
 leaks=$(find "$SDIST_DIR/build" -name '*_avx2.cc.o' -o -name '*_avx512.cc.o' | while read -r o; do
-  nm -C "$o" | grep -E ' [WVu] ' | sed "s|^|$(basename "$o"): |"; done)
+  nm -C "$o" | { grep -E ' [WVu] ' || true; } | sed "s|^|$(basename "$o"): |"; done)
 if [ -n "$leaks" ]; then
   echo "build_wheel: weak symbols defined in per-ISA objects (ISA leak into portable code):"; echo "$leaks"
   exit 1

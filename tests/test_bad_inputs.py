@@ -87,10 +87,7 @@ CASES = [
     ("bench-unknown-section", "bench nosuch", r"invalid choice: 'nosuch'"),
     ("bench-too-few-runs", "bench kernels --runs 1", r"--runs must be >= 5"),
 ]
-KNOWN = {
-    "train-bad-cluster-json": "train_cli does not catch tfe_accel.cluster.ClusterConfigError: a traceback "
-                              "instead of 'error: ...' (serve handles the same file cleanly)",
-}
+KNOWN = {}  # case name -> reason, for known bugs (strict xfail); none open
 
 
 # One representative per surface runs in `make test` (each case is a fresh process: ~5-10 s of

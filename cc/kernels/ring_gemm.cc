@@ -367,6 +367,7 @@ MatmulPlan PlanMatmul(const std::vector<i64>& a_shape, const std::vector<i64>& b
   const size_t ba = ra - 2, bb = rb - 2, nb = std::max(ba, bb);
   std::vector<i64> out_batch(nb), sa(nb, 0), sb(nb, 0);
   i64 stride_a = p.a_rows * p.a_cols, stride_b = p.b_rows * p.b_cols;
+  bool stride_overflow = false;
   for (size_t i = 0; i < nb; ++i) {
     const size_t d = nb - 1 - i;  // output batch dim index, from the right
     const i64 da = i < ba ? a_shape[ba - 1 - i] : 1;
@@ -378,8 +379,10 @@ MatmulPlan PlanMatmul(const std::vector<i64>& a_shape, const std::vector<i64>& b
     out_batch[d] = (da == 1) ? db : da;
     sa[d] = (da == 1) ? 0 : stride_a;
     sb[d] = (db == 1) ? 0 : stride_b;
-    stride_a *= da;
-    stride_b *= db;
+    // An operand with a zero dimension can have batch strides beyond i64 (TF allocates
+    // [0, 2^40, 2^40, 1, 1]); those strides are never used, since the product is then empty.
+    stride_overflow |= __builtin_mul_overflow(stride_a, da, &stride_a);
+    stride_overflow |= __builtin_mul_overflow(stride_b, db, &stride_b);
   }
   // The broadcast output can be far larger than either input: check before anything allocates.
   p.batch = 1;
@@ -395,6 +398,8 @@ MatmulPlan PlanMatmul(const std::vector<i64>& a_shape, const std::vector<i64>& b
   p.out_shape.push_back(p.M);
   p.out_shape.push_back(p.N);
   if (total == 0) p.batch = 0;  // nothing to compute (and no per-batch offsets to allocate)
+  if (stride_overflow && total != 0)
+    throw KernelArgumentError("the batch dimensions of " + an + " and " + bn + " are too large");
   p.a_offset.assign(static_cast<size_t>(p.batch), 0);
   p.b_offset.assign(static_cast<size_t>(p.batch), 0);
   for (i64 idx = 0; idx < p.batch; ++idx) {

@@ -49,7 +49,15 @@ void Micro(i64 kc, const u64* ap, const u64* bp, u64* c, i64 ldc, bool accumulat
   }
 }
 
-inline u64 HSum(__m512i v) { return static_cast<u64>(_mm512_reduce_add_epi64(v)); }
+// Sum of the 8 lanes mod 2^64. Not _mm512_reduce_add_epi64: GCC implements it with a signed
+// long long addition, undefined behaviour when the ring sum wraps (found by the UBSan driver).
+inline u64 HSum(__m512i v) {
+  alignas(64) u64 lanes[8];
+  _mm512_store_si512(reinterpret_cast<__m512i*>(lanes), v);
+  u64 s = 0;
+  for (int i = 0; i < 8; ++i) s += lanes[i];
+  return s;
+}
 
 // Dot form, 4 rows at a time so each vector load serves 4 rows (the matrix is read once).
 template <bool kTwo>

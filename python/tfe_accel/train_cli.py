@@ -89,7 +89,7 @@ def cmd_train(args) -> int:
 
         try:
             tfe_config = cluster.connect(args.cluster)
-        except cluster.ClusterError as exc:
+        except (cluster.ClusterError, cluster.ClusterConfigError) as exc:
             print(f"error: cannot use cluster {args.cluster}: {exc}", file=sys.stderr)
             return 2
     try:

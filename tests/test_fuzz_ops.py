@@ -66,7 +66,7 @@ def _outs(x):
 # ------------------------------------------------------------------ every op, mutated
 # Messages that name the logical operand rather than the input (PlanRssMatmul says "x must have
 # rank >= 2" for x_i/x_next): accepted, listed in docs/hardening.md as a wording nit.
-ALIASES = {"TfeAccelRssMatmul": ["x", "y"]}
+ALIASES = {"TfeAccelRssMatmul": ["x_i", "y_i"]}
 MUTATIONS = ["none", "shape", "wrong_shape", "key", "nonce", "attr", "dtype"]
 SHAPES = [(), (0,), (1,), (7,), (0, 3), (3, 0), (2, 3), (1, 1, 1, 1, 1), (2, 1, 3)]
 INT_ATTR_VALUES = [-2**31, -1, 0, 1, 2, 3, 7, 62, 63, 64, 2**31 - 1]

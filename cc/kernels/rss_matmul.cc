@@ -40,7 +40,7 @@ MatmulPlan PlanRssMatmul(const std::vector<i64>& x_i, const std::vector<i64>& x_
   if (y_i != y_next)
     throw KernelArgumentError("y_i and y_next (the party's two shares of y) must have the same "
                               "shape, got " + ShapeStr(y_i) + " and " + ShapeStr(y_next));
-  return PlanMatmul(x_i, y_i, transpose_a, transpose_b, "x", "y");
+  return PlanMatmul(x_i, y_i, transpose_a, transpose_b, "x_i", "y_i");
 }
 
 void RssMatmul(const MatmulPlan& plan, const i64* x_i, const i64* x_next, const i64* y_i,

@@ -295,7 +295,7 @@ def test_native_bad_inputs_raise_naming_the_problem():
         _native.rss_matmul(a, a, b, b, k, k, 1.5, 0)
     with pytest.raises(ValueError, match="x_i and x_next"):
         _native.rss_matmul(a, rand((3, 5)), b, b, k, k, 0, 0)
-    with pytest.raises(ValueError, match="inner dimensions of x and y"):
+    with pytest.raises(ValueError, match="inner dimensions of x_i and y_i"):
         _native.rss_matmul(a, a, rand((5, 2)), rand((5, 2)), k, k, 0, 0)
     with pytest.raises(ValueError, match="x0 and x1"):
         _native.public_private_matmul(a, b, rand((4, 3)))

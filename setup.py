@@ -46,7 +46,10 @@ class CMakeBuild(build_ext):
         out_dir = Path(self.get_ext_fullpath(ext.name)).resolve().parent
         # A persistent CMake build tree under the source root keeps rebuilds incremental
         # (editable installs otherwise build in a fresh temporary directory each time).
-        build_temp = ROOT / "build" / f"cmake-py{sys.version_info[0]}{sys.version_info[1]}"
+        tag = f"cmake-py{sys.version_info[0]}{sys.version_info[1]}"
+        if not (self.inplace or getattr(self, "editable_mode", False)):
+            tag += "-wheel"  # `pip install .` / wheels: never reconfigure the editable tree
+        build_temp = ROOT / "build" / tag
         build_temp.mkdir(parents=True, exist_ok=True)
         cfg = "Debug" if self.debug else "Release"
         args = [

@@ -10,7 +10,14 @@
 #include <fcntl.h>
 #include <unistd.h>
 #if defined(__linux__)
-#include <sys/random.h>
+#include <sys/syscall.h>  // SYS_getrandom: the raw syscall, no glibc >= 2.25 wrapper needed
+#ifndef SYS_getrandom     // kernel headers older than Linux 3.17
+#if defined(__x86_64__)
+#define SYS_getrandom 318
+#elif defined(__aarch64__)
+#define SYS_getrandom 278
+#endif
+#endif
 #endif
 
 #include "chacha20_impl.h"
@@ -209,9 +216,9 @@ void SeedPlusNonce(const u32 key[8], i64 nonce, u32 out[8]) {
 void OsRandomBytes(void* buf, std::size_t len) {
   u8* p = static_cast<u8*>(buf);
   std::size_t got = 0;
-#if defined(__linux__)
+#if defined(__linux__) && defined(SYS_getrandom)
   while (got < len) {
-    const ssize_t r = getrandom(p + got, len - got, 0);
+    const long r = ::syscall(SYS_getrandom, p + got, len - got, 0);
     if (r > 0) {
       got += static_cast<std::size_t>(r);
     } else if (r < 0 && errno == EINTR) {

@@ -17,9 +17,15 @@ OP_LIBRARY = PACKAGE_DIR / "_tfe_accel_ops.so"
 BUILD_INFO = PACKAGE_DIR / "_build_info.json"
 
 REBUILD_HINT = (
-    "Rebuild tfe-accel for the installed TensorFlow: from a source checkout run `make clean build`; "
-    "from PyPI run `pip install --force-reinstall --no-binary tfe-accel --no-build-isolation tfe-accel`."
+    "This tfe-accel build supports TensorFlow {built_minor} only: install a matching TensorFlow "
+    "(`pip install 'tensorflow=={built_minor}.*'`), or rebuild tfe-accel for the installed "
+    "TensorFlow from a source checkout (`make clean build`, or "
+    "`pip install --force-reinstall --no-build-isolation .`)."
 )
+
+
+def _hint(built: str = "2.12") -> str:
+    return REBUILD_HINT.format(built_minor=".".join(str(built).split(".")[:2]))
 
 
 class BuildMismatchError(ImportError):
@@ -29,7 +35,7 @@ class BuildMismatchError(ImportError):
 def read_build_info() -> dict:
     if not BUILD_INFO.exists():
         raise BuildMismatchError(
-            f"tfe-accel is not built: {BUILD_INFO} is missing. {REBUILD_HINT}"
+            f"tfe-accel is not built: {BUILD_INFO} is missing. {_hint()}"
         )
     return json.loads(BUILD_INFO.read_text())
 
@@ -43,7 +49,7 @@ def check_tf_version(built: str, running: str) -> None:
     if built.split(".")[:2] != running.split(".")[:2]:
         raise BuildMismatchError(
             f"tfe-accel was built for TensorFlow {built}, but TensorFlow {running} is installed. "
-            f"{REBUILD_HINT}"
+            f"{_hint(built)}"
         )
 
 
@@ -61,17 +67,17 @@ def load_ops():
     if not info.get("tf_ops", True):
         raise BuildMismatchError(
             "this tfe-accel build has no TensorFlow op library (built with TFE_ACCEL_TF_OPS=OFF). "
-            + REBUILD_HINT
+            + _hint(info.get("tf_version", "2.12"))
         )
     check_tf_version(info["tf_version"], tf.__version__)
     if not OP_LIBRARY.exists():
-        raise BuildMismatchError(f"tfe-accel's op library {OP_LIBRARY} is missing. {REBUILD_HINT}")
+        raise BuildMismatchError(f"tfe-accel's op library {OP_LIBRARY} is missing. {_hint(info['tf_version'])}")
     try:
         _OPS = tf.load_op_library(str(OP_LIBRARY))
     except Exception as exc:  # NotFoundError on undefined symbols, and friends
         raise BuildMismatchError(
             f"loading {OP_LIBRARY.name} failed under TensorFlow {tf.__version__} "
-            f"(built for {info['tf_version']}): {exc}. {REBUILD_HINT}"
+            f"(built for {info['tf_version']}): {exc}. {_hint(info['tf_version'])}"
         ) from exc
     return _OPS
 

@@ -11,6 +11,9 @@ from typing import Callable, Sequence
 
 import tensorflow as tf
 
+# Op types of tfe-accel's fused ops (cc/tf/): TfeAccel* (products, PRG) and Mpc* (protocol steps).
+FUSED_OP_PREFIXES = ("TfeAccel", "Mpc")
+
 
 class TracedTFE:
     """``fn(*tfe_tensors)`` traced once; ``self()`` runs the graph; ``self.concrete`` is the graph."""
@@ -51,7 +54,7 @@ class TracedTFE:
 
         s = graph_stats(self.concrete)
         ops = self.concrete.graph.get_operations()
-        fused = sorted({o.type for o in ops if o.type.startswith("TfeAccel")})
+        fused = sorted({o.type for o in ops if o.type.startswith(FUSED_OP_PREFIXES)})
         return {
             "nodes": s.nodes,
             "messages": s.messages,
@@ -59,6 +62,6 @@ class TracedTFE:
             "rounds": s.rounds,
             "unknown_size_messages": s.unknown_size_messages,
             "fused_op_types": fused,
-            "fused_ops": sum(1 for o in ops if o.type.startswith("TfeAccel")),
+            "fused_ops": sum(1 for o in ops if o.type.startswith(FUSED_OP_PREFIXES)),
             "traces": self.traces,
         }

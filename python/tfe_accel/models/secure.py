@@ -125,13 +125,17 @@ def protocol_class(name: str = "auto"):
 # MPC helpers
 
 
-def mul_const(prot, x, c: float, mantissa_bits: int = 20):
-    """x * c for a public constant c, with relative precision ~2^-mantissa_bits even when c is tiny.
+def mul_const(prot, x, c: float, mantissa_bits: int = 20, terms: int = 2):
+    """x * c for a public constant c, with relative precision ~2^-(terms * mantissa_bits) even when
+    c is tiny.
 
     Multiplying by a fixed-point constant would round c to 2^-16 (e.g. LR/n = 1e-4 loses ~10%);
-    here c = M * 2^-s with an integer M of ``mantissa_bits`` bits: an exact local product by M, then one
-    truncation by s bits (the cost of an ordinary public multiplication). |x| * M must stay below
-    2^46 (TFE's heuristic truncation bound); the callers' values are far below.
+    here c = M * 2^-s with an integer M of ``mantissa_bits`` bits: an exact local product by M, then
+    one truncation by s bits. The rounding of c to M * 2^-s is the same for every element, so it
+    would shift e.g. every per-gene mean the same way (the raw-space bias of a standardised model
+    amplifies such a common shift by the sum of the means); a second term multiplies by that
+    residual, leaving a relative error ~2^-40. |x| * M must stay below 2^46 (TFE's heuristic
+    truncation bound); the callers' values are far below.
     """
     c = float(c)
     if c == 0.0:
@@ -139,9 +143,19 @@ def mul_const(prot, x, c: float, mantissa_bits: int = 20):
     s = mantissa_bits - 1 - int(math.floor(math.log2(abs(c))))
     if s <= 0:  # |c| >= 2^(mantissa_bits - 1): the ordinary fixed-point product is exact enough
         return x * c
+    # TFE's heuristic truncation of a scaled value needs amount <= 62 - f (its unlift is
+    # 2^(62 - f - amount)); constants below 2^-(62 - f) contribute nothing representable anyway.
+    max_shift = 62 - prot.fixedpoint_config.precision_fractional
+    s = min(s, max_shift)
     m = int(round(c * 2.0 ** s))
+    if m == 0:
+        return x - x
     y = x * prot.define_constant(np.array(float(m)), apply_scaling=False)
-    return prot.truncate(y, amount=s)
+    y = prot.truncate(y, amount=s)
+    residual = c - m * 2.0 ** -s
+    if terms > 1 and abs(residual) >= 2.0 ** -max_shift:
+        y = y + mul_const(prot, x, residual, mantissa_bits, terms - 1)
+    return y
 
 
 def fixedpoint_config(fractional_bits: int = 16):
@@ -230,7 +244,12 @@ class SecureLogisticRegression:
         xs, ys = [], []
         for k, o in enumerate(owners):
             player = f"owner{k}"
-            xk = np.ascontiguousarray(o.x, dtype=np.float64)
+            # The owner rounds its own values to the fixed-point grid first: TFE's encoder casts
+            # (truncates toward zero), which shifts every positive value by -1/2 ulp on average,
+            # and the raw-space bias b - mean . w_raw amplifies such a common shift of the
+            # per-gene means ~10^5-fold on BC-TCGA shapes. Rounded values encode exactly.
+            scale = float(2 ** self.config.fractional_bits)
+            xk = np.ascontiguousarray(np.round(np.asarray(o.x, dtype=np.float64) * scale) / scale)
             # The inputter runs on the owner's device: the plaintext never leaves it unshared.
             xs.append(prot.define_private_input(player, lambda a=xk: tf.constant(a),
                                                 name_scope=f"x-owner{k}"))

@@ -125,7 +125,10 @@ def test_resume_equals_uninterrupted_and_parties_keep_own_shares(tmp_path):
     resumed = SecureLogisticRegression(TrainConfig(epochs=4, resume=True, **base), protocol="stock").fit(owners)
     assert resumed.start_epoch == 2 and len(resumed.epoch_times) == 2
     whole = SecureLogisticRegression(TrainConfig(epochs=4, learning_rate=0.1), protocol="stock").fit(owners)
-    assert relative_l2(_vec(resumed), _vec(whole)) < 1e-3
+    # Two secure runs use independent randomness (fresh shares, probabilistic truncation), so they
+    # agree up to fixed-point noise, not bit for bit (seen: 2e-4 .. 1.4e-3); both are checked
+    # against the float64 model below.
+    assert relative_l2(_vec(resumed), _vec(whole)) < 5e-3
     X, Y = _pooled(owners)
     assert relative_l2(_vec(resumed), _vec(_plain(X, Y, TrainConfig(epochs=4, learning_rate=0.1)))) < REL_L2
     with pytest.raises(ValueError, match="other settings"):

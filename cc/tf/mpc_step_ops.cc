@@ -482,9 +482,7 @@ class BitExtractSetupOp : public OpKernel {
     if (!SameShapes(ctx, {{0, "x_a"}, {1, "x_b"}})) return;
     u32 ka[8], kb[8];
     i64 na, nb;
-    if (!ReadKey(ctx, 2, "key_a", ka) || !ReadNonce(ctx, 3, "nonce_a", &na) ||
-        !ReadKey(ctx, 4, "key_b", kb) || !ReadNonce(ctx, 5, "nonce_b", &nb))
-      return;
+    if (!tf_glue::ReadZeroShareKeys(ctx, 2, ka, &na, kb, &nb)) return;
     std::vector<Tensor*> o;
     if (!Outputs(ctx, ctx->input(0).shape(), &o, 1)) return;
     tf_glue::RunKernel(ctx, [&] {
@@ -503,9 +501,7 @@ class CarrySetupAndOp : public OpKernel {
     if (!SameShapes(ctx, {{0, "op1_a"}, {1, "op1_b"}, {2, "op2_a"}, {3, "op2_b"}})) return;
     u32 ka[8], kb[8];
     i64 na, nb;
-    if (!ReadKey(ctx, 4, "key_a", ka) || !ReadNonce(ctx, 5, "nonce_a", &na) ||
-        !ReadKey(ctx, 6, "key_b", kb) || !ReadNonce(ctx, 7, "nonce_b", &nb))
-      return;
+    if (!tf_glue::ReadZeroShareKeys(ctx, 4, ka, &na, kb, &nb)) return;
     std::vector<Tensor*> o;
     if (!Outputs(ctx, ctx->input(0).shape(), &o, 5)) return;
     tf_glue::RunKernel(ctx, [&] {
@@ -525,9 +521,7 @@ class KoggeStoneRoundOp : public OpKernel {
     if (!SameShapes(ctx, {{0, "g_a"}, {1, "g_b"}, {2, "p_a"}, {3, "p_b"}})) return;
     u32 ka[8], kb[8];
     i64 na, nb;
-    if (!ReadKey(ctx, 4, "key_a", ka) || !ReadNonce(ctx, 5, "nonce_a", &na) ||
-        !ReadKey(ctx, 6, "key_b", kb) || !ReadNonce(ctx, 7, "nonce_b", &nb))
-      return;
+    if (!tf_glue::ReadZeroShareKeys(ctx, 4, ka, &na, kb, &nb)) return;
     std::vector<Tensor*> o;
     if (!Outputs(ctx, ctx->input(0).shape(), &o, 4)) return;
     tf_glue::RunKernel(ctx, [&] {
@@ -796,9 +790,7 @@ class PieceSelectAndOp : public OpKernel {
     OP_REQUIRES(ctx, C >= 1, InvalidArgument("msb_a must have at least one pivot row"));
     u32 ka[8], kb[8];
     i64 na, nb;
-    if (!ReadKey(ctx, 2, "key_a", ka) || !ReadNonce(ctx, 3, "nonce_a", &na) ||
-        !ReadKey(ctx, 4, "key_b", kb) || !ReadNonce(ctx, 5, "nonce_b", &nb))
-      return;
+    if (!tf_glue::ReadZeroShareKeys(ctx, 2, ka, &na, kb, &nb)) return;
     TensorShape shape = ctx->input(0).shape();
     shape.set_dim(0, C + 1);
     std::vector<Tensor*> o;
@@ -862,9 +854,7 @@ class MulAbStep1Op : public OpKernel {
     if (!LeadingSplit(ctx, 0, "f_a", &K, &n) || !VectorOf(ctx, 2, "c0", K)) return;
     u32 ka[8], kb[8];
     i64 na, nb;
-    if (!ReadKey(ctx, 5, "key_a", ka) || !ReadNonce(ctx, 6, "nonce_a", &na) ||
-        !ReadKey(ctx, 7, "key_b", kb) || !ReadNonce(ctx, 8, "nonce_b", &nb))
-      return;
+    if (!tf_glue::ReadZeroShareKeys(ctx, 5, ka, &na, kb, &nb)) return;
     const TensorShape shape = ctx->input(0).shape();
     const TensorShape pair = Prepend(2, shape);
     Tensor* t[5] = {nullptr, nullptr, nullptr, nullptr, nullptr};

@@ -63,8 +63,8 @@ class RssMulOp : public OpKernel {
     }
     u32 keys[2][kSeedWords];
     i64 nonces[2];
-    if (!tf_glue::ReadKey(ctx, 4, "key0", keys[0]) || !tf_glue::ReadNonce(ctx, 5, "nonce0", &nonces[0]) ||
-        !tf_glue::ReadKey(ctx, 6, "key1", keys[1]) || !tf_glue::ReadNonce(ctx, 7, "nonce1", &nonces[1]))
+    static const char* kNamesKeys[4] = {"key0", "nonce0", "key1", "nonce1"};
+    if (!tf_glue::ReadZeroShareKeys(ctx, 4, keys[0], &nonces[0], keys[1], &nonces[1], kNamesKeys))
       return;
     Tensor* z = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x.shape(), &z));

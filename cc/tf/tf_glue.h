@@ -80,6 +80,16 @@ inline bool ReadNonce(::tensorflow::OpKernelContext* ctx, int index, const char*
   return true;
 }
 
+// Reads the (key, nonce, key, nonce) inputs first .. first + 3 of a party's zero-sharing step.
+inline bool ReadZeroShareKeys(::tensorflow::OpKernelContext* ctx, int first, u32 key_a[8],
+                              i64* nonce_a, u32 key_b[8], i64* nonce_b,
+                              const char* names[4] = nullptr) {
+  static const char* kDefault[4] = {"key_a", "nonce_a", "key_b", "nonce_b"};
+  const char** n = names ? names : kDefault;
+  return ReadKey(ctx, first, n[0], key_a) && ReadNonce(ctx, first + 1, n[1], nonce_a) &&
+         ReadKey(ctx, first + 2, n[2], key_b) && ReadNonce(ctx, first + 3, n[3], nonce_b);
+}
+
 }  // namespace tf_glue
 }  // namespace tfe_accel
 

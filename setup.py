@@ -1,6 +1,6 @@
 """tfe-accel build: setuptools drives CMake (pybind11's cmake_example pattern).
 
-Honours CMAKE_ARGS, CMAKE_BUILD_PARALLEL_LEVEL and TFE_ACCEL_CUDA=1; uses Ninja when present.
+Honours CMAKE_ARGS, CMAKE_BUILD_PARALLEL_LEVEL and TFE_ACCEL_CUDA=ON|OFF|AUTO (default AUTO); uses Ninja when present.
 The TF op library is compiled with the flags of the TensorFlow importable by this Python.
 """
 import os
@@ -58,8 +58,9 @@ class CMakeBuild(build_ext):
             f"-DTFE_ACCEL_VERSION={read_version()}",
             f"-DCMAKE_BUILD_TYPE={cfg}",
         ]
-        if os.environ.get("TFE_ACCEL_CUDA", "0") not in ("", "0", "OFF", "off"):
-            args.append("-DTFE_ACCEL_CUDA=ON")
+        cuda = os.environ.get("TFE_ACCEL_CUDA", "").strip().upper()
+        if cuda:  # ON / OFF / AUTO (unset: CMake's default, AUTO)
+            args.append("-DTFE_ACCEL_CUDA=" + {"1": "ON", "0": "OFF"}.get(cuda, cuda))
         if "CMAKE_ARGS" in os.environ:
             args += [a for a in os.environ["CMAKE_ARGS"].split(" ") if a]
         if shutil.which("ninja") and not any(a.startswith("-G") for a in args):

@@ -3,7 +3,7 @@
 
 1. Correctness, bit for bit, on fresh random inputs (edge values included): every cuda_* entry
    point against a plain NumPy uint64 reference AND against the CPU kernels of the same module
-   (_native.seeded_uniform, ring_matmul, rss_matmul, truncate_local_p*), every GEMM algorithm
+   (_native.seeded_uniform, ring_matmul, rss_matmul, rss_mul, truncate_local_p*), every GEMM algorithm
    (simt, tensor_core, gemv, auto), transposes, broadcast batch dims, odd and empty shapes, K past
    the limb kernel's 4096 fold interval; the device-array (__cuda_array_interface__) path via CuPy
    when importable; 8192^3 tensor-core vs SIMT on the device plus rows against NumPy.
@@ -150,6 +150,23 @@ def check_rss_matmul(nat):
             guarded(f"rss_matmul[{algo}] {xs}x{ys}", lambda: check(
                 f"rss_matmul[{algo}] {xs}x{ys} ta={ta} tb={tb}",
                 nat.cuda_rss_matmul(x0, x1, y0, y1, k0, k1, n0, n1, transpose_a=ta, transpose_b=tb, algo=algo), want))
+
+
+def check_rss_mul(nat):
+    for shape in [(0,), (1,), (7,), (9,), (1000003,), (3, 5, 7)]:
+        x0, x1, y0, y1 = (rand_i64(shape) for _ in range(4))
+        k0, k1 = seed(), seed()
+        n0, n1 = int(RNG.integers(0, 2**40)), int(RNG.integers(0, 2**40))
+        with np.errstate(over="ignore"):
+            s0 = (k0.view(np.uint32) + np.uint32(n0 & 0xFFFFFFFF)).view(np.int32)
+            s1 = (k1.view(np.uint32) + np.uint32(n1 & 0xFFFFFFFF)).view(np.int32)
+            u = [v.view(np.uint64) for v in (x0, x1, y0, y1)]
+            a = (nat.seeded_uniform(list(shape), s0, -(2**63), 2**63 - 1).view(np.uint64)
+                 - nat.seeded_uniform(list(shape), s1, -(2**63), 2**63 - 1).view(np.uint64))
+            want = (u[0] * u[2] + u[0] * u[3] + u[1] * u[2] + a).view(np.int64)
+        check(f"CPU rss_mul agrees with NumPy {shape}", nat.rss_mul(x0, x1, y0, y1, k0, n0, k1, n1), want)
+        guarded(f"rss_mul {shape}", lambda: check(
+            f"rss_mul {shape}", nat.cuda_rss_mul(x0, x1, y0, y1, k0, n0, k1, n1), want))
 
 
 def check_truncation(nat):
@@ -447,7 +464,8 @@ def main():
 
     t0 = time.time()
     for title, fn in [("PRG and zero sharing", check_prg), ("ring_matmul", check_ring_matmul),
-                      ("rss_matmul", check_rss_matmul), ("truncation (ABY3 local)", check_truncation),
+                      ("rss_matmul", check_rss_matmul),
+                      ("rss_mul (elementwise)", check_rss_mul), ("truncation (ABY3 local)", check_truncation),
                       ("truncation (MSB-0 / heuristic)", check_msb0),
                       ("bit extraction / Kogge-Stone", check_kogge_stone),
                       ("sigmoid piece evaluation", check_sigmoid_pieces),

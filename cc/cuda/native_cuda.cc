@@ -214,37 +214,13 @@ void RunCuda(F&& f) {
   });
 }
 
-struct MatmulShape {
-  i64 M, N, K;
-  cuda::BatchMap batch;
-  std::vector<i64> out_shape;
-};
-
-MatmulShape MatmulShapes(const std::vector<i64>& a, const std::vector<i64>& b, bool ta, bool tb,
-                         const char* an, const char* bn) {
-  if (a.size() < 2) throw py::value_error(std::string(an) + " must have rank >= 2, got rank " + std::to_string(a.size()));
-  if (b.size() < 2) throw py::value_error(std::string(bn) + " must have rank >= 2, got rank " + std::to_string(b.size()));
-  MatmulShape s;
-  const i64 ar = a[a.size() - 2], ac = a[a.size() - 1], br = b[b.size() - 2], bc = b[b.size() - 1];
-  s.M = ta ? ac : ar;
-  const i64 ka = ta ? ar : ac;
-  const i64 kb = tb ? bc : br;
-  s.N = tb ? br : bc;
-  if (ka != kb)
-    throw py::value_error("inner dimensions do not match: op(" + std::string(an) + ") is " + std::to_string(s.M) +
-                          "x" + std::to_string(ka) + ", op(" + bn + ") is " + std::to_string(kb) + "x" +
-                          std::to_string(s.N));
-  s.K = ka;
-  std::vector<i64> out;
+cuda::MatmulDims MatmulShapes(const std::vector<i64>& a, const std::vector<i64>& b, bool ta, bool tb,
+                              const char* an, const char* bn) {
   try {
-    s.batch = cuda::BroadcastBatch(std::vector<i64>(a.begin(), a.end() - 2), std::vector<i64>(b.begin(), b.end() - 2), &out);
+    return cuda::PlanMatmul(a, b, ta, tb, an, bn);
   } catch (const KernelArgumentError& e) {
     throw py::value_error(e.what());
   }
-  out.push_back(s.M);
-  out.push_back(s.N);
-  s.out_shape = out;
-  return s;
 }
 
 py::object CudaRingMatmul(const py::handle& a, const py::handle& b, bool ta, bool tb, const std::string& algo) {
@@ -278,9 +254,28 @@ py::object CudaRssMatmul(const py::handle& x_i, const py::handle& x_next, const 
   auto out = std::make_shared<CudaBuffer>(s.out_shape);
   RunCuda([&] {
     cuda::RssMatmul(ops[0].ptr, ops[1].ptr, ops[2].ptr, ops[3].ptr, out->data(), s.M, s.N, s.K, ta, tb,
-                    s.batch, ops[2].Size(), s0, s1, al, nullptr, 0);
+                    s.batch, ops[2].Size(), s0, s1, al, 0);
   });
   return Result(out, device);
+}
+
+// Mirrors _native.rss_mul (cc/kernels/rss_elementwise.h), same argument order.
+py::object CudaRssMul(const py::handle& x_i, const py::handle& x_next, const py::handle& y_i,
+                      const py::handle& y_next, const py::handle& key0, i64 nonce0, const py::handle& key1,
+                      i64 nonce1) {
+  auto k0 = SeedArg(key0, "key0"), k1 = SeedArg(key1, "key1");
+  u32 s0[8], s1[8];
+  SeedPlusNonce(k0.data(), nonce0, s0);
+  SeedPlusNonce(k1.data(), nonce1, s1);
+  Operands ops({{x_i, "x_i"}, {x_next, "x_next"}, {y_i, "y_i"}, {y_next, "y_next"}});
+  for (int k = 1; k < 4; ++k)
+    if (ops[k].shape != ops[0].shape)
+      throw py::value_error(std::string(k == 1 ? "x_next" : k == 2 ? "y_i" : "y_next") +
+                            " must have the shape of x_i");
+  ops.Upload();
+  auto out = std::make_shared<CudaBuffer>(ops[0].shape);
+  RunCuda([&] { cuda::RssMul(ops[0].ptr, ops[1].ptr, ops[2].ptr, ops[3].ptr, s0, s1, out->data(), ops[0].Size(), 0); });
+  return Result(out, ops.device);
 }
 
 std::vector<i64> ShapeArg(const std::vector<i64>& shape) {
@@ -825,6 +820,10 @@ void RegisterCuda(py::module_& m) {
         py::arg("key0"), py::arg("key1"), py::arg("nonce0"), py::arg("nonce1"), py::arg("transpose_a") = false,
         py::arg("transpose_b") = false, py::arg("algo") = "auto",
         "One party's ABY3 matmul step (as rss_matmul): x_i.(y_i + y_next) + x_next.y_i + "
+        "U(key0 + nonce0) - U(key1 + nonce1).");
+  m.def("cuda_rss_mul", &CudaRssMul, py::arg("x_i"), py::arg("x_next"), py::arg("y_i"), py::arg("y_next"),
+        py::arg("key0"), py::arg("nonce0"), py::arg("key1"), py::arg("nonce1"),
+        "One party's ABY3 elementwise product step (as rss_mul): x_i*y_i + x_i*y_next + x_next*y_i + "
         "U(key0 + nonce0) - U(key1 + nonce1).");
   m.def("cuda_seeded_uniform", &CudaSeededUniform, py::arg("shape"), py::arg("seed"),
         py::arg("minval") = INT64_MIN, py::arg("maxval") = INT64_MAX, py::arg("device") = false,

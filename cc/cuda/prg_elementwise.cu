@@ -87,6 +87,25 @@ __global__ void ZeroShareKernel(Seed k0, Seed k1, UniformParams p, u64* out, i64
   }
 }
 
+// ABY3 elementwise product, party i's local step (cc/kernels/rss_elementwise.h):
+// z = x_i*y_i + x_i*y_next + x_next*y_i + U(k0) - U(k1), one thread per 8-element PRG block.
+__global__ void RssMulKernel(const u64* xi, const u64* xn, const u64* yi, const u64* yn, Seed k0,
+                             Seed k1, UniformParams p, u64* z, i64 n) {
+  const i64 nb = (n + 7) / 8;
+  for (i64 b = blockIdx.x * static_cast<i64>(blockDim.x) + threadIdx.x; b < nb;
+       b += static_cast<i64>(gridDim.x) * blockDim.x) {
+    u64 v0[8], v1[8];
+    UniformBlock8(k0, p, b, v0);
+    UniformBlock8(k1, p, b, v1);
+    const i64 base = 8 * b;
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      const i64 e = base + j;
+      if (e < n) z[e] = xi[e] * (yi[e] + yn[e]) + xn[e] * yi[e] + (v0[j] - v1[j]);
+    }
+  }
+}
+
 // Arithmetic right shift of the int64 bit pattern (tf.bitwise.right_shift on int64).
 __device__ __forceinline__ u64 Sar(u64 x, int amount) {
   return static_cast<u64>(static_cast<i64>(x) >> amount);
@@ -177,6 +196,16 @@ void TruncateLocal(int party, const u64* x0, const u64* x1, i64 n, int amount, c
         party == 1 ? y : nullptr, r, n, amount);
   }
   Check(cudaGetLastError(), "TruncateLocal launch");
+}
+
+void RssMul(const u64* x_i, const u64* x_next, const u64* y_i, const u64* y_next,
+            const u32 seed0[8], const u32 seed1[8], u64* z, i64 n, cudaStream_t stream) {
+  CheckN(n, "n");
+  if (seed0 == nullptr || seed1 == nullptr) throw KernelArgumentError("rss_mul needs seed0 and seed1");
+  if (n == 0) return;
+  RssMulKernel<<<BlocksFor((n + 7) / 8), kThreads, 0, stream>>>(
+      x_i, x_next, y_i, y_next, MakeSeed(seed0), MakeSeed(seed1), TfeInt64Params(), z, n);
+  Check(cudaGetLastError(), "RssMulKernel launch");
 }
 
 void RingAdd(const u64* a, const u64* b, u64* c, i64 n, cudaStream_t stream) {

@@ -485,48 +485,66 @@ i64 OperandBatches(const BatchMap& b, bool is_a) {
   return n;
 }
 
+// Scratch memory of one call: from the caller's ScratchFn when given (the caller keeps it alive
+// until the stream has finished), else cudaMallocAsync, freed (stream-ordered) on destruction.
+class StreamScratch {
+ public:
+  StreamScratch(const ScratchFn* fn, cudaStream_t stream) : fn_(fn), stream_(stream) {}
+  StreamScratch(const StreamScratch&) = delete;
+  StreamScratch& operator=(const StreamScratch&) = delete;
+  ~StreamScratch() {
+    for (void* p : owned_) cudaFreeAsync(p, stream_);
+  }
+  void* Get(size_t bytes, const char* what) {
+    if (bytes == 0) bytes = 1;
+    if (fn_ != nullptr && *fn_) {
+      void* p = (*fn_)(bytes);
+      if (p == nullptr) throw std::runtime_error(std::string("scratch allocation failed: ") + what);
+      return p;
+    }
+    void* p = nullptr;
+    Check(cudaMallocAsync(&p, bytes, stream_), what);
+    owned_.push_back(p);
+    return p;
+  }
+
+ private:
+  const ScratchFn* fn_;
+  cudaStream_t stream_;
+  std::vector<void*> owned_;
+};
+
 void LaunchLimbMma(const u64* a, const u64* b, u64* c, i64 M, i64 N, i64 K, bool ta, bool tb,
-                   const BatchMap& batch, bool accumulate, cudaStream_t stream) {
+                   const BatchMap& batch, bool accumulate, cudaStream_t stream,
+                   const ScratchFn* scratch_fn) {
   const i64 nz = batch.Count();
   const i64 Mp = RoundUp(M, kLimbBM), Np = RoundUp(N, kLimbBN), Kp = RoundUp(K, kLimbBK);
   if (Mp / kLimbBM > kMaxGridY) throw KernelArgumentError("M too large for the limb GEMM grid");
   const i64 na = OperandBatches(batch, true), nb = OperandBatches(batch, false);
-  u8* al = nullptr;
-  u8* bl = nullptr;
-  const size_t abytes = static_cast<size_t>(na * 8 * Mp * Kp), bbytes = static_cast<size_t>(nb * 8 * Np * Kp);
-  Check(cudaMallocAsync(reinterpret_cast<void**>(&al), abytes, stream), "cudaMallocAsync(A limbs)");
-  try {
-    Check(cudaMallocAsync(reinterpret_cast<void**>(&bl), bbytes, stream), "cudaMallocAsync(B limbs)");
-  } catch (...) {
-    cudaFreeAsync(al, stream);
-    throw;
-  }
+  StreamScratch scratch(scratch_fn, stream);
+  u8* al = static_cast<u8*>(scratch.Get(static_cast<size_t>(na * 8 * Mp * Kp), "A limb planes"));
+  u8* bl = static_cast<u8*>(scratch.Get(static_cast<size_t>(nb * 8 * Np * Kp), "B limb planes"));
   auto blocks = [](i64 work) {
     const i64 bks = (work + 255) / 256;
     return static_cast<unsigned>(bks < 1 ? 1 : (bks > (1 << 20) ? (1 << 20) : bks));
   };
   LimbSplitKernel<<<blocks(na * Mp * (Kp / 4)), 256, 0, stream>>>(
       a, na, M, K, ta ? 1 : K, ta ? M : 1, M * K, al, Mp, Kp);
-  cudaError_t err = cudaGetLastError();
-  if (err == cudaSuccess) {
-    LimbSplitKernel<<<blocks(nb * Np * (Kp / 4)), 256, 0, stream>>>(
-        b, nb, N, K, tb ? K : 1, tb ? 1 : N, K * N, bl, Np, Kp);
-    err = cudaGetLastError();
-  }
-  if (err == cudaSuccess)
-    err = cudaFuncSetAttribute(LimbMmaKernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                               kLimbSmemBytes);
+  Check(cudaGetLastError(), "LimbSplitKernel launch (A)");
+  LimbSplitKernel<<<blocks(nb * Np * (Kp / 4)), 256, 0, stream>>>(
+      b, nb, N, K, tb ? K : 1, tb ? 1 : N, K * N, bl, Np, Kp);
+  Check(cudaGetLastError(), "LimbSplitKernel launch (B)");
+  Check(cudaFuncSetAttribute(LimbMmaKernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             kLimbSmemBytes),
+        "cudaFuncSetAttribute(LimbMmaKernel)");
   const DevBatch db = ToDev(batch);
-  for (i64 z0 = 0; err == cudaSuccess && z0 < nz; z0 += kMaxGridZ) {
+  for (i64 z0 = 0; z0 < nz; z0 += kMaxGridZ) {
     const unsigned gz = static_cast<unsigned>(nz - z0 < kMaxGridZ ? nz - z0 : kMaxGridZ);
     LimbMmaKernel<<<dim3(static_cast<unsigned>(Np / kLimbBN), static_cast<unsigned>(Mp / kLimbBM), gz),
                     kLimbThreads, kLimbSmemBytes, stream>>>(al, bl, c, M, N, Mp, Np, Kp, db, z0,
                                                             accumulate);
-    err = cudaGetLastError();
+    Check(cudaGetLastError(), "LimbMmaKernel launch");
   }
-  cudaFreeAsync(al, stream);
-  cudaFreeAsync(bl, stream);
-  Check(err, "LimbMma launch");
 }
 
 }  // namespace
@@ -565,7 +583,7 @@ GemmAlgo ResolveAlgo(GemmAlgo requested, i64 M, i64 N, i64 K, int device) {
 
 void RingMatmul(const u64* a, const u64* b, u64* c, i64 M, i64 N, i64 K, bool transpose_a,
                 bool transpose_b, const BatchMap& batch, bool accumulate, GemmAlgo algo,
-                cudaStream_t stream) {
+                cudaStream_t stream, const ScratchFn* scratch) {
   CheckDims(M, N, K, batch);
   const i64 nz = batch.Count();
   if (nz == 0 || M == 0 || N == 0) return;
@@ -575,15 +593,15 @@ void RingMatmul(const u64* a, const u64* b, u64* c, i64 M, i64 N, i64 K, bool tr
   }
   switch (ResolveAlgo(algo, M, N, K, CurrentDevice())) {
     case GemmAlgo::kGemv: LaunchGemv(a, b, c, M, N, K, transpose_a, transpose_b, batch, accumulate, stream); return;
-    case GemmAlgo::kTensorCore: LaunchLimbMma(a, b, c, M, N, K, transpose_a, transpose_b, batch, accumulate, stream); return;
+    case GemmAlgo::kTensorCore: LaunchLimbMma(a, b, c, M, N, K, transpose_a, transpose_b, batch, accumulate, stream, scratch); return;
     default: LaunchSimt(a, b, c, M, N, K, transpose_a, transpose_b, batch, accumulate, stream); return;
   }
 }
 
 void RssMatmul(const u64* x0, const u64* x1, const u64* y0, const u64* y1, u64* z, i64 M, i64 N,
                i64 K, bool transpose_a, bool transpose_b, const BatchMap& batch, i64 y_elems,
-               const u32 seed0[8], const u32 seed1[8], GemmAlgo algo, u64* scratch,
-               cudaStream_t stream) {
+               const u32 seed0[8], const u32 seed1[8], GemmAlgo algo, cudaStream_t stream,
+               const ScratchFn* scratch_fn) {
   CheckDims(M, N, K, batch);
   if (seed0 == nullptr || seed1 == nullptr) throw KernelArgumentError("rss_matmul needs seed0 and seed1");
   if (y_elems < 0) throw KernelArgumentError("y_elems must be >= 0");
@@ -593,19 +611,36 @@ void RssMatmul(const u64* x0, const u64* x1, const u64* y0, const u64* y1, u64* 
   // z = a (the zero share), then z += X0.(Y0 + Y1), then z += X1.Y0.
   ZeroShare(seed0, seed1, z, out_elems, stream);
   if (K == 0) return;
-  u64* sum = scratch;
-  if (sum == nullptr)
-    Check(cudaMallocAsync(reinterpret_cast<void**>(&sum), sizeof(u64) * (y_elems > 0 ? y_elems : 1), stream),
-          "cudaMallocAsync(Y0 + Y1)");
-  try {
-    RingAdd(y0, y1, sum, y_elems, stream);
-    RingMatmul(x0, sum, z, M, N, K, transpose_a, transpose_b, batch, true, algo, stream);
-    RingMatmul(x1, y0, z, M, N, K, transpose_a, transpose_b, batch, true, algo, stream);
-  } catch (...) {
-    if (scratch == nullptr) cudaFreeAsync(sum, stream);
-    throw;
-  }
-  if (scratch == nullptr) Check(cudaFreeAsync(sum, stream), "cudaFreeAsync");
+  StreamScratch scratch(scratch_fn, stream);
+  u64* sum = static_cast<u64*>(scratch.Get(sizeof(u64) * static_cast<size_t>(y_elems), "Y0 + Y1"));
+  RingAdd(y0, y1, sum, y_elems, stream);
+  RingMatmul(x0, sum, z, M, N, K, transpose_a, transpose_b, batch, true, algo, stream, scratch_fn);
+  RingMatmul(x1, y0, z, M, N, K, transpose_a, transpose_b, batch, true, algo, stream, scratch_fn);
+}
+
+MatmulDims PlanMatmul(const std::vector<i64>& a, const std::vector<i64>& b, bool ta, bool tb,
+                      const char* an, const char* bn) {
+  auto rank_error = [](const char* name, size_t rank) {
+    return KernelArgumentError(std::string(name) + " must have rank >= 2, got rank " + std::to_string(rank));
+  };
+  if (a.size() < 2) throw rank_error(an, a.size());
+  if (b.size() < 2) throw rank_error(bn, b.size());
+  MatmulDims s;
+  const i64 ar = a[a.size() - 2], ac = a[a.size() - 1], br = b[b.size() - 2], bc = b[b.size() - 1];
+  s.M = ta ? ac : ar;
+  const i64 ka = ta ? ar : ac;
+  const i64 kb = tb ? bc : br;
+  s.N = tb ? br : bc;
+  if (ka != kb)
+    throw KernelArgumentError("inner dimensions do not match: op(" + std::string(an) + ") is " +
+                              std::to_string(s.M) + "x" + std::to_string(ka) + ", op(" + bn + ") is " +
+                              std::to_string(kb) + "x" + std::to_string(s.N));
+  s.K = ka;
+  s.batch = BroadcastBatch(std::vector<i64>(a.begin(), a.end() - 2),
+                           std::vector<i64>(b.begin(), b.end() - 2), &s.out_shape);
+  s.out_shape.push_back(s.M);
+  s.out_shape.push_back(s.N);
+  return s;
 }
 
 }  // namespace cuda

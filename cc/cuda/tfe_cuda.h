@@ -10,7 +10,9 @@
 
 #include <cuda_runtime_api.h>
 
+#include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -41,6 +43,22 @@ struct BatchMap {
 BatchMap BroadcastBatch(const std::vector<i64>& a_batch, const std::vector<i64>& b_batch,
                         std::vector<i64>* out_batch);
 
+// Shapes of a (maybe batched, maybe transposed) product op(A).op(B), like tf.matmul: rank >= 2,
+// equal inner dimensions, broadcast batch dims. Throws KernelArgumentError naming a_name/b_name.
+struct MatmulDims {
+  i64 M = 0, N = 0, K = 0;
+  BatchMap batch;
+  std::vector<i64> out_shape;  // broadcast batch dims + [M, N]
+};
+MatmulDims PlanMatmul(const std::vector<i64>& a_shape, const std::vector<i64>& b_shape,
+                      bool transpose_a, bool transpose_b, const char* a_name, const char* b_name);
+
+// Device scratch memory for one call: returns `bytes` of device memory that stays valid until the
+// work enqueued by that call has finished; the caller owns it (the callee never frees it). TF's
+// GPU kernels pass one backed by TF's allocator (allocate_temp); with none, the call uses
+// cudaMallocAsync / cudaFreeAsync on its stream.
+using ScratchFn = std::function<void*(std::size_t bytes)>;
+
 enum class GemmAlgo : int {
   kAuto = 0,        // GEMV for N == 1 or M == 1, int8 tensor cores where sm >= 80 and the shape is large, SIMT otherwise
   kSimt = 1,        // tiled 64-bit SIMT GEMM on the CUDA cores
@@ -55,7 +73,7 @@ GemmAlgo ResolveAlgo(GemmAlgo requested, i64 M, i64 N, i64 K, int device);
 // accumulate: add into C instead of overwriting it.
 void RingMatmul(const u64* a, const u64* b, u64* c, i64 M, i64 N, i64 K, bool transpose_a,
                 bool transpose_b, const BatchMap& batch, bool accumulate, GemmAlgo algo,
-                cudaStream_t stream);
+                cudaStream_t stream, const ScratchFn* scratch = nullptr);
 
 // Uniform int64 in [lo, hi) from the PRG keyed by `seed` (host array of 8 words): identical to
 // tfe_accel::SeededUniformInt64 (Lemire multiply-and-reject, redraw at the same position in
@@ -69,12 +87,18 @@ void ZeroShare(const u32 seed0[8], const u32 seed1[8], u64* out, i64 n, cudaStre
 
 // One party's local step of the ABY3 private x private matmul (replicated shares):
 //   z = X0.(Y0 + Y1) + X1.Y0 + a,  a = U(seed0) - U(seed1) over the output's elements
-// where (X0, X1) / (Y0, Y1) are the party's two shares, shapes and flags as RingMatmul. `scratch`
-// must hold as many u64 as Y0 (for Y0 + Y1); pass nullptr to let the call allocate it.
+// where (X0, X1) / (Y0, Y1) are the party's two shares (Y0 has y_elems elements), shapes and flags
+// as RingMatmul. Y0 + Y1 and the limb planes go to `scratch` (see ScratchFn).
 void RssMatmul(const u64* x0, const u64* x1, const u64* y0, const u64* y1, u64* z, i64 M, i64 N,
                i64 K, bool transpose_a, bool transpose_b, const BatchMap& batch, i64 y_elems,
-               const u32 seed0[8], const u32 seed1[8], GemmAlgo algo, u64* scratch,
-               cudaStream_t stream);
+               const u32 seed0[8], const u32 seed1[8], GemmAlgo algo, cudaStream_t stream,
+               const ScratchFn* scratch = nullptr);
+
+// One party's local step of ABY3's elementwise private x private product (TFE
+// _mul_private_private), as cc/kernels/rss_elementwise.h: z = x_i*y_i + x_i*y_next + x_next*y_i +
+// U(seed0) - U(seed1) over n elements (seeds nonce-adjusted: key0 + nonce0, key1 + nonce1).
+void RssMul(const u64* x_i, const u64* x_next, const u64* y_i, const u64* y_next,
+            const u32 seed0[8], const u32 seed1[8], u64* z, i64 n, cudaStream_t stream);
 
 // ABY3 non-interactive truncation (TFE _truncate_local_private), one party's local step,
 // elementwise over n elements, shift `amount` in (0, 63) (arithmetic shift, as tf.bitwise.right_shift

@@ -2,7 +2,8 @@
 //   TfeAccelRingMatmul             C = A.B mod 2^64 (int64), like tf.matmul / BatchMatMulV2
 //   TfeAccelRssMatmul              party i's local step of ABY3's private x private matmul
 //   TfeAccelPublicPrivateMatmul    both shares of one party times a public matrix, one call
-// Thin glue: validate, allocate, call the kernel on TF's intra-op thread pool.
+// Thin glue: validate, allocate, call the kernel on TF's intra-op thread pool; on a GPU (builds with
+// TFE_ACCEL_TF_GPU, tf_gpu.h) the same op launches cc/cuda's kernels on TF's stream instead.
 #include <cstdint>
 #include <vector>
 
@@ -15,6 +16,7 @@
 #include "tensorflow/core/framework/shape_inference.h"
 #include "tensorflow/core/framework/tensor_shape.h"
 #include "tf_glue.h"
+#include "tf_gpu.h"
 
 namespace tfe_accel {
 namespace {
@@ -189,6 +191,11 @@ class RingMatmulOp : public OpKernel {
       const MatmulPlan plan = PlanMatmul(Dims(a.shape()), Dims(b.shape()), ta_, tb_, "a", "b");
       Tensor* out = nullptr;
       OP_REQUIRES_OK(ctx, ctx->allocate_output(0, ToShape(plan.out_shape), &out));
+      TFE_ACCEL_GPU_BRANCH(ctx, {
+        const cuda::MatmulDims d = cuda::PlanMatmul(Dims(a.shape()), Dims(b.shape()), ta_, tb_, "a", "b");
+        cuda::RingMatmul(tf_glue::Words(a), tf_glue::Words(b), tf_glue::Words(out), d.M, d.N, d.K, ta_,
+                         tb_, d.batch, false, cuda::GemmAlgo::kAuto, stream, scratch);
+      });
       RingMatmul(plan, I(a), I(b), out->flat<std::int64_t>().data(), OpParallelFor(ctx));
     });
   }
@@ -220,6 +227,14 @@ class RssMatmulOp : public OpKernel {
                                             Dims(yn.shape()), ta_, tb_);
       Tensor* out = nullptr;
       OP_REQUIRES_OK(ctx, ctx->allocate_output(0, ToShape(plan.out_shape), &out));
+      TFE_ACCEL_GPU_BRANCH(ctx, {
+        const cuda::MatmulDims d =
+            cuda::PlanMatmul(Dims(xi.shape()), Dims(yi.shape()), ta_, tb_, "x_i", "y_i");
+        const tf_glue::Seed8 s0 = tf_glue::SeedOf(key0, nonce0), s1 = tf_glue::SeedOf(key1, nonce1);
+        cuda::RssMatmul(tf_glue::Words(xi), tf_glue::Words(xn), tf_glue::Words(yi), tf_glue::Words(yn),
+                        tf_glue::Words(out), d.M, d.N, d.K, ta_, tb_, d.batch, yi.NumElements(), s0.w,
+                        s1.w, cuda::GemmAlgo::kAuto, stream, scratch);
+      });
       RssMatmul(plan, I(xi), I(xn), I(yi), I(yn), key0, nonce0, key1, nonce1,
                 out->flat<std::int64_t>().data(), OpParallelFor(ctx));
     });
@@ -251,6 +266,19 @@ class PublicPrivateMatmulOp : public OpKernel {
       Tensor* z1 = nullptr;
       OP_REQUIRES_OK(ctx, ctx->allocate_output(0, ToShape(plan.out_shape), &z0));
       OP_REQUIRES_OK(ctx, ctx->allocate_output(1, ToShape(plan.out_shape), &z1));
+      TFE_ACCEL_GPU_BRANCH(ctx, {
+        const cuda::MatmulDims d =
+            left_ ? cuda::PlanMatmul(Dims(p.shape()), Dims(x0.shape()), ta_, tb_, "p", "x0")
+                  : cuda::PlanMatmul(Dims(x0.shape()), Dims(p.shape()), ta_, tb_, "x0", "p");
+        const Tensor* xs[2] = {&x0, &x1};
+        Tensor* zs[2] = {z0, z1};
+        for (int s = 0; s < 2; ++s) {
+          const u64* lhs = tf_glue::Words(left_ ? p : *xs[s]);
+          const u64* rhs = tf_glue::Words(left_ ? *xs[s] : p);
+          cuda::RingMatmul(lhs, rhs, tf_glue::Words(zs[s]), d.M, d.N, d.K, ta_, tb_, d.batch, false,
+                           cuda::GemmAlgo::kAuto, stream, scratch);
+        }
+      });
       PublicPrivateMatmul(plan, I(p), I(x0), I(x1), left_, z0->flat<std::int64_t>().data(),
                           z1->flat<std::int64_t>().data(), OpParallelFor(ctx));
     });
@@ -266,5 +294,11 @@ REGISTER_KERNEL_BUILDER(Name("TfeAccelRingMatmul").Device(DEVICE_CPU), RingMatmu
 REGISTER_KERNEL_BUILDER(Name("TfeAccelRssMatmul").Device(DEVICE_CPU), RssMatmulOp);
 REGISTER_KERNEL_BUILDER(Name("TfeAccelPublicPrivateMatmul").Device(DEVICE_CPU),
                         PublicPrivateMatmulOp);
+TFE_ACCEL_REGISTER_GPU(Name("TfeAccelRingMatmul"), RingMatmulOp);
+TFE_ACCEL_REGISTER_GPU(Name("TfeAccelRssMatmul")
+                           .HostMemory("key0").HostMemory("key1")
+                           .HostMemory("nonce0").HostMemory("nonce1"),
+                       RssMatmulOp);
+TFE_ACCEL_REGISTER_GPU(Name("TfeAccelPublicPrivateMatmul"), PublicPrivateMatmulOp);
 
 }  // namespace tfe_accel

@@ -1,6 +1,7 @@
 // TF ops for the MPC protocol steps (cc/kernels/truncation.h, cc/kernels/sigmoid_steps.h): one op
 // per protocol step and party. Thin glue: validate (InvalidArgument naming the argument),
-// allocate, run the kernel on TF's intra-op pool. Keys are int32[8] (TFE's pairwise keys), nonces
+// allocate, run the kernel on TF's intra-op pool. The truncation steps are also registered for
+// DEVICE_GPU in builds with TFE_ACCEL_TF_GPU (tf_gpu.h): there they launch cc/cuda's kernels. Keys are int32[8] (TFE's pairwise keys), nonces
 // int64 scalars (TFE's pairwise nonces); the kernels add them as TFE's `key + nonce` does.
 #include <cstdint>
 #include <string>
@@ -14,6 +15,7 @@
 #include "tensorflow/core/framework/shape_inference.h"
 #include "tensorflow/core/framework/tensor_shape.h"
 #include "tf_glue.h"
+#include "tf_gpu.h"
 
 namespace tfe_accel {
 namespace {
@@ -154,6 +156,8 @@ class TruncateLocalP0Op : public OpKernel {
     std::vector<Tensor*> o;
     if (!Outputs(ctx, ctx->input(0).shape(), &o, 1)) return;
     tf_glue::RunKernel(ctx, [&] {
+      TFE_ACCEL_GPU_BRANCH(ctx, cuda::TruncateLocal(0, In(ctx, 0), nullptr, o[0]->NumElements(), amount_,
+                                                    nullptr, Out(o[0]), nullptr, stream));
       TruncateLocalP0(In(ctx, 0), Out(o[0]), o[0]->NumElements(), amount_, tf_glue::TfParallelFor(ctx));
     });
   }
@@ -172,6 +176,11 @@ class TruncateLocalP1Op : public OpKernel {
     std::vector<Tensor*> o;
     if (!Outputs(ctx, ctx->input(0).shape(), &o, 2)) return;
     tf_glue::RunKernel(ctx, [&] {
+      TFE_ACCEL_GPU_BRANCH(ctx, {
+        const tf_glue::Seed8 seed = tf_glue::SeedOf(key, nonce);
+        cuda::TruncateLocal(1, In(ctx, 0), In(ctx, 1), o[0]->NumElements(), amount_, seed.w,
+                            Out(o[0]), Out(o[1]), stream);
+      });
       TruncateLocalP1(In(ctx, 0), In(ctx, 1), key, nonce, Out(o[0]), Out(o[1]),
                       o[0]->NumElements(), amount_, tf_glue::TfParallelFor(ctx));
     });
@@ -192,6 +201,11 @@ class TruncateLocalP2Op : public OpKernel {
     std::vector<Tensor*> o;
     if (!Outputs(ctx, shape, &o, 1)) return;
     tf_glue::RunKernel(ctx, [&] {
+      TFE_ACCEL_GPU_BRANCH(ctx, {  // r = U(key + nonce) over [-2^63, 2^63 - 1), as TruncateLocalP2
+        const tf_glue::Seed8 seed = tf_glue::SeedOf(key, nonce);
+        cuda::SeededUniformInt64(seed.w, INT64_MIN, INT64_MAX, reinterpret_cast<i64*>(Out(o[0])),
+                                 o[0]->NumElements(), stream);
+      });
       TruncateLocalP2(key, nonce, Out(o[0]), o[0]->NumElements(), tf_glue::TfParallelFor(ctx));
     });
   }
@@ -293,6 +307,11 @@ class TruncMsb0DealerOp : public OpKernel {
     std::vector<Tensor*> o;
     if (!Outputs(ctx, shape, &o, 5)) return;
     tf_glue::RunKernel(ctx, [&] {
+      TFE_ACCEL_GPU_BRANCH(ctx, {
+        const tf_glue::Seed8 s20 = tf_glue::SeedOf(k20, n20), s21 = tf_glue::SeedOf(k21, n21);
+        cuda::TruncMsb0Dealer(s20.w, s21.w, rs, shape.num_elements(), amount_, static_cast<u64>(unlift_),
+                              Out(o[0]), Out(o[1]), Out(o[2]), Out(o[3]), Out(o[4]), stream);
+      });
       TruncMsb0Dealer(k20, n20, k21, n21, rs, shape.num_elements(), amount_,
                       static_cast<u64>(unlift_), Out(o[0]), Out(o[1]), Out(o[2]), Out(o[3]),
                       Out(o[4]), tf_glue::TfParallelFor(ctx));
@@ -316,6 +335,11 @@ class TruncMsb0MaskP0Op : public OpKernel {
     std::vector<Tensor*> o;
     if (!Outputs(ctx, ctx->input(0).shape(), &o, 1)) return;
     tf_glue::RunKernel(ctx, [&] {
+      TFE_ACCEL_GPU_BRANCH(ctx, {
+        const tf_glue::Seed8 seed = tf_glue::SeedOf(key, nonce);
+        cuda::TruncMsb0MaskP0(In(ctx, 0), In(ctx, 1), seed.w, static_cast<u64>(lift_), Out(o[0]),
+                              o[0]->NumElements(), stream);
+      });
       TruncMsb0MaskP0(In(ctx, 0), In(ctx, 1), key, nonce, static_cast<u64>(lift_), Out(o[0]),
                       o[0]->NumElements(), tf_glue::TfParallelFor(ctx));
     });
@@ -332,6 +356,7 @@ class TruncMsb0MaskP1Op : public OpKernel {
     std::vector<Tensor*> o;
     if (!Outputs(ctx, ctx->input(0).shape(), &o, 1)) return;
     tf_glue::RunKernel(ctx, [&] {
+      TFE_ACCEL_GPU_BRANCH(ctx, cuda::RingAdd(In(ctx, 0), In(ctx, 1), Out(o[0]), o[0]->NumElements(), stream));
       TruncMsb0MaskP1(In(ctx, 0), In(ctx, 1), Out(o[0]), o[0]->NumElements(),
                       tf_glue::TfParallelFor(ctx));
     });
@@ -352,6 +377,11 @@ class TruncMsb0UnmaskP0Op : public OpKernel {
     std::vector<Tensor*> o;
     if (!Outputs(ctx, ctx->input(0).shape(), &o, 2)) return;
     tf_glue::RunKernel(ctx, [&] {
+      TFE_ACCEL_GPU_BRANCH(ctx, {
+        const tf_glue::Seed8 seed = tf_glue::SeedOf(key, nonce);
+        cuda::TruncMsb0UnmaskP0(In(ctx, 0), In(ctx, 1), seed.w, amount_, static_cast<u64>(unlift_),
+                                Out(o[0]), Out(o[1]), o[0]->NumElements(), stream);
+      });
       TruncMsb0UnmaskP0(In(ctx, 0), In(ctx, 1), key, nonce, amount_, static_cast<u64>(unlift_),
                         Out(o[0]), Out(o[1]), o[0]->NumElements(), tf_glue::TfParallelFor(ctx));
     });
@@ -372,6 +402,11 @@ class TruncMsb0UnmaskP1Op : public OpKernel {
     std::vector<Tensor*> o;
     if (!Outputs(ctx, ctx->input(0).shape(), &o, 2)) return;
     tf_glue::RunKernel(ctx, [&] {
+      TFE_ACCEL_GPU_BRANCH(ctx, {
+        const tf_glue::Seed8 seed = tf_glue::SeedOf(key, nonce);
+        cuda::TruncMsb0UnmaskP1(In(ctx, 0), In(ctx, 1), In(ctx, 2), In(ctx, 3), seed.w, amount_,
+                                Out(o[0]), Out(o[1]), o[0]->NumElements(), stream);
+      });
       TruncMsb0UnmaskP1(In(ctx, 0), In(ctx, 1), In(ctx, 2), In(ctx, 3), key, nonce, amount_,
                         Out(o[0]), Out(o[1]), o[0]->NumElements(), tf_glue::TfParallelFor(ctx));
     });
@@ -388,6 +423,7 @@ class TruncMsb0CombineOp : public OpKernel {
     std::vector<Tensor*> o;
     if (!Outputs(ctx, ctx->input(0).shape(), &o, 1)) return;
     tf_glue::RunKernel(ctx, [&] {
+      TFE_ACCEL_GPU_BRANCH(ctx, cuda::RingAdd(In(ctx, 0), In(ctx, 1), Out(o[0]), o[0]->NumElements(), stream));
       TruncMsb0Combine(In(ctx, 0), In(ctx, 1), Out(o[0]), o[0]->NumElements(),
                        tf_glue::TfParallelFor(ctx));
     });
@@ -400,6 +436,26 @@ REGISTER_KERNEL_BUILDER(Name("MpcTruncMsb0MaskP1").Device(DEVICE_CPU), TruncMsb0
 REGISTER_KERNEL_BUILDER(Name("MpcTruncMsb0UnmaskP0").Device(DEVICE_CPU), TruncMsb0UnmaskP0Op);
 REGISTER_KERNEL_BUILDER(Name("MpcTruncMsb0UnmaskP1").Device(DEVICE_CPU), TruncMsb0UnmaskP1Op);
 REGISTER_KERNEL_BUILDER(Name("MpcTruncMsb0Combine").Device(DEVICE_CPU), TruncMsb0CombineOp);
+
+// GPU registrations of both truncations (keys, nonces and shapes are read on the host).
+TFE_ACCEL_REGISTER_GPU(Name("MpcTruncateLocalP0"), TruncateLocalP0Op);
+TFE_ACCEL_REGISTER_GPU(Name("MpcTruncateLocalP1").HostMemory("key").HostMemory("nonce"),
+                       TruncateLocalP1Op);
+TFE_ACCEL_REGISTER_GPU(Name("MpcTruncateLocalP2").HostMemory("shape").HostMemory("key")
+                           .HostMemory("nonce"),
+                       TruncateLocalP2Op);
+TFE_ACCEL_REGISTER_GPU(Name("MpcTruncMsb0Dealer").HostMemory("shape").HostMemory("key_20")
+                           .HostMemory("nonce_20").HostMemory("key_21").HostMemory("nonce_21")
+                           .HostMemory("r_seed"),
+                       TruncMsb0DealerOp);
+TFE_ACCEL_REGISTER_GPU(Name("MpcTruncMsb0MaskP0").HostMemory("key").HostMemory("nonce"),
+                       TruncMsb0MaskP0Op);
+TFE_ACCEL_REGISTER_GPU(Name("MpcTruncMsb0MaskP1"), TruncMsb0MaskP1Op);
+TFE_ACCEL_REGISTER_GPU(Name("MpcTruncMsb0UnmaskP0").HostMemory("key").HostMemory("nonce"),
+                       TruncMsb0UnmaskP0Op);
+TFE_ACCEL_REGISTER_GPU(Name("MpcTruncMsb0UnmaskP1").HostMemory("key").HostMemory("nonce"),
+                       TruncMsb0UnmaskP1Op);
+TFE_ACCEL_REGISTER_GPU(Name("MpcTruncMsb0Combine"), TruncMsb0CombineOp);
 
 // ------------------------------------------------------------------ bit extraction / carry
 

@@ -1,4 +1,5 @@
-// TF op glue for the elementwise RSS product step (cc/kernels/rss_elementwise.h).
+// TF op glue for the elementwise RSS product step (cc/kernels/rss_elementwise.h; on a GPU in
+// TFE_ACCEL_TF_GPU builds, cc/cuda's RssMul).
 #include <cstdint>
 
 #include "../kernels/chacha20.h"
@@ -7,6 +8,7 @@
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/shape_inference.h"
 #include "tf_glue.h"
+#include "tf_gpu.h"
 
 namespace tfe_accel {
 namespace {
@@ -70,6 +72,11 @@ class RssMulOp : public OpKernel {
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x.shape(), &z));
     auto p = [&](int i) { return reinterpret_cast<const u64*>(ctx->input(i).flat<std::int64_t>().data()); };
     tf_glue::RunKernel(ctx, [&] {
+      TFE_ACCEL_GPU_BRANCH(ctx, {
+        const tf_glue::Seed8 s0 = tf_glue::SeedOf(keys[0], nonces[0]);
+        const tf_glue::Seed8 s1 = tf_glue::SeedOf(keys[1], nonces[1]);
+        cuda::RssMul(p(0), p(1), p(2), p(3), s0.w, s1.w, tf_glue::Words(z), x.NumElements(), stream);
+      });
       RssMul(p(0), p(1), p(2), p(3), keys[0], nonces[0], keys[1], nonces[1],
              reinterpret_cast<u64*>(z->flat<std::int64_t>().data()), x.NumElements(),
              tf_glue::TfParallelFor(ctx));
@@ -78,5 +85,8 @@ class RssMulOp : public OpKernel {
 };
 
 REGISTER_KERNEL_BUILDER(Name("TfeAccelRssMul").Device(::tensorflow::DEVICE_CPU), RssMulOp);
+TFE_ACCEL_REGISTER_GPU(Name("TfeAccelRssMul").HostMemory("key0").HostMemory("nonce0")
+                           .HostMemory("key1").HostMemory("nonce1"),
+                       RssMulOp);
 
 }  // namespace tfe_accel

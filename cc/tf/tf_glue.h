@@ -90,6 +90,25 @@ inline bool ReadZeroShareKeys(::tensorflow::OpKernelContext* ctx, int first, u32
          ReadKey(ctx, first + 2, n[2], key_b) && ReadNonce(ctx, first + 3, n[3], nonce_b);
 }
 
+// int64 tensors as the u64 ring words the kernels take (same bits).
+inline const u64* Words(const ::tensorflow::Tensor& t) {
+  return reinterpret_cast<const u64*>(t.flat<std::int64_t>().data());
+}
+inline u64* Words(::tensorflow::Tensor* t) {
+  return reinterpret_cast<u64*>(t->flat<std::int64_t>().data());
+}
+
+// key + nonce as the CPU kernels derive it (SeedPlusNonce), for the CUDA entry points that take
+// nonce-adjusted seeds.
+struct Seed8 {
+  u32 w[kSeedWords];
+};
+inline Seed8 SeedOf(const u32 key[8], i64 nonce) {
+  Seed8 s;
+  SeedPlusNonce(key, nonce, s.w);
+  return s;
+}
+
 }  // namespace tf_glue
 }  // namespace tfe_accel
 

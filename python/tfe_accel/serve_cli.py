@@ -44,6 +44,10 @@ def _set_parent_death_signal() -> None:
 
 
 def _configure_devices(tf, cpu_only: bool) -> str:
+    """Hide the GPUs (--cpu-only) or let TF grow into them; says where this party's fused ops can run
+    (the driver's AcceleratedABY3 places them: tfe_accel.placement)."""
+    from .placement import local_gpu_status
+
     gpus = tf.config.list_physical_devices("GPU")
     if cpu_only:
         if gpus:
@@ -51,7 +55,8 @@ def _configure_devices(tf, cpu_only: bool) -> str:
         return "CPU only (--cpu-only)" + (f"; {len(gpus)} GPU(s) hidden" if gpus else "")
     for g in gpus:
         tf.config.experimental.set_memory_growth(g, True)
-    return f"{len(gpus)} GPU(s) visible, memory growth on" if gpus else "CPU (no GPU found)"
+    where = local_gpu_status(len(gpus))
+    return f"{len(gpus)} GPU(s) visible, memory growth on; {where}" if gpus else f"CPU (no GPU found); {where}"
 
 
 def cmd_serve(args) -> int:

@@ -71,6 +71,9 @@ def register(subparsers) -> None:
                    "per epoch about the data and the intermediate model)")
     p.add_argument("--cluster", metavar="PATH", default=None,
                    help="run the parties on remote servers described by PATH (tfe_accel.cluster.connect)")
+    p.add_argument("--placement", choices=["auto", "cpu", "gpu"], default="auto",
+                   help="where each party's fused ops run: auto (its GPU when it has one and this build "
+                   "has TF GPU kernels, else its CPU), cpu, or gpu (error if a party has none); default auto")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
 
@@ -116,7 +119,8 @@ def cmd_train(args) -> int:
                   "(debugging only)", file=sys.stderr)
         report = run_training(owners, split=args.split, config=cfg, test_fraction=args.test_fraction,
                               protocol=protocol, tfe_config=tfe_config, output_dir=args.output,
-                              progress=not args.no_progress, dataset_name=name)
+                              progress=not args.no_progress, dataset_name=name,
+                              placement=args.placement)
     except (DataError, ProtocolUnavailable, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

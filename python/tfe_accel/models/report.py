@@ -41,7 +41,8 @@ def _concat_train_test(owners, split, test_fraction, seed):
 
 def run_training(owners: Sequence, *, split: str = "horizontal", config: Optional[TrainConfig] = None,
                  test_fraction: float = 0.2, protocol: str = "auto", tfe_config=None,
-                 output_dir: Optional[str] = None, progress: bool = False, dataset_name: str = "") -> dict:
+                 output_dir: Optional[str] = None, progress: bool = False, dataset_name: str = "",
+                 placement: str = "auto") -> dict:
     """Train securely on ``owners`` (list of OwnerData), next to the float64 references; evaluate on a
     stratified hold-out; write the report to ``output_dir`` if given. Returns the report dict."""
     from ..data import check_owners
@@ -50,7 +51,8 @@ def run_training(owners: Sequence, *, split: str = "horizontal", config: Optiona
     check_owners(owners, split)
     train_owners, xtr, ytr, xte, yte = _concat_train_test(owners, split, test_fraction, config.seed)
     check_owners(train_owners, split)
-    trainer = SecureLogisticRegression(config, protocol=protocol, tfe_config=tfe_config, progress=progress)
+    trainer = SecureLogisticRegression(config, protocol=protocol, tfe_config=tfe_config, progress=progress,
+                                       placement=placement)
     t0 = time.perf_counter()
     sec = trainer.fit(train_owners, split)
     wall = time.perf_counter() - t0

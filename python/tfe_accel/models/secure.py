@@ -195,11 +195,19 @@ class SecureLogisticRegression:
     player ``owner{k}``. ``split``: ``horizontal`` (same genes, different samples) or ``vertical``
     (same samples, different genes, labels at exactly one owner). ``tfe_config``: a TFE config
     (e.g. ``tfe_accel.cluster.connect(path)`` for remote players); default a ``LocalConfig`` with
-    ``server0..2`` and the owners.
+    ``server0..2`` and the owners. ``placement``: where the accelerated protocol runs each party's
+    fused ops (``auto``, ``cpu``, ``gpu``; :mod:`tfe_accel.placement`); the stock protocol has no
+    fused ops and accepts only ``auto`` or ``cpu``.
     """
 
-    def __init__(self, config: TrainConfig, protocol: str = "auto", tfe_config=None, progress=False):
+    def __init__(self, config: TrainConfig, protocol: str = "auto", tfe_config=None, progress=False,
+                 placement: str = "auto"):
         config.validate()
+        from ..placement import PLACEMENTS
+
+        if placement not in PLACEMENTS:
+            raise ValueError(f"placement must be one of {PLACEMENTS}, got {placement!r}")
+        self.placement = placement
         self.config = config
         self.protocol_name = protocol
         self.tfe_config = tfe_config
@@ -234,7 +242,13 @@ class SecureLogisticRegression:
                 )
         tfe.set_config(cfg)
         fresh_op_cache()
-        prot = cls(fixedpoint_config=fixedpoint_config(self.config.fractional_bits))
+        kwargs = {}
+        if self.resolved_protocol == "accelerated":
+            kwargs["placement"] = self.placement
+        elif self.placement == "gpu":
+            raise ValueError("placement 'gpu' needs the accelerated protocol (stock ABY3 has no fused ops "
+                             "to place); use --protocol accelerated")
+        prot = cls(fixedpoint_config=fixedpoint_config(self.config.fractional_bits), **kwargs)
         tfe.set_protocol(prot)
         return tfe, prot
 

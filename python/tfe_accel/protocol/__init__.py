@@ -2,8 +2,8 @@
 
 Drop-in: ``tfe.set_protocol(tfe_accel.protocol.AcceleratedABY3())``. Same constructor arguments,
 tensor types, key/nonce bookkeeping and messages as ``tfe.protocol.ABY3``; each routed operation
-runs as one fused op per party, placed on that party's device, reading only that party's shares
-and keys. Operations (or cases, e.g. broadcasting) without a route fall through to stock ABY3;
+runs as one fused op per party, placed on that party's device (its GPU or its CPU, see
+``placement``), reading only that party's shares and keys. Operations (or cases, e.g. broadcasting) without a route fall through to stock ABY3;
 each fall-through is logged once at DEBUG level by the `tfe_accel` logger with its reason.
 """
 from __future__ import annotations
@@ -15,6 +15,7 @@ import tensorflow as tf
 import tf_encrypted as tfe
 from tf_encrypted.protocol.aby3 import ABY3
 
+from .. import placement as _placement
 from . import routes
 
 logger = logging.getLogger("tfe_accel")
@@ -38,13 +39,20 @@ class AcceleratedABY3(ABY3):
         once per call of each compiled function, identically at all parties) and mixes it into the
         PRG keys it uses in that call: ``key' = key ^ [t_lo, t_hi, 0, ...]``. The first call
         (t = 0) and eager execution use stock TFE's exact keys. No communication is added.
+    :param placement: where each party's fused ops run: ``"auto"`` (its GPU when it has one and this
+        build has TF GPU kernels, else its CPU; logged), ``"cpu"``, or ``"gpu"`` (a
+        :class:`tfe_accel.placement.PlacementError` when a party has no GPU). See
+        :mod:`tfe_accel.placement`.
     """
 
     def __init__(self, server_0=None, server_1=None, server_2=None, fixedpoint_config=None,
                  truncation: str = "heuristic", accelerate: bool = True,
-                 fresh_randomness_per_call: bool = True):
+                 fresh_randomness_per_call: bool = True, placement: str = "auto"):
         if truncation not in TRUNCATION_METHODS:
             raise ValueError(f"truncation must be one of {TRUNCATION_METHODS}, got {truncation!r}")
+        if placement not in _placement.PLACEMENTS:
+            raise _placement.PlacementError(
+                f"placement must be one of {_placement.PLACEMENTS}, got {placement!r}")
         self.truncation_method = truncation
         self.accelerate = accelerate
         self.fresh_randomness_per_call = fresh_randomness_per_call
@@ -52,6 +60,8 @@ class AcceleratedABY3(ABY3):
         self._call_counters = None
         self._graph_keys = weakref.WeakKeyDictionary()  # FuncGraph -> per-call derived keys
         super().__init__(server_0, server_1, server_2, fixedpoint_config)
+        self.placement = _placement.resolve(placement, [s.device_name for s in self.servers])
+        _placement.log_placement(self.placement)
         if fresh_randomness_per_call:
             # Created now, outside any trace: a variable created while tracing makes tf.function
             # trace twice, and TFE's memoisation would then hand the second trace stale tensors.
@@ -127,6 +137,12 @@ class AcceleratedABY3(ABY3):
     def b2a_keys_2(self):
         keys = super().b2a_keys_2()
         return self._lazy_table("b2a2", keys) if self._fresh() else keys
+
+    # ---- placement -------------------------------------------------------------------------------
+
+    def fused_device(self, i: int, op_type: str) -> str:
+        """Device of party i's fused op of type ``op_type`` (its GPU or its CPU device)."""
+        return self.placement.device(i, op_type)
 
     # ---- routing ---------------------------------------------------------------------------------
 

@@ -14,7 +14,33 @@ from tf_encrypted.protocol.aby3.aby3 import ABY3PrivateTensor, ABY3PublicTensor,
 from .. import ops
 
 HELPERS = {"_untransposed", "_party_zero_args", "_reshare", "_wrap", "_is_int64", "_public_private_matmul",
-           "_truncation_guard", "_recv", "_kn", "_msb_steps", "_const"}
+           "_truncation_guard", "_recv", "_kn", "_msb_steps", "_const", "_on", "_home", "_held", "_wrap_held"}
+
+
+def _on(prot, i, op_type):
+    """Device scope for party i's fused op of type `op_type`: the party's GPU when the protocol's
+    placement put the party there and the op has a GPU kernel, else the party's CPU device
+    (tfe_accel.placement)."""
+    return tf.device(prot.fused_device(i, op_type))
+
+
+def _home(prot, i):
+    """Device scope of party i's own device (its CPU): messages, TF ops, host-side values."""
+    return tf.device(prot.servers[i].device_name)
+
+
+def _held(prot, i, t):
+    """t as a share party i holds: TFE keeps every share on the party's own device, so a fused op's
+    output on the party's GPU is copied to it (nothing to do when the party runs on its CPU)."""
+    if not prot.placement.on_gpu(i):
+        return t
+    with _home(prot, i):
+        return tf.identity(t)
+
+
+def _wrap_held(prot, factory, rows):
+    """[[s_00, s_01], [s_10, s_11], [s_20, s_21]] fused-op outputs -> party-held factory tensors."""
+    return [[_wrap(factory, _held(prot, i, t)) for t in row] for i, row in enumerate(rows)]
 
 
 class Fallback:
@@ -60,7 +86,7 @@ def _reshare(prot, z_values, factory):
     z = [[None, None], [None, None], [None, None]]
     for i in range(3):
         with tf.device(prot.servers[i].device_name):
-            z[i][0] = _wrap(factory, z_values[i])
+            z[i][0] = _wrap(factory, _held(prot, i, z_values[i]))
             z[i][1] = _wrap(factory, tf.identity(z_values[(i + 1) % 3]))
     return z
 
@@ -81,7 +107,7 @@ def _mul_private_private(prot, x, y):
         z_vals = []
         for i in range(3):
             k0, n0, k1, n1 = _party_zero_args(prot, i)
-            with tf.device(prot.servers[i].device_name):
+            with _on(prot, i, "TfeAccelRssMul"):
                 z_vals.append(ops._ops.tfe_accel_rss_mul(
                     xs[i][0].value, xs[i][1].value, ys[i][0].value, ys[i][1].value,
                     k0, tf.constant(n0, tf.int64), k1, tf.constant(n1, tf.int64)))
@@ -106,7 +132,7 @@ def _matmul_private_private(prot, x, y):
             k0, n0, k1, n1 = _party_zero_args(prot, i)
             (xa, xb), ta = _untransposed(xs[i][0].value, xs[i][1].value)
             (ya, yb), tb = _untransposed(ys[i][0].value, ys[i][1].value)
-            with tf.device(prot.servers[i].device_name):
+            with _on(prot, i, "TfeAccelRssMatmul"):
                 z_vals.append(ops.rss_matmul(xa, xb, ya, yb, k0, k1, n0, n1,
                                              transpose_a=ta, transpose_b=tb))
         prot._update_pairwise_nonces()
@@ -126,12 +152,12 @@ def _public_private_matmul(prot, pub, priv, public_left):
         for i in range(3):
             (p,), tp = _untransposed(pub_on[i].value)
             (s0, s1), ts = _untransposed(shares[i][0].value, shares[i][1].value)
-            with tf.device(prot.servers[i].device_name):
+            with _on(prot, i, "TfeAccelPublicPrivateMatmul"):
                 if public_left:
                     a, b = ops.public_private_matmul(p, s0, s1, transpose_a=tp, transpose_b=ts)
                 else:
                     a, b = ops.private_public_matmul(s0, s1, p, transpose_a=ts, transpose_b=tp)
-                z[i][0], z[i][1] = _wrap(factory, a), _wrap(factory, b)
+                z[i][0], z[i][1] = _wrap(factory, _held(prot, i, a)), _wrap(factory, _held(prot, i, b))
         z = ABY3PrivateTensor(prot, z, pub.is_scaled or priv.is_scaled, priv.share_type)
         return prot.truncate(z) if pub.is_scaled and priv.is_scaled else z
 
@@ -168,20 +194,22 @@ def _truncate_local_private(prot, x, amount):
     keys, nonces = prot.pairwise_keys(), prot.pairwise_nonces()
     n12 = int(nonces[1])
     with tf.name_scope("truncate-local"):
-        with tf.device(prot.servers[0].device_name):
+        with _on(prot, 0, "MpcTruncateLocalP0"):
             y0 = ops.truncate_local_p0(s[0][0].value, amount)
-        with tf.device(prot.servers[1].device_name):
+        with _on(prot, 1, "MpcTruncateLocalP1"):
             y1, r1 = ops.truncate_local_p1(s[1][0].value, s[1][1].value, keys[1][1], n12, amount)
-        with tf.device(prot.servers[2].device_name):
-            r2 = ops.truncate_local_p2(tf.shape(s[2][0].value, out_type=tf.int64), keys[2][0], n12)
+        with _home(prot, 2):
+            shape2 = tf.shape(s[2][0].value, out_type=tf.int64)
+        with _on(prot, 2, "MpcTruncateLocalP2"):
+            r2 = ops.truncate_local_p2(shape2, keys[2][0], n12)
         prot._update_pairwise_nonces()
         y = [[None, None], [None, None], [None, None]]
         with tf.device(prot.servers[0].device_name):
-            y[0] = [_wrap(factory, y0), _wrap(factory, tf.identity(y1))]  # P1 sends y1
+            y[0] = [_wrap(factory, _held(prot, 0, y0)), _wrap(factory, tf.identity(y1))]  # P1 sends y1
         with tf.device(prot.servers[1].device_name):
-            y[1] = [_wrap(factory, y1), _wrap(factory, r1)]
+            y[1] = [_wrap(factory, _held(prot, 1, y1)), _wrap(factory, _held(prot, 1, r1))]
         with tf.device(prot.servers[2].device_name):
-            y[2] = [_wrap(factory, r2), _wrap(factory, tf.identity(y0))]  # P0 sends y0
+            y[2] = [_wrap(factory, _held(prot, 2, r2)), _wrap(factory, tf.identity(y0))]  # P0 sends y0
     return ABY3PrivateTensor(prot, y, x.is_scaled, x.share_type)
 
 
@@ -201,28 +229,36 @@ def _truncate_heuristic_private(prot, x, amount):
     keys, nonces = prot.pairwise_keys(), prot.pairwise_nonces()
     n02, n12 = int(nonces[2]), int(nonces[1])
     with tf.name_scope("truncate-heuristic"):
-        with tf.device(prot.servers[2].device_name):  # dealer
+        with _home(prot, 2):  # dealer
             shape = tf.shape(s[2][0].value, out_type=tf.int64)
+            r_seed = ops.secure_seed()
+        with _on(prot, 2, "MpcTruncMsb0Dealer"):
             r1, s1, rmsb1, z20, z21 = ops.trunc_msb0_dealer(
-                shape, keys[2][1], n02, keys[2][0], n12, ops.secure_seed(), amount, unlift)
-        with tf.device(prot.servers[0].device_name):
+                shape, keys[2][1], n02, keys[2][0], n12, r_seed, amount, unlift)
+        with _on(prot, 0, "MpcTruncMsb0MaskP0"):
             c0 = ops.trunc_msb0_mask_p0(s[0][0].value, s[0][1].value, keys[0][0], n02, lift)
-        with tf.device(prot.servers[1].device_name):
+        with _home(prot, 1):
             r1_1, s1_1, rmsb1_1 = tf.identity(r1), tf.identity(s1), tf.identity(rmsb1)  # from P2
+        with _on(prot, 1, "MpcTruncMsb0MaskP1"):
             c1 = ops.trunc_msb0_mask_p1(s[1][1].value, r1_1)
-        with tf.device(prot.servers[0].device_name):
-            yt0, z00 = ops.trunc_msb0_unmask_p0(c0, tf.identity(c1), keys[0][0], n02, amount, unlift)
-        with tf.device(prot.servers[1].device_name):
-            yt1, z11 = ops.trunc_msb0_unmask_p1(tf.identity(c0), c1, s1_1, rmsb1_1, keys[1][1], n12,
-                                                amount)
+        with _home(prot, 0):
+            c1_0 = tf.identity(c1)  # from P1
+        with _on(prot, 0, "MpcTruncMsb0UnmaskP0"):
+            yt0, z00 = ops.trunc_msb0_unmask_p0(c0, c1_0, keys[0][0], n02, amount, unlift)
+        with _home(prot, 1):
+            c0_1 = tf.identity(c0)  # from P0
+        with _on(prot, 1, "MpcTruncMsb0UnmaskP1"):
+            yt1, z11 = ops.trunc_msb0_unmask_p1(c0_1, c1, s1_1, rmsb1_1, keys[1][1], n12, amount)
         prot._update_pairwise_nonces()
-        with tf.device(prot.servers[0].device_name):
-            z01 = ops.trunc_msb0_combine(yt0, tf.identity(yt1))
-        with tf.device(prot.servers[1].device_name):
-            z10 = ops.trunc_msb0_combine(tf.identity(yt0), yt1)
-        y = [[_wrap(factory, z00), _wrap(factory, z01)],
-             [_wrap(factory, z10), _wrap(factory, z11)],
-             [_wrap(factory, z20), _wrap(factory, z21)]]
+        with _home(prot, 0):
+            yt1_0 = tf.identity(yt1)  # from P1
+        with _on(prot, 0, "MpcTruncMsb0Combine"):
+            z01 = ops.trunc_msb0_combine(yt0, yt1_0)
+        with _home(prot, 1):
+            yt0_1 = tf.identity(yt0)  # from P0
+        with _on(prot, 1, "MpcTruncMsb0Combine"):
+            z10 = ops.trunc_msb0_combine(yt0_1, yt1)
+        y = _wrap_held(prot, factory, [[z00, z01], [z10, z11], [z20, z21]])
     return ABY3PrivateTensor(prot, y, x.is_scaled, ShareType.ARITHMETIC)
 
 
@@ -263,13 +299,13 @@ def _msb_steps(prot, d, keys, nonces):
     dev = [s.device_name for s in prot.servers]
     setup = []
     for i in range(3):
-        with tf.device(dev[i]):
+        with _on(prot, i, "MpcBitExtractSetup"):
             setup.append(ops.bit_extract_setup(i, d[i][0], d[i][1], *_kn(prot, keys, nonces, i, 0)))
     # messages: setup[1] P1 -> P0, setup[2] P2 -> P1, setup[0] P0 -> P2
     op1 = [(setup[i], _recv(prot, i, setup[(i + 1) % 3])) for i in range(3)]
     outs = []
     for i in range(3):
-        with tf.device(dev[i]):
+        with _on(prot, i, "MpcCarrySetupAnd"):
             zero = tf.zeros_like(d[i][0])
             op2 = [(zero, zero), (zero, d[1][1]), (d[2][0], zero)][i]
             outs.append(ops.carry_setup_and(*op1[i], *op2, *_kn(prot, keys, nonces, i, 1)))
@@ -279,13 +315,13 @@ def _msb_steps(prot, d, keys, nonces):
     for rnd in range(6):
         r = []
         for i in range(3):
-            with tf.device(dev[i]):
+            with _on(prot, i, "MpcKoggeStoneRound"):
                 r.append(ops.kogge_stone_round(*G[i], *P[i], *_kn(prot, keys, nonces, i, 2 + 2 * rnd)))
         G, P = [], []
         for i in range(3):
             zg_in = _recv(prot, i, r[(i + 1) % 3][0])
             zp_in = _recv(prot, i, r[(i + 1) % 3][1])
-            with tf.device(dev[i]):
+            with _on(prot, i, "MpcKoggeStoneUpdate"):
                 G.append(tuple(ops.kogge_stone_update(r[i][2], r[i][3], r[i][0], zg_in)))
             P.append((r[i][1], zp_in))
     msb = []
@@ -346,13 +382,13 @@ def _sigmoid_private(prot, x, approx_type):
         # 1. comparisons msb(c - tile(x)) for all pivots at once (nonces +0 .. +13)
         d = []
         for i in range(3):
-            with tf.device(dev[i]):
+            with _on(prot, i, "MpcPivotDiff"):
                 d.append(tuple(ops.pivot_diff(i, *sh[i], tf.constant(piv))))
         msb = _msb_steps(prot, d, keys, nonces)
         # 2. piece selection b = [~msb, 1] & [1, ~msb ^ 1] (nonce +14); z_i goes to P_{i-1}
         z = []
         for i in range(3):
-            with tf.device(dev[i]):
+            with _on(prot, i, "MpcPieceSelectAnd"):
                 z.append(ops.piece_select_and(i, *msb[i], *_kn(prot, keys, nonces, i, 14)))
         b = [(z[i], _recv(prot, i, z[(i + 1) % 3])) for i in range(3)]
         # 3. f = c0 + trunc(c1 * tile(x)): heuristic truncation of the scaled product (nonce +15)
@@ -361,43 +397,45 @@ def _sigmoid_private(prot, x, approx_type):
         k1 = tf.constant(c1)
         with tf.device(dev[2]):
             shape_k = tf.concat([[K], tf.shape(sh[2][0], out_type=tf.int64)], 0)
+            r_seed = ops.secure_seed()
+        with _on(prot, 2, "MpcTruncMsb0Dealer"):
             r1, s1, m1, z20, z21 = ops.trunc_msb0_dealer(
-                shape_k, keys[2][1], n02, keys[2][0], n12, ops.secure_seed(), amount, unlift)
-        with tf.device(dev[0]):
+                shape_k, keys[2][1], n02, keys[2][0], n12, r_seed, amount, unlift)
+        with _on(prot, 0, "MpcTruncMsb0MaskScaledP0"):
             cm0 = ops.trunc_msb0_mask_scaled_p0(sh[0][0], sh[0][1], k1, keys[0][0], n02, lift)
         r1_1, s1_1, m1_1 = (_recv(prot, 1, t) for t in (r1, s1, m1))
-        with tf.device(dev[1]):
+        with _on(prot, 1, "MpcTruncMsb0MaskScaledP1"):
             cm1 = ops.trunc_msb0_mask_scaled_p1(sh[1][1], k1, r1_1)
-        with tf.device(dev[0]):
+        with _on(prot, 0, "MpcTruncMsb0UnmaskP0"):
             yt0, z00 = ops.trunc_msb0_unmask_p0(cm0, _recv(prot, 0, cm1), keys[0][0], n02,
                                                 amount, unlift)
-        with tf.device(dev[1]):
+        with _on(prot, 1, "MpcTruncMsb0UnmaskP1"):
             yt1, z11 = ops.trunc_msb0_unmask_p1(_recv(prot, 1, cm0), cm1, s1_1, m1_1, keys[1][1],
                                                 n12, amount)
-        with tf.device(dev[0]):
+        with _on(prot, 0, "MpcTruncMsb0Combine"):
             mid0 = ops.trunc_msb0_combine(yt0, _recv(prot, 0, yt1))
-        with tf.device(dev[1]):
+        with _on(prot, 1, "MpcTruncMsb0Combine"):
             mid1 = ops.trunc_msb0_combine(_recv(prot, 1, yt0), yt1)
         f = [(z00, mid0), (mid1, z11), (z20, z21)]
         # 4. mul_ab(f, b) and the sum over pieces (nonces +16 .. +19)
         k0 = tf.constant(c0)
-        with tf.device(dev[0]):
+        with _on(prot, 0, "MpcMulAbStep1P0"):
             o0 = ops.mul_ab_step1_p0(*f[0], k0, *b[0], *_kn(prot, keys, nonces, 0, 16))
-        with tf.device(dev[1]):
+        with _on(prot, 1, "MpcMulAbStep1P1"):
             o1 = ops.mul_ab_step1_p1(*f[1], k0, *b[1], *_kn(prot, keys, nonces, 1, 16))
-        with tf.device(dev[2]):
+        with _on(prot, 2, "MpcMulAbStep1P2"):
             o2 = ops.mul_ab_step1_p2(*f[2], k0, *b[2], *_kn(prot, keys, nonces, 2, 16))
-        with tf.device(dev[0]):
+        with _on(prot, 0, "MpcMulAbStep2P0"):
             y0 = ops.mul_ab_step2_p0(*b[0], _recv(prot, 0, o1[0]), _recv(prot, 0, o2[0]), o0[3],
                                      _recv(prot, 0, o1[4]), _recv(prot, 0, o2[3]))
-        with tf.device(dev[1]):
+        with _on(prot, 1, "MpcMulAbStep2P1"):
             y1 = ops.mul_ab_step2_p1(*b[1], o1[0], _recv(prot, 1, o0[3]), _recv(prot, 1, o2[2]),
                                      _recv(prot, 1, o0[1]), _recv(prot, 1, o2[1]))
-        with tf.device(dev[2]):
+        with _on(prot, 2, "MpcMulAbStep2P2"):
             y2 = ops.mul_ab_step2_p2(*b[2], o2[0], o2[2], _recv(prot, 2, o0[2]),
                                      _recv(prot, 2, o1[1]), _recv(prot, 2, o1[3]),
                                      _recv(prot, 2, o0[4]))
     for _ in range(20):
         prot._update_pairwise_nonces()
-    y = [[_wrap(factory, t) for t in yi] for yi in (y0, y1, y2)]
+    y = _wrap_held(prot, factory, [y0, y1, y2])
     return ABY3PrivateTensor(prot, y, x.is_scaled, ShareType.ARITHMETIC)

@@ -1,8 +1,10 @@
 // TF ops for the MPC protocol steps (cc/kernels/truncation.h, cc/kernels/sigmoid_steps.h): one op
 // per protocol step and party. Thin glue: validate (InvalidArgument naming the argument),
-// allocate, run the kernel on TF's intra-op pool. The truncation steps are also registered for
-// DEVICE_GPU in builds with TFE_ACCEL_TF_GPU (tf_gpu.h): there they launch cc/cuda's kernels. Keys are int32[8] (TFE's pairwise keys), nonces
-// int64 scalars (TFE's pairwise nonces); the kernels add them as TFE's `key + nonce` does.
+// allocate, run the kernel on TF's intra-op pool. Every step is also registered for DEVICE_GPU in
+// builds with TFE_ACCEL_TF_GPU (tf_gpu.h): there it launches cc/cuda's kernel of the same name,
+// with the arguments mapped as cc/cuda/native_cuda.cc maps them (bit for bit the CPU result).
+// Keys are int32[8] (TFE's pairwise keys), nonces int64 scalars (TFE's pairwise nonces); the
+// kernels add them as TFE's `key + nonce` does.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -111,6 +113,14 @@ const u64* In(OpKernelContext* ctx, int i) {
   return reinterpret_cast<const u64*>(ctx->input(i).flat<std::int64_t>().data());
 }
 u64* Out(Tensor* t) { return reinterpret_cast<u64*>(t->flat<std::int64_t>().data()); }
+
+// bool tensors as the bytes 0/1 the CUDA kernels take; nonce + 1 wrapping as TF's int64 add (and
+// the CPU kernels' NonceAdd). Used by the GPU branches only.
+inline const u8* BoolBytes(const Tensor& t) {
+  return reinterpret_cast<const u8*>(t.flat<bool>().data());
+}
+inline u8* BoolBytes(Tensor* t) { return reinterpret_cast<u8*>(t->flat<bool>().data()); }
+inline i64 NoncePlus1(i64 nonce) { return static_cast<i64>(static_cast<u64>(nonce) + 1u); }
 
 void GetAmount(OpKernelConstruction* c, int* amount) {
   OP_REQUIRES_OK(c, c->GetAttr("amount", amount));
@@ -542,6 +552,11 @@ class BitExtractSetupOp : public OpKernel {
     std::vector<Tensor*> o;
     if (!Outputs(ctx, ctx->input(0).shape(), &o, 1)) return;
     tf_glue::RunKernel(ctx, [&] {
+      TFE_ACCEL_GPU_BRANCH(ctx, {
+        const tf_glue::Seed8 sa = tf_glue::SeedOf(ka, na), sb = tf_glue::SeedOf(kb, nb);
+        cuda::BitExtractSetup(party_, In(ctx, 0), In(ctx, 1), sa.w, sb.w, Out(o[0]),
+                              o[0]->NumElements(), stream);
+      });
       BitExtractSetup(party_, In(ctx, 0), In(ctx, 1), ka, na, kb, nb, Out(o[0]),
                       o[0]->NumElements(), tf_glue::TfParallelFor(ctx));
     });
@@ -561,6 +576,12 @@ class CarrySetupAndOp : public OpKernel {
     std::vector<Tensor*> o;
     if (!Outputs(ctx, ctx->input(0).shape(), &o, 5)) return;
     tf_glue::RunKernel(ctx, [&] {
+      TFE_ACCEL_GPU_BRANCH(ctx, {
+        const tf_glue::Seed8 sa = tf_glue::SeedOf(ka, na), sb = tf_glue::SeedOf(kb, nb);
+        cuda::CarrySetupAnd(In(ctx, 0), In(ctx, 1), In(ctx, 2), In(ctx, 3), sa.w, sb.w, Out(o[0]),
+                            Out(o[1]), Out(o[2]), o[3]->flat<std::int8_t>().data(),
+                            o[4]->flat<std::int8_t>().data(), o[0]->NumElements(), stream);
+      });
       CarrySetupAnd(In(ctx, 0), In(ctx, 1), In(ctx, 2), In(ctx, 3), ka, na, kb, nb, Out(o[0]),
                     Out(o[1]), Out(o[2]), o[3]->flat<std::int8_t>().data(),
                     o[4]->flat<std::int8_t>().data(), o[0]->NumElements(),
@@ -581,6 +602,18 @@ class KoggeStoneRoundOp : public OpKernel {
     std::vector<Tensor*> o;
     if (!Outputs(ctx, ctx->input(0).shape(), &o, 4)) return;
     tf_glue::RunKernel(ctx, [&] {
+      // The P AND gate draws at nonce + 1 (wrapping, as the CPU kernel's NonceAdd).
+      TFE_ACCEL_GPU_BRANCH(ctx, {
+        const tf_glue::Seed8 sa = tf_glue::SeedOf(ka, na), sb = tf_glue::SeedOf(kb, nb);
+        const tf_glue::Seed8 sa1 = tf_glue::SeedOf(ka, NoncePlus1(na));
+        const tf_glue::Seed8 sb1 = tf_glue::SeedOf(kb, NoncePlus1(nb));
+        cuda::KoggeStoneRound(static_cast<int>(sizeof(InT)), ctx->input(0).flat<InT>().data(),
+                              ctx->input(1).flat<InT>().data(), ctx->input(2).flat<InT>().data(),
+                              ctx->input(3).flat<InT>().data(), sa.w, sb.w, sa1.w, sb1.w,
+                              o[0]->flat<OutT>().data(), o[1]->flat<OutT>().data(),
+                              o[2]->flat<OutT>().data(), o[3]->flat<OutT>().data(),
+                              o[0]->NumElements(), stream);
+      });
       KoggeStoneRound<InT, OutT>(
           ctx->input(0).flat<InT>().data(), ctx->input(1).flat<InT>().data(),
           ctx->input(2).flat<InT>().data(), ctx->input(3).flat<InT>().data(), ka, na, kb, nb,
@@ -591,16 +624,28 @@ class KoggeStoneRoundOp : public OpKernel {
 };
 
 // A Tin/Tout pair other than the registered halvings finds no kernel (NotFound naming Tout).
-#define TFE_ACCEL_KS_REGISTER(In, OutT)                                                   \
+// The GPU kernels have the same type constraints: cuda::KoggeStoneRound derives the same halving
+// from sizeof(In) (int8 stays int8). `Alias` names the class (TFE_ACCEL_REGISTER_GPU takes no
+// template argument list with a comma).
+#define TFE_ACCEL_KS_REGISTER(In, OutT, Alias)                                            \
+  using Alias = KoggeStoneRoundOp<In, OutT>;                                              \
   REGISTER_KERNEL_BUILDER(Name("MpcKoggeStoneRound")                                      \
                               .Device(DEVICE_CPU)                                         \
                               .TypeConstraint<In>("Tin")                                  \
                               .TypeConstraint<OutT>("Tout"),                              \
-                          KoggeStoneRoundOp<In, OutT>);
-TFE_ACCEL_KS_REGISTER(std::int64_t, std::int32_t)
-TFE_ACCEL_KS_REGISTER(std::int32_t, std::int16_t)
-TFE_ACCEL_KS_REGISTER(std::int16_t, std::int8_t)
-TFE_ACCEL_KS_REGISTER(std::int8_t, std::int8_t)
+                          Alias);                                                         \
+  TFE_ACCEL_REGISTER_GPU(Name("MpcKoggeStoneRound")                                       \
+                             .TypeConstraint<In>("Tin")                                   \
+                             .TypeConstraint<OutT>("Tout")                                \
+                             .HostMemory("key_a")                                         \
+                             .HostMemory("nonce_a")                                       \
+                             .HostMemory("key_b")                                         \
+                             .HostMemory("nonce_b"),                                      \
+                         Alias);
+TFE_ACCEL_KS_REGISTER(std::int64_t, std::int32_t, KoggeStoneRound64Op)
+TFE_ACCEL_KS_REGISTER(std::int32_t, std::int16_t, KoggeStoneRound32Op)
+TFE_ACCEL_KS_REGISTER(std::int16_t, std::int8_t, KoggeStoneRound16Op)
+TFE_ACCEL_KS_REGISTER(std::int8_t, std::int8_t, KoggeStoneRound8Op)
 #undef TFE_ACCEL_KS_REGISTER
 
 template <typename T>
@@ -612,6 +657,11 @@ class KoggeStoneUpdateOp : public OpKernel {
     std::vector<Tensor*> o;
     if (!Outputs(ctx, ctx->input(0).shape(), &o, 2)) return;
     tf_glue::RunKernel(ctx, [&] {
+      TFE_ACCEL_GPU_BRANCH(ctx, cuda::KoggeStoneUpdate(
+                                    static_cast<int>(sizeof(T)), ctx->input(0).flat<T>().data(),
+                                    ctx->input(1).flat<T>().data(), ctx->input(2).flat<T>().data(),
+                                    ctx->input(3).flat<T>().data(), o[0]->flat<T>().data(),
+                                    o[1]->flat<T>().data(), o[0]->NumElements(), stream));
       KoggeStoneUpdate<T>(ctx->input(0).flat<T>().data(), ctx->input(1).flat<T>().data(),
                           ctx->input(2).flat<T>().data(), ctx->input(3).flat<T>().data(),
                           o[0]->flat<T>().data(), o[1]->flat<T>().data(), o[0]->NumElements(),
@@ -622,7 +672,8 @@ class KoggeStoneUpdateOp : public OpKernel {
 
 #define TFE_ACCEL_KSU_REGISTER(T)                                                          \
   REGISTER_KERNEL_BUILDER(Name("MpcKoggeStoneUpdate").Device(DEVICE_CPU).TypeConstraint<T>("T"), \
-                          KoggeStoneUpdateOp<T>);
+                          KoggeStoneUpdateOp<T>);                                          \
+  TFE_ACCEL_REGISTER_GPU(Name("MpcKoggeStoneUpdate").TypeConstraint<T>("T"), KoggeStoneUpdateOp<T>);
 TFE_ACCEL_KSU_REGISTER(std::int64_t)
 TFE_ACCEL_KSU_REGISTER(std::int32_t)
 TFE_ACCEL_KSU_REGISTER(std::int16_t)
@@ -631,6 +682,13 @@ TFE_ACCEL_KSU_REGISTER(std::int8_t)
 
 REGISTER_KERNEL_BUILDER(Name("MpcBitExtractSetup").Device(DEVICE_CPU), BitExtractSetupOp);
 REGISTER_KERNEL_BUILDER(Name("MpcCarrySetupAnd").Device(DEVICE_CPU), CarrySetupAndOp);
+
+TFE_ACCEL_REGISTER_GPU(Name("MpcBitExtractSetup").HostMemory("key_a").HostMemory("nonce_a")
+                           .HostMemory("key_b").HostMemory("nonce_b"),
+                       BitExtractSetupOp);
+TFE_ACCEL_REGISTER_GPU(Name("MpcCarrySetupAnd").HostMemory("key_a").HostMemory("nonce_a")
+                           .HostMemory("key_b").HostMemory("nonce_b"),
+                       CarrySetupAndOp);
 
 
 // ------------------------------------------------------------------ sigmoid piece evaluation
@@ -825,6 +883,9 @@ class PivotDiffOp : public OpKernel {
     std::vector<Tensor*> o;
     if (!Outputs(ctx, Prepend(C, ctx->input(0).shape()), &o, 2)) return;
     tf_glue::RunKernel(ctx, [&] {
+      TFE_ACCEL_GPU_BRANCH(ctx, cuda::PivotDiff(party_, In(ctx, 0), In(ctx, 1), In(ctx, 2), C,
+                                                ctx->input(0).NumElements(), Out(o[0]), Out(o[1]),
+                                                stream));
       PivotDiff(party_, In(ctx, 0), In(ctx, 1), In(ctx, 2), C, ctx->input(0).NumElements(),
                 Out(o[0]), Out(o[1]), tf_glue::TfParallelFor(ctx));
     });
@@ -852,6 +913,10 @@ class PieceSelectAndOp : public OpKernel {
     std::vector<Tensor*> o;
     if (!Outputs(ctx, shape, &o, 1)) return;
     tf_glue::RunKernel(ctx, [&] {
+      // keys and nonces as the CPU kernel takes them (the CUDA kernel adds the nonces itself)
+      TFE_ACCEL_GPU_BRANCH(ctx, cuda::PieceSelectAnd(party_, BoolBytes(ctx->input(0)),
+                                                     BoolBytes(ctx->input(1)), C, n, ka, na, kb,
+                                                     nb, BoolBytes(o[0]), stream));
       PieceSelectAnd(party_, ctx->input(0).flat<bool>().data(), ctx->input(1).flat<bool>().data(),
                      C, n, ka, na, kb, nb, o[0]->flat<bool>().data(), tf_glue::TfParallelFor(ctx));
     });
@@ -874,6 +939,10 @@ class MaskScaledP0Op : public OpKernel {
     std::vector<Tensor*> o;
     if (!Outputs(ctx, Prepend(K, ctx->input(0).shape()), &o, 1)) return;
     tf_glue::RunKernel(ctx, [&] {
+      TFE_ACCEL_GPU_BRANCH(ctx, cuda::TruncMsb0MaskScaledP0(In(ctx, 0), In(ctx, 1), In(ctx, 2), K,
+                                                            ctx->input(0).NumElements(), key, nonce,
+                                                            static_cast<u64>(lift_), Out(o[0]),
+                                                            stream));
       TruncMsb0MaskScaledP0(In(ctx, 0), In(ctx, 1), In(ctx, 2), K, ctx->input(0).NumElements(),
                             key, nonce, static_cast<u64>(lift_), Out(o[0]),
                             tf_glue::TfParallelFor(ctx));
@@ -894,6 +963,9 @@ class MaskScaledP1Op : public OpKernel {
     std::vector<Tensor*> o;
     if (!Outputs(ctx, shape, &o, 1)) return;
     tf_glue::RunKernel(ctx, [&] {
+      TFE_ACCEL_GPU_BRANCH(ctx, cuda::TruncMsb0MaskScaledP1(In(ctx, 0), In(ctx, 1), K,
+                                                            ctx->input(0).NumElements(), In(ctx, 2),
+                                                            Out(o[0]), stream));
       TruncMsb0MaskScaledP1(In(ctx, 0), In(ctx, 1), K, ctx->input(0).NumElements(), In(ctx, 2),
                             Out(o[0]), tf_glue::TfParallelFor(ctx));
     });
@@ -932,6 +1004,13 @@ class MulAbStep1Op : public OpKernel {
       out.s_r0 = Out(t[0]); out.wc_a = Out(t[1]); out.s_r1 = Out(t[2]); out.wc_b = Out(t[3]);
     }
     tf_glue::RunKernel(ctx, [&] {
+      TFE_ACCEL_GPU_BRANCH(ctx, {
+        cuda::MulAbStep1Dev dev;
+        dev.s_r0 = out.s_r0; dev.s_r1 = out.s_r1; dev.m_next = out.m_next;
+        dev.m_prev = out.m_prev; dev.wc_a = out.wc_a; dev.wc_b = out.wc_b;
+        cuda::MulAbStep1(kParty, In(ctx, 0), In(ctx, 1), In(ctx, 2), BoolBytes(ctx->input(3)),
+                         BoolBytes(ctx->input(4)), K, n, ka, na, kb, nb, dev, stream);
+      });
       MulAbStep1(kParty, In(ctx, 0), In(ctx, 1), In(ctx, 2), ctx->input(3).flat<bool>().data(),
                  ctx->input(4).flat<bool>().data(), K, n, ka, na, kb, nb, out,
                  tf_glue::TfParallelFor(ctx));
@@ -975,6 +1054,13 @@ class MulAbStep2Op : public OpKernel {
     std::vector<Tensor*> o;
     if (!Outputs(ctx, out_shape, &o, 2)) return;
     tf_glue::RunKernel(ctx, [&] {
+      TFE_ACCEL_GPU_BRANCH(ctx, {
+        cuda::MulAbStep2Dev dev;
+        dev.own = in.own; dev.own2 = in.own2; dev.in1 = in.in1; dev.in2 = in.in2;
+        dev.m = in.m; dev.wc = in.wc; dev.m2 = in.m2; dev.wc2 = in.wc2;
+        cuda::MulAbStep2(kParty, dev, BoolBytes(ctx->input(0)), BoolBytes(ctx->input(1)), K, n,
+                         Out(o[0]), Out(o[1]), stream);
+      });
       MulAbStep2(kParty, in, ctx->input(0).flat<bool>().data(), ctx->input(1).flat<bool>().data(),
                  K, n, Out(o[0]), Out(o[1]), tf_glue::TfParallelFor(ctx));
     });
@@ -991,5 +1077,24 @@ REGISTER_KERNEL_BUILDER(Name("MpcMulAbStep1P2").Device(DEVICE_CPU), MulAbStep1Op
 REGISTER_KERNEL_BUILDER(Name("MpcMulAbStep2P0").Device(DEVICE_CPU), MulAbStep2Op<0>);
 REGISTER_KERNEL_BUILDER(Name("MpcMulAbStep2P1").Device(DEVICE_CPU), MulAbStep2Op<1>);
 REGISTER_KERNEL_BUILDER(Name("MpcMulAbStep2P2").Device(DEVICE_CPU), MulAbStep2Op<2>);
+
+// GPU registrations of the sigmoid piece steps: keys and nonces are read on the host; the public
+// vectors (pivots, c0, k) are device arrays, as the CUDA kernels read them.
+TFE_ACCEL_REGISTER_GPU(Name("MpcPivotDiff"), PivotDiffOp);
+TFE_ACCEL_REGISTER_GPU(Name("MpcPieceSelectAnd").HostMemory("key_a").HostMemory("nonce_a")
+                           .HostMemory("key_b").HostMemory("nonce_b"),
+                       PieceSelectAndOp);
+TFE_ACCEL_REGISTER_GPU(Name("MpcTruncMsb0MaskScaledP0").HostMemory("key").HostMemory("nonce"),
+                       MaskScaledP0Op);
+TFE_ACCEL_REGISTER_GPU(Name("MpcTruncMsb0MaskScaledP1"), MaskScaledP1Op);
+#define TFE_ACCEL_MULAB_REGISTER_GPU(P)                                                        \
+  TFE_ACCEL_REGISTER_GPU(Name("MpcMulAbStep1P" #P).HostMemory("key_a").HostMemory("nonce_a")   \
+                             .HostMemory("key_b").HostMemory("nonce_b"),                       \
+                         MulAbStep1Op<P>);                                                     \
+  TFE_ACCEL_REGISTER_GPU(Name("MpcMulAbStep2P" #P), MulAbStep2Op<P>);
+TFE_ACCEL_MULAB_REGISTER_GPU(0)
+TFE_ACCEL_MULAB_REGISTER_GPU(1)
+TFE_ACCEL_MULAB_REGISTER_GPU(2)
+#undef TFE_ACCEL_MULAB_REGISTER_GPU
 
 }  // namespace tfe_accel

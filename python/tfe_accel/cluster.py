@@ -39,8 +39,9 @@ DEFAULT_CONNECT_TIMEOUT = 60.0  # seconds to wait for every player's port + the 
 DEFAULT_FAILURE_TIMEOUT = 20.0  # seconds a party may stay unresponsive before the driver aborts
 EXIT_PARTY_FAILURE = 75  # exit status of a driver aborted by the watchdog (EX_TEMPFAIL: retry later)
 
-# Build fields that must agree between the driver and every party.
-BUILD_FIELDS = ("version", "tf_version", "tf_running", "cxx11_abi", "compiler", "cuda")
+# Build fields that must agree between the driver and every party. Whether CUDA kernels are built
+# may differ (a GPU party and a CPU-only driver run the same op definitions); placement reads it.
+BUILD_FIELDS = ("version", "tf_version", "tf_running", "cxx11_abi", "compiler")
 
 _PLAYER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 _HOST_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9\-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9\-]{0,61}[A-Za-z0-9])?)*$")

@@ -24,6 +24,8 @@ def collect_info() -> dict:
         "cxx11_abi": built.get("cxx11_abi"),
         "compiler": built.get("compiler"),
         "cuda_built": bool(built.get("cuda")),
+        "tf_gpu_kernels": bool(built.get("tf_gpu_kernels")),
+        "cuda_device": _cuda_device(),
         "build_commit": built.get("git_commit"),
         "build_date": built.get("build_date"),
         "installed_as": _installed_as(),
@@ -33,6 +35,17 @@ def collect_info() -> dict:
         "registered_ops": ops,
         "python": platform.python_version(),
     }
+
+
+def _cuda_device() -> str:
+    """The GPU tfe-accel's own CUDA kernels can use here, or why none."""
+    from . import _native
+
+    if "cuda" not in _native.families():
+        return "none (CUDA kernels not built)"
+    if not _native.cuda_available():
+        return "none usable (no GPU, or a driver older than the CUDA these kernels were built with)"
+    return _native.cuda_device_name()
 
 
 def _installed_as() -> str:
@@ -73,6 +86,8 @@ def format_info(info: dict) -> str:
         ("TensorFlow (running)", info["tf_running"]),
         ("C++11 ABI / compiler", f"{info['cxx11_abi']} / {info['compiler']}"),
         ("CUDA kernels built", "yes" if info["cuda_built"] else "no"),
+        ("TF GPU kernels", "yes (DEVICE_GPU registrations of the fused ops)" if info["tf_gpu_kernels"] else "no"),
+        ("CUDA device", info["cuda_device"]),
         ("Build commit / date", f"{info['build_commit']} / {info['build_date']}"
          if info["build_commit"] else "not recorded (source build; wheels record it)"),
         ("Installed as", info["installed_as"]),

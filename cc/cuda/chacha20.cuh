@@ -7,12 +7,21 @@
 // int64 element i = 64-bit word i of round 0 = 32-bit words 2(i mod 8), 2(i mod 8)+1 (low first) of
 // block i / 8. A draw rejected by Lemire's range reduction is redrawn from the same position in
 // round 1, 2, ... (cc/kernels/chacha20.cc SeededUniformInt64 / Redraw<2>).
+//
+// Every function here is __host__ __device__: on the device the rotation, the 64x64 high product
+// and the abort are the CUDA intrinsics; on the host (tests/cuda_host/, compiled by nvcc and RUN on
+// the CPU by `make test`) their plain C++ equivalents, so the stream logic below is executed and
+// compared with the CPU PRG bit for bit even on machines without a GPU.
 #ifndef TFE_ACCEL_CC_CUDA_CHACHA20_CUH_
 #define TFE_ACCEL_CC_CUDA_CHACHA20_CUH_
 
 #include <cuda_runtime.h>
 
+#include <cstdlib>
+
 #include "common.cuh"
+
+#define TFE_ACCEL_HD __host__ __device__ __forceinline__
 
 namespace tfe_accel {
 namespace cuda {
@@ -20,7 +29,30 @@ namespace cuda {
 constexpr u32 kDevPrgDomainWord = 0x61656674u;  // == kPrgDomainWord (chacha20.h)
 constexpr u32 kDevMaxRounds = 1024;             // as chacha20.cc: unreachable except on corruption
 
-__device__ __forceinline__ u32 DevRotl(u32 x, int n) { return __funnelshift_l(x, x, n); }
+TFE_ACCEL_HD u32 DevRotl(u32 x, int n) {
+#ifdef __CUDA_ARCH__
+  return __funnelshift_l(x, x, n);
+#else
+  return (x << n) | (x >> (32 - n));  // n in {7, 8, 12, 16}
+#endif
+}
+
+TFE_ACCEL_HD u64 DevMulHi(u64 a, u64 b) {
+#ifdef __CUDA_ARCH__
+  return __umul64hi(a, b);
+#else
+  return static_cast<u64>((static_cast<unsigned __int128>(a) * b) >> 64);
+#endif
+}
+
+// A corrupted state (the PRG rejected 1024 draws in a row, P < 2^-1000): never luck.
+TFE_ACCEL_HD void DevAbort() {
+#ifdef __CUDA_ARCH__
+  __trap();
+#else
+  std::abort();
+#endif
+}
 
 #define TFE_ACCEL_DQR(a, b, c, d)          \
   x##a += x##b; x##d = DevRotl(x##d ^ x##a, 16); \
@@ -30,7 +62,7 @@ __device__ __forceinline__ u32 DevRotl(u32 x, int n) { return __funnelshift_l(x,
 
 // One keystream block (16 words) of the PRG stream: block `ctr`, rejection round `round`.
 // Scalar registers throughout (no local-memory arrays in the rounds).
-__device__ __forceinline__ void PrgBlock(const Seed& key, u64 ctr, u32 round, u32 out[16]) {
+TFE_ACCEL_HD void PrgBlock(const Seed& key, u64 ctr, u32 round, u32 out[16]) {
   const u32 i0 = 0x61707865u, i1 = 0x3320646eu, i2 = 0x79622d32u, i3 = 0x6b206574u;
   const u32 i12 = static_cast<u32>(ctr), i13 = static_cast<u32>(ctr >> 32);
   u32 x0 = i0, x1 = i1, x2 = i2, x3 = i3;
@@ -70,24 +102,22 @@ inline UniformParams MakeUniformParams(i64 lo, i64 hi) {
 inline UniformParams TfeInt64Params() { return MakeUniformParams(INT64_MIN, INT64_MAX); }
 
 // Element i's value given its round-0 draw u (the rare redraw path recomputes whole blocks).
-__device__ __forceinline__ u64 UniformFromDraw(const Seed& key, const UniformParams& p, i64 i,
+TFE_ACCEL_HD u64 UniformFromDraw(const Seed& key, const UniformParams& p, i64 i,
                                                u64 u) {
   u32 round = 0;
   while (u * p.range < p.thresh) {
-    if (++round >= kDevMaxRounds) {
-      __trap();  // mirrors RejectionExhausted(): a corrupted state, never luck (P < 2^-1000)
-    }
+    if (++round >= kDevMaxRounds) DevAbort();  // mirrors RejectionExhausted()
     u32 blk[16];
     PrgBlock(key, static_cast<u64>(i) >> 3, round, blk);
     const int w = static_cast<int>(i & 7) * 2;
     // blk is indexed dynamically only on this cold path.
     u = static_cast<u64>(blk[w]) | (static_cast<u64>(blk[w + 1]) << 32);
   }
-  return p.lo + __umul64hi(u, p.range);
+  return p.lo + DevMulHi(u, p.range);
 }
 
 // The 8 uniform int64 of block b (elements 8b .. 8b+7), written to v[0..8).
-__device__ __forceinline__ void UniformBlock8(const Seed& key, const UniformParams& p, i64 b,
+TFE_ACCEL_HD void UniformBlock8(const Seed& key, const UniformParams& p, i64 b,
                                               u64 v[8]) {
   u32 blk[16];
   PrgBlock(key, static_cast<u64>(b), 0, blk);
@@ -101,7 +131,7 @@ __device__ __forceinline__ void UniformBlock8(const Seed& key, const UniformPara
 // Element i of the int64 stream in TFE's full range [-2^63, 2^63 - 1), at any position (computes
 // the element's whole block: 8x the work of UniformBlock8, for kernels whose streams are not
 // aligned to the element they write).
-__device__ __forceinline__ u64 FullInt64At(const Seed& key, i64 i) {
+TFE_ACCEL_HD u64 FullInt64At(const Seed& key, i64 i) {
   u32 blk[16];
   PrgBlock(key, static_cast<u64>(i) >> 3, 0, blk);
   const int w = static_cast<int>(i & 7) * 2;
@@ -126,12 +156,12 @@ inline NarrowParams MakeNarrowParams(std::int64_t lo, std::int64_t hi) {
   return p;
 }
 
-__device__ __forceinline__ std::int64_t NarrowFromDraw(const Seed& key, const NarrowParams& p, i64 i,
+TFE_ACCEL_HD std::int64_t NarrowFromDraw(const Seed& key, const NarrowParams& p, i64 i,
                                                        u32 u) {
   u64 m = static_cast<u64>(u) * p.range;
   u32 round = 0;
   while (static_cast<u32>(m) < p.thresh) {
-    if (++round >= kDevMaxRounds) __trap();
+    if (++round >= kDevMaxRounds) DevAbort();
     u32 blk[16];
     PrgBlock(key, static_cast<u64>(i) >> 4, round, blk);
     u = blk[i & 15];
@@ -140,7 +170,7 @@ __device__ __forceinline__ std::int64_t NarrowFromDraw(const Seed& key, const Na
   return p.lo + static_cast<std::int64_t>(m >> 32);
 }
 
-__device__ __forceinline__ std::int64_t NarrowAt(const Seed& key, const NarrowParams& p, i64 i) {
+TFE_ACCEL_HD std::int64_t NarrowAt(const Seed& key, const NarrowParams& p, i64 i) {
   u32 blk[16];
   PrgBlock(key, static_cast<u64>(i) >> 4, 0, blk);
   return NarrowFromDraw(key, p, i, blk[i & 15]);

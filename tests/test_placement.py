@@ -189,3 +189,24 @@ def test_only_ops_with_gpu_kernels_move():
         if op.type.startswith(("TfeAccel", "Mpc")):
             want = gpus if op.type in matmul_only else cpus
             assert _norm(op.device) in want, f"{op.type} on {op.device}"
+
+
+def test_summary_groups_parties_by_device_and_reason():
+    gpus = ["/job:tfe/replica:0/task:0/device:GPU:0", "/job:tfe/replica:0/task:2/device:GPU:0"]
+    p = resolve("auto", REMOTE_CPUS, gpus=gpus, build_gpu=True, local_cuda_ok=_never, gpu_kernel=_all_fused)
+    s = p.summary()
+    assert "GPU for parties 0, 2" in s and "CPU for party 1 (no GPU visible" in s, s
+    assert len(p.describe()) == 3 and p.describe()[1].startswith("party 1: /job:tfe/replica:0/task:1/device:CPU:0")
+
+
+def test_training_report_records_the_placement(tmp_path):
+    from tfe_accel import cli
+
+    out = tmp_path / "out"
+    assert cli.main(["train", "--epochs", "1", "--placement", "cpu", "--no-progress", "--output", str(out)]) == 0
+    import json
+
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["placement_summary"] == "CPU for parties 0, 1, 2 (placement='cpu')"
+    assert len(metrics["placement"]) == 3
+    assert "fused ops: CPU for parties 0, 1, 2" in (out / "report.md").read_text()

@@ -92,6 +92,15 @@ class Placement:
                          op_type)
         return self.cpu_devices[i]
 
+    def summary(self) -> str:
+        """One line: where the parties' fused ops run, grouped by device kind and reason."""
+        groups = {}
+        for i in range(len(self.cpu_devices)):
+            kind = "GPU" if self.on_gpu(i) else "CPU"
+            groups.setdefault((kind, self.reasons[i]), []).append(i)
+        return "; ".join(f"{kind} for part{'ies' if len(ps) > 1 else 'y'} {', '.join(map(str, ps))} ({why})"
+                         for (kind, why), ps in groups.items())
+
     def describe(self) -> list:
         return [f"party {i}: {self.gpu_devices[i] or self.cpu_devices[i]} ({self.reasons[i]})"
                 for i in range(len(self.cpu_devices))]

@@ -83,6 +83,8 @@ def run_training(owners: Sequence, *, split: str = "horizontal", config: Optiona
         "n_train": int(len(ytr)), "n_eval": int(len(eval_y)), "evaluated_on": eval_on,
         "n_features": int(xtr.shape[1]),
         "protocol": sec.protocol,
+        "placement": sec.placement,
+        "placement_summary": sec.placement_summary,
         "config": dataclasses.asdict(config),
         "test_fraction": test_fraction,
         "metrics": metrics,
@@ -202,6 +204,7 @@ def summary_table(report: dict) -> str:
         f"{t['epochs_run']} epochs in {t['train_seconds']:.2f} s (first, incl. graph tracing, "
         f"{(t['first_epoch_seconds'] or 0):.2f} s; then {(t['seconds_per_epoch_median'] or 0):.4f} s/epoch median)",
         _communication_line(report.get("communication")),
+        *([f"fused ops: {report['placement_summary']}"] if report.get("placement_summary") else []),
         f"revealed: {report['leakage']}",
     ]
     return "\n".join(lines)

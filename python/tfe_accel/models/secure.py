@@ -79,6 +79,8 @@ class SecureResult:
     n_train: int = 0
     n_features: int = 0
     communication: Optional[dict] = None  # per epoch: messages, bytes, rounds (None: not measured)
+    placement: List[str] = field(default_factory=list)  # per party: where its fused ops ran, and why
+    placement_summary: str = ""
 
     def decision(self, x):
         return np.asarray(x, dtype=np.float64) @ self.weights + self.bias
@@ -430,7 +432,9 @@ class SecureLogisticRegression:
         return SecureResult(weights=weights, bias=bias, losses=losses, epoch_times=epoch_times,
                             setup_seconds=setup_seconds, train_seconds=train_seconds,
                             start_epoch=start_epoch, protocol=self.resolved_protocol,
-                            n_train=n, n_features=d, communication=comm)
+                            n_train=n, n_features=d, communication=comm,
+                            placement=prot.placement.describe() if hasattr(prot, "placement") else [],
+                            placement_summary=prot.placement.summary() if hasattr(prot, "placement") else "")
 
     @staticmethod
     def _epoch_communication(step_body, batches_per_epoch):

@@ -8,6 +8,23 @@
 
 #include "tfe_cuda.h"
 
+#ifdef TFE_ACCEL_CUDA_EMULATION
+#include "emulation.h"  // CPU emulation (host compiler): built-ins, launches as host loops
+#endif
+
+// Kernel launch: kernel<<<grid, block, smem, stream>>>(args...) written as
+//   TFE_ACCEL_LAUNCH(kernel, grid, block, smem, stream)(args...);
+// Under nvcc it expands to exactly that launch; with TFE_ACCEL_CUDA_EMULATION (host compiler) to a
+// host call of the kernel for each emulated thread (emulation.h). A kernel name with a comma
+// (a template with several arguments) goes in TFE_ACCEL_KERNEL(...).
+#ifdef TFE_ACCEL_CUDA_EMULATION
+#define TFE_ACCEL_LAUNCH(kernel, grid, block, smem, stream) \
+  ::tfe_accel::cuda::emu::Launch(kernel, grid, block, smem, stream)
+#else
+#define TFE_ACCEL_LAUNCH(kernel, grid, block, smem, stream) kernel<<<grid, block, smem, stream>>>
+#endif
+#define TFE_ACCEL_KERNEL(...) __VA_ARGS__
+
 namespace tfe_accel {
 namespace cuda {
 

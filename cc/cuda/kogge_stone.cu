@@ -187,7 +187,7 @@ void CheckBytes(int bytes, const char* name) {
 template <typename T>
 void LaunchZero(const u32 sa[8], const u32 sb[8], void* out, i64 n, cudaStream_t stream) {
   constexpr int P = PerBlock<T>::value;
-  BoolZeroShareKernel<T><<<Blocks((n + P - 1) / P), kThreads, 0, stream>>>(
+  TFE_ACCEL_LAUNCH(BoolZeroShareKernel<T>, Blocks((n + P - 1) / P), kThreads, 0, stream)(
       MakeSeed(sa), MakeSeed(sb), static_cast<T*>(out), n);
 }
 
@@ -196,16 +196,18 @@ void LaunchRound(const void* g_a, const void* g_b, const void* p_a, const void* 
                  const u32 sb[8], const u32 sa1[8], const u32 sb1[8], void* zg, void* zp, void* gs1_a,
                  void* gs1_b, i64 n, cudaStream_t stream) {
   constexpr int P = PerBlock<Out>::value;
-  KoggeStoneRoundKernel<In, Out><<<Blocks((n + P - 1) / P), kThreads, 0, stream>>>(
+  TFE_ACCEL_LAUNCH(TFE_ACCEL_KERNEL(KoggeStoneRoundKernel<In, Out>), Blocks((n + P - 1) / P),
+                   kThreads, 0, stream)(
       static_cast<const In*>(g_a), static_cast<const In*>(g_b), static_cast<const In*>(p_a),
       static_cast<const In*>(p_b), MakeSeed(sa), MakeSeed(sb), MakeSeed(sa1), MakeSeed(sb1),
-      static_cast<Out*>(zg), static_cast<Out*>(zp), static_cast<Out*>(gs1_a), static_cast<Out*>(gs1_b), n);
+      static_cast<Out*>(zg), static_cast<Out*>(zp), static_cast<Out*>(gs1_a),
+      static_cast<Out*>(gs1_b), n);
 }
 
 template <typename T>
 void LaunchUpdate(const void* a, const void* b, const void* zo, const void* zr, void* ga, void* gb, i64 n,
                   cudaStream_t stream) {
-  KoggeStoneUpdateKernel<T><<<Blocks(n), kThreads, 0, stream>>>(
+  TFE_ACCEL_LAUNCH(KoggeStoneUpdateKernel<T>, Blocks(n), kThreads, 0, stream)(
       static_cast<const T*>(a), static_cast<const T*>(b), static_cast<const T*>(zo),
       static_cast<const T*>(zr), static_cast<T*>(ga), static_cast<T*>(gb), n);
 }
@@ -234,8 +236,8 @@ void BitExtractSetup(int party, const u64* x_a, const u64* x_b, const u32 seed_a
   if (party == 0 && n > 0 && (x_a == nullptr || x_b == nullptr))
     throw KernelArgumentError("party 0 needs its two arithmetic shares x_a, x_b");
   if (n == 0) return;
-  BitExtractSetupKernel<<<Blocks((n + 7) / 8), kThreads, 0, stream>>>(party, x_a, x_b, MakeSeed(seed_a),
-                                                                     MakeSeed(seed_b), out, n);
+  TFE_ACCEL_LAUNCH(BitExtractSetupKernel, Blocks((n + 7) / 8), kThreads, 0, stream)(party, x_a, x_b,
+      MakeSeed(seed_a), MakeSeed(seed_b), out, n);
   Check(cudaGetLastError(), "BitExtractSetup launch");
 }
 
@@ -244,8 +246,8 @@ void CarrySetupAnd(const u64* op1_a, const u64* op1_b, const u64* op2_a, const u
                    std::int8_t* top_a, std::int8_t* top_b, i64 n, cudaStream_t stream) {
   CheckN(n);
   if (n == 0) return;
-  CarrySetupAndKernel<<<Blocks((n + 7) / 8), kThreads, 0, stream>>>(
-      op1_a, op1_b, op2_a, op2_b, MakeSeed(seed_a), MakeSeed(seed_b), z, p_a, p_b, top_a, top_b, n);
+  TFE_ACCEL_LAUNCH(CarrySetupAndKernel, Blocks((n + 7) / 8), kThreads, 0, stream)(op1_a, op1_b,
+      op2_a, op2_b, MakeSeed(seed_a), MakeSeed(seed_b), z, p_a, p_b, top_a, top_b, n);
   Check(cudaGetLastError(), "CarrySetupAnd launch");
 }
 

@@ -161,16 +161,16 @@ void SeededUniformInt64(const u32 seed[8], i64 lo, i64 hi, i64* out, i64 n, cuda
                               " maxval=" + std::to_string(hi));
   CheckN(n, "n");
   if (n == 0) return;
-  SeededUniformKernel<<<BlocksFor((n + 7) / 8), kThreads, 0, stream>>>(
-      MakeSeed(seed), MakeUniformParams(lo, hi), reinterpret_cast<u64*>(out), n);
+  TFE_ACCEL_LAUNCH(SeededUniformKernel, BlocksFor((n + 7) / 8), kThreads, 0, stream)(MakeSeed(seed),
+      MakeUniformParams(lo, hi), reinterpret_cast<u64*>(out), n);
   Check(cudaGetLastError(), "SeededUniformKernel launch");
 }
 
 void ZeroShare(const u32 seed0[8], const u32 seed1[8], u64* out, i64 n, cudaStream_t stream) {
   CheckN(n, "n");
   if (n == 0) return;
-  ZeroShareKernel<<<BlocksFor((n + 7) / 8), kThreads, 0, stream>>>(
-      MakeSeed(seed0), MakeSeed(seed1), TfeInt64Params(), out, n);
+  TFE_ACCEL_LAUNCH(ZeroShareKernel, BlocksFor((n + 7) / 8), kThreads, 0, stream)(MakeSeed(seed0),
+      MakeSeed(seed1), TfeInt64Params(), out, n);
   Check(cudaGetLastError(), "ZeroShareKernel launch");
 }
 
@@ -189,9 +189,9 @@ void TruncateLocal(int party, const u64* x0, const u64* x1, i64 n, int amount, c
   if (party != 0 && seed == nullptr) throw KernelArgumentError("parties 1 and 2 need a seed");
   if (n == 0) return;
   if (party == 0) {
-    TruncateP0Kernel<<<BlocksFor(n), kThreads, 0, stream>>>(x0, y, n, amount);
+    TFE_ACCEL_LAUNCH(TruncateP0Kernel, BlocksFor(n), kThreads, 0, stream)(x0, y, n, amount);
   } else {
-    TruncateP12Kernel<<<BlocksFor((n + 7) / 8), kThreads, 0, stream>>>(
+    TFE_ACCEL_LAUNCH(TruncateP12Kernel, BlocksFor((n + 7) / 8), kThreads, 0, stream)(
         party == 1 ? x0 : nullptr, party == 1 ? x1 : nullptr, MakeSeed(seed), TfeInt64Params(),
         party == 1 ? y : nullptr, r, n, amount);
   }
@@ -203,15 +203,15 @@ void RssMul(const u64* x_i, const u64* x_next, const u64* y_i, const u64* y_next
   CheckN(n, "n");
   if (seed0 == nullptr || seed1 == nullptr) throw KernelArgumentError("rss_mul needs seed0 and seed1");
   if (n == 0) return;
-  RssMulKernel<<<BlocksFor((n + 7) / 8), kThreads, 0, stream>>>(
-      x_i, x_next, y_i, y_next, MakeSeed(seed0), MakeSeed(seed1), TfeInt64Params(), z, n);
+  TFE_ACCEL_LAUNCH(RssMulKernel, BlocksFor((n + 7) / 8), kThreads, 0, stream)(x_i, x_next, y_i,
+      y_next, MakeSeed(seed0), MakeSeed(seed1), TfeInt64Params(), z, n);
   Check(cudaGetLastError(), "RssMulKernel launch");
 }
 
 void RingAdd(const u64* a, const u64* b, u64* c, i64 n, cudaStream_t stream) {
   CheckN(n, "n");
   if (n == 0) return;
-  RingAddKernel<<<BlocksFor(n), kThreads, 0, stream>>>(a, b, c, n);
+  TFE_ACCEL_LAUNCH(RingAddKernel, BlocksFor(n), kThreads, 0, stream)(a, b, c, n);
   Check(cudaGetLastError(), "RingAddKernel launch");
 }
 

@@ -150,7 +150,8 @@ void PivotDiff(int party, const u64* x_a, const u64* x_b, const u64* pivots, i64
   if (n < 0) throw KernelArgumentError("n must be >= 0");
   const i64 total = C * n;
   if (total == 0) return;
-  PivotDiffKernel<<<Blocks(total), kThreads, 0, stream>>>(party, x_a, x_b, pivots, n, total, d_a, d_b);
+  TFE_ACCEL_LAUNCH(PivotDiffKernel, Blocks(total), kThreads, 0, stream)(party, x_a, x_b, pivots, n,
+      total, d_a, d_b);
   Launched("PivotDiff launch");
 }
 
@@ -162,10 +163,8 @@ void PieceSelectAnd(int party, const u8* msb_a, const u8* msb_b, i64 C, i64 n, c
   const i64 total = (C + 1) * n;
   if (total == 0) return;
   // The bool factory's zero share: int32 draws over [0, 2) (SeededUniformInt32), per key.
-  PieceSelectKernel<<<Blocks(total), kThreads, 0, stream>>>(party, msb_a, msb_b, C, n, total,
-                                                            SeedNonce(key_a, nonce_a),
-                                                            SeedNonce(key_b, nonce_b),
-                                                            MakeNarrowParams(0, 2), z);
+  TFE_ACCEL_LAUNCH(PieceSelectKernel, Blocks(total), kThreads, 0, stream)(party, msb_a, msb_b, C, n,
+      total, SeedNonce(key_a, nonce_a), SeedNonce(key_b, nonce_b), MakeNarrowParams(0, 2), z);
   Launched("PieceSelectAnd launch");
 }
 
@@ -185,21 +184,25 @@ void MulAbStep1(int party, const u64* f_a, const u64* f_b, const u64* c0, const 
   }
   const unsigned blocks = Blocks(total);
   if (party == 0) {
-    OtSenderKernel<<<blocks, kThreads, 0, stream>>>(0, f_a, f_b, c0, n, b_a, b_b, out.s_r0, total,
-                                                    SeedNonce(key_a, nonce_a + 1),
-                                                    SeedNonce(key_b, nonce_b + 1), out.m_next, out.m_prev);
+    TFE_ACCEL_LAUNCH(OtSenderKernel, blocks, kThreads, 0, stream)(0, f_a, f_b, c0, n, b_a, b_b,
+        out.s_r0, total, SeedNonce(key_a, nonce_a + 1), SeedNonce(key_b, nonce_b + 1), out.m_next,
+        out.m_prev);
     Launched("MulAbStep1 OtSender");
-    OtHelperKernel<<<blocks, kThreads, 0, stream>>>(b_a, total, SeedNonce(key_b, nonce_b + 3), out.wc_a);
+    TFE_ACCEL_LAUNCH(OtHelperKernel, blocks, kThreads, 0, stream)(b_a, total,
+        SeedNonce(key_b, nonce_b + 3), out.wc_a);
   } else if (party == 1) {
-    OtHelperKernel<<<blocks, kThreads, 0, stream>>>(b_b, total, SeedNonce(key_a, nonce_a + 1), out.wc_a);
+    TFE_ACCEL_LAUNCH(OtHelperKernel, blocks, kThreads, 0, stream)(b_b, total,
+        SeedNonce(key_a, nonce_a + 1), out.wc_a);
     Launched("MulAbStep1 OtHelper");
-    OtSenderKernel<<<blocks, kThreads, 0, stream>>>(1, f_a, f_b, c0, n, b_a, b_b, out.s_r1, total,
-                                                    SeedNonce(key_a, nonce_a + 3),
-                                                    SeedNonce(key_b, nonce_b + 3), out.m_next, out.m_prev);
+    TFE_ACCEL_LAUNCH(OtSenderKernel, blocks, kThreads, 0, stream)(1, f_a, f_b, c0, n, b_a, b_b,
+        out.s_r1, total, SeedNonce(key_a, nonce_a + 3), SeedNonce(key_b, nonce_b + 3), out.m_next,
+        out.m_prev);
   } else {
-    OtHelperKernel<<<blocks, kThreads, 0, stream>>>(b_a, total, SeedNonce(key_b, nonce_b + 1), out.wc_a);
+    TFE_ACCEL_LAUNCH(OtHelperKernel, blocks, kThreads, 0, stream)(b_a, total,
+        SeedNonce(key_b, nonce_b + 1), out.wc_a);
     Launched("MulAbStep1 OtHelper");
-    OtHelperKernel<<<blocks, kThreads, 0, stream>>>(b_b, total, SeedNonce(key_a, nonce_a + 3), out.wc_b);
+    TFE_ACCEL_LAUNCH(OtHelperKernel, blocks, kThreads, 0, stream)(b_b, total,
+        SeedNonce(key_a, nonce_a + 3), out.wc_b);
   }
   Launched("MulAbStep1 launch");
 }
@@ -209,7 +212,8 @@ void MulAbStep2(int party, const MulAbStep2Dev& in, const u8* b_a, const u8* b_b
   CheckParty(party);
   if (K < 0 || n < 0) throw KernelArgumentError("K and n must be >= 0");
   if (n == 0) return;
-  MulAbStep2Kernel<<<Blocks(n), kThreads, 0, stream>>>(party, in, b_a, b_b, K, n, y_a, y_b);
+  TFE_ACCEL_LAUNCH(MulAbStep2Kernel, Blocks(n), kThreads, 0, stream)(party, in, b_a, b_b, K, n, y_a,
+      y_b);
   Launched("MulAbStep2 launch");
 }
 
@@ -219,8 +223,8 @@ void TruncMsb0MaskScaledP0(const u64* x0, const u64* x1, const u64* k, i64 K, i6
   if (K < 0 || n < 0) throw KernelArgumentError("K and n must be >= 0");
   const i64 total = K * n;
   if (total == 0) return;
-  MaskScaledP0Kernel<<<Blocks(total), kThreads, 0, stream>>>(x0, x1, k, n, total,
-                                                             SeedNonce(key_02, nonce_02), lift, c0);
+  TFE_ACCEL_LAUNCH(MaskScaledP0Kernel, Blocks(total), kThreads, 0, stream)(x0, x1, k, n, total,
+      SeedNonce(key_02, nonce_02), lift, c0);
   Launched("TruncMsb0MaskScaledP0 launch");
 }
 
@@ -229,7 +233,7 @@ void TruncMsb0MaskScaledP1(const u64* x2, const u64* k, i64 K, i64 n, const u64*
   if (K < 0 || n < 0) throw KernelArgumentError("K and n must be >= 0");
   const i64 total = K * n;
   if (total == 0) return;
-  MaskScaledP1Kernel<<<Blocks(total), kThreads, 0, stream>>>(x2, k, n, total, r1, c1);
+  TFE_ACCEL_LAUNCH(MaskScaledP1Kernel, Blocks(total), kThreads, 0, stream)(x2, k, n, total, r1, c1);
   Launched("TruncMsb0MaskScaledP1 launch");
 }
 

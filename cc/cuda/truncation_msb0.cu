@@ -140,9 +140,9 @@ void TruncMsb0Dealer(const u32 seed_20[8], const u32 seed_21[8], const u32 r_see
                      cudaStream_t stream) {
   CheckArgs(n, amount, true);
   if (n == 0) return;
-  DealerKernel<<<Blocks(n), kThreads, 0, stream>>>(MakeSeed(seed_20), MakeSeed(seed_21),
-                                                   MakeSeed(r_seed), TfeInt64Params(), n, amount,
-                                                   unlift, r1, s1, rmsb1, z20, z21);
+  TFE_ACCEL_LAUNCH(DealerKernel, Blocks(n), kThreads, 0, stream)(MakeSeed(seed_20),
+      MakeSeed(seed_21), MakeSeed(r_seed), TfeInt64Params(), n, amount, unlift, r1, s1, rmsb1, z20,
+      z21);
   Check(cudaGetLastError(), "TruncMsb0Dealer launch");
 }
 
@@ -150,8 +150,8 @@ void TruncMsb0MaskP0(const u64* x0, const u64* x1, const u32 seed_02[8], u64 lif
                      cudaStream_t stream) {
   CheckArgs(n, 1, false);
   if (n == 0) return;
-  MaskP0Kernel<<<Blocks(n), kThreads, 0, stream>>>(x0, x1, MakeSeed(seed_02), TfeInt64Params(),
-                                                   lift, c0, n);
+  TFE_ACCEL_LAUNCH(MaskP0Kernel, Blocks(n), kThreads, 0, stream)(x0, x1, MakeSeed(seed_02),
+      TfeInt64Params(), lift, c0, n);
   Check(cudaGetLastError(), "TruncMsb0MaskP0 launch");
 }
 
@@ -159,8 +159,8 @@ void TruncMsb0UnmaskP0(const u64* c0, const u64* c1, const u32 seed_02[8], int a
                        u64* y_tilde0, u64* z00, i64 n, cudaStream_t stream) {
   CheckArgs(n, amount, true);
   if (n == 0) return;
-  UnmaskP0Kernel<<<Blocks(n), kThreads, 0, stream>>>(c0, c1, MakeSeed(seed_02), TfeInt64Params(),
-                                                     amount, unlift, y_tilde0, z00, n);
+  TFE_ACCEL_LAUNCH(UnmaskP0Kernel, Blocks(n), kThreads, 0, stream)(c0, c1, MakeSeed(seed_02),
+      TfeInt64Params(), amount, unlift, y_tilde0, z00, n);
   Check(cudaGetLastError(), "TruncMsb0UnmaskP0 launch");
 }
 
@@ -169,8 +169,8 @@ void TruncMsb0UnmaskP1(const u64* c0, const u64* c1, const u64* s1, const u64* r
                        cudaStream_t stream) {
   CheckArgs(n, amount, true);
   if (n == 0) return;
-  UnmaskP1Kernel<<<Blocks(n), kThreads, 0, stream>>>(c0, c1, s1, rmsb1, MakeSeed(seed_12),
-                                                     TfeInt64Params(), amount, y_tilde1, z11, n);
+  TFE_ACCEL_LAUNCH(UnmaskP1Kernel, Blocks(n), kThreads, 0, stream)(c0, c1, s1, rmsb1,
+      MakeSeed(seed_12), TfeInt64Params(), amount, y_tilde1, z11, n);
   Check(cudaGetLastError(), "TruncMsb0UnmaskP1 launch");
 }
 

@@ -1,0 +1,273 @@
+"""Runs bench/gpu_check.py's elementwise check sections on the CPU emulation of the CUDA kernels
+(the `_cuda_emu` module built by tests/test_cuda_emulation.py from cc/cuda/*.cu with
+-DTFE_ACCEL_CUDA_EMULATION, see cc/cuda/emulation.h), in a process of its own: a kernel that reads
+past the end of an allocation faults on the emulator's guard page, and that must fail the test, not
+kill pytest. gpu_check's `nat` is a proxy: its cuda_* attributes come from the emulated module, all
+others from tfe_accel._native (the CPU kernels the checks compare with).
+
+    python tests/cuda_host/run_emulated_checks.py --module-dir DIR --out results.json \
+        [--sections full/check_prg,single/check_msb0,...] [--seed N]
+
+(default: every gpu_check section under each geometry, then the extra sections under 'full').
+
+Writes (after every section, so a crash leaves what ran) {"seed", "running", "sections":
+{"<geometry>/<section>": {"checks": [gpu_check CHECKS entries], "seconds"}}}; "running" names the
+section in progress when the process died. Exit status 0 when it finished (failed checks included).
+"""
+import argparse
+import faulthandler
+import importlib.util
+import json
+import pathlib
+import sys
+import time
+
+import numpy as np
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+GPU_CHECK_SECTIONS = ["check_prg", "check_rss_mul", "check_truncation", "check_msb0", "check_kogge_stone",
+                      "check_sigmoid_pieces"]
+EXTRA_SECTIONS = ["emulator_self_test", "device_arrays", "edge_shapes", "argument_errors", "not_emulated"]
+GEOMETRIES = ["full", "reverse", "single"]
+PLAN = [f"{g}/{s}" for g in GEOMETRIES for s in GPU_CHECK_SECTIONS] + [f"full/{s}" for s in EXTRA_SECTIONS]
+
+
+class Emulated:
+    """gpu_check's `nat`: cuda_* from the emulated module, everything else from _native."""
+
+    def __init__(self, emu, native):
+        self._emu, self._native = emu, native
+
+    def __getattr__(self, name):
+        return getattr(self._emu if name.startswith("cuda_") else self._native, name)
+
+
+def load_gpu_check():
+    spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "bench" / "gpu_check.py")
+    gc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gc)
+    return gc
+
+
+def record(gc, name, ok, detail=""):
+    gc.CHECKS.append({"name": name, "ok": bool(ok), "detail": detail})
+    print(f"  [{'ok' if ok else 'FAIL'}] {name} {detail}", flush=True)
+
+
+def emulator_self_test(gc, nat, emu):
+    for name, ok in emu.emulator_self_test().items():
+        record(gc, f"emulator: {name}", ok)
+
+
+def device_arrays(gc, nat, emu):
+    """The device-array path of the glue (__cuda_array_interface__ in, CudaBuffer out), with
+    CudaBuffers standing in for CuPy arrays."""
+    I64 = (-(2**63), 2**63 - 1)
+    s, s1, s2 = gc.seed(), gc.seed(), gc.seed()
+    buf = emu.cuda_seeded_uniform([1000, 3], s, device=True)
+    cai = buf.__cuda_array_interface__
+    record(gc, "device: CudaBuffer result with __cuda_array_interface__",
+           type(buf).__name__ == "CudaBuffer" and buf.shape == (1000, 3) and buf.dtype == "int64"
+           and cai["typestr"] == "<i8" and cai["shape"] == (1000, 3) and cai["version"] == 3
+           and cai["data"][0] != 0, f"{type(buf).__name__} {cai}")
+    gc.check("device: seeded_uniform CudaBuffer.numpy() vs CPU", buf.numpy(), nat.seeded_uniform([1000, 3], s, *I64))
+    x1, x2 = emu.cuda_seeded_uniform([1000, 3], s1, device=True), emu.cuda_seeded_uniform([1000, 3], s2, device=True)
+    key, nonce = gc.seed(), 12345
+    y, r = emu.cuda_truncate_local_p1(x1, x2, key, nonce, 13)
+    cy, cr = nat.truncate_local_p1(x1.numpy(), x2.numpy(), key, nonce, 13)
+    record(gc, "device: truncate_local_p1 returns CudaBuffers", all(type(v).__name__ == "CudaBuffer" for v in (y, r)))
+    gc.check("device: truncate_local_p1 vs CPU", np.stack([y.numpy(), r.numpy()]), np.stack([cy, cr]))
+    k0, k1 = gc.seed(), gc.seed()
+    z = emu.cuda_rss_mul(x1, x2, y, r, k0, 7, k1, 9)
+    gc.check("device: rss_mul on chained CudaBuffers vs CPU", z.numpy(),
+             nat.rss_mul(x1.numpy(), x2.numpy(), y.numpy(), r.numpy(), k0, 7, k1, 9))
+    # narrow boolean words on the device
+    ws = [emu.cuda_boolean_zero_share(gc.seed(), i, gc.seed(), i + 1, [77], "int16", device=True) for i in range(4)]
+    record(gc, "device: int16 CudaBuffer typestr", ws[0].__cuda_array_interface__["typestr"] == "<i2"
+           and ws[0].dtype == "int16")
+    ga, gb = emu.cuda_kogge_stone_update(*ws)
+    want = nat.kogge_stone_update(*(w.numpy() for w in ws))
+    gc.check("device: kogge_stone_update int16 vs CPU", np.stack([ga.numpy(), gb.numpy()]), np.stack(want))
+    out = emu.cuda_kogge_stone_round(*ws, k0, 3, k1, 4)
+    want = nat.kogge_stone_round(*(w.numpy() for w in ws), k0, 3, k1, 4)
+    for i, (g, c) in enumerate(zip(out, want)):
+        gc.check(f"device: kogge_stone_round int16 output {i} vs CPU", g.numpy(), c)
+    try:
+        emu.cuda_rss_mul(x1.numpy(), x2, y, r, k0, 7, k1, 9)
+        record(gc, "device: NumPy and device arrays mixed -> TypeError", False, "no error")
+    except TypeError as e:
+        record(gc, "device: NumPy and device arrays mixed -> TypeError", True, str(e))
+
+
+def _same(gc, name, got, want):
+    if isinstance(want, tuple):
+        record(gc, f"{name}: same number of outputs", isinstance(got, tuple) and len(got) == len(want))
+        for i, (g, w) in enumerate(zip(got, want)):
+            gc.check(f"{name} output {i} vs CPU", g, w)
+    else:
+        gc.check(f"{name} vs CPU", got, want)
+
+
+def edge_shapes(gc, nat, emu):
+    """Empty and 0-d operands through every elementwise entry point: the same outputs (shapes,
+    dtypes, values) as the CPU functions."""
+    ka, kb, kr = gc.seed(), gc.seed(), gc.seed()
+    I64 = (-(2**63), 2**63 - 1)
+    for shape in [(0,), (3, 0), ()]:
+        x = [gc.rand_i64(shape) for _ in range(4)]
+        tag = f"shape {shape}"
+        both = lambda f, *a, **k: (getattr(emu, "cuda_" + f)(*a, **k), getattr(nat, f)(*a, **k))  # noqa: E731
+        _same(gc, f"seeded_uniform {tag}", emu.cuda_seeded_uniform(list(shape), ka),
+              nat.seeded_uniform(list(shape), ka, *I64))
+        _same(gc, f"rss_mul {tag}", *both("rss_mul", *x, ka, 1, kb, 2))
+        _same(gc, f"truncate_local_p0 {tag}", *both("truncate_local_p0", x[0], 5))
+        _same(gc, f"truncate_local_p1 {tag}", *both("truncate_local_p1", x[0], x[1], ka, 3, 5))
+        _same(gc, f"truncate_local_p2 {tag}", *both("truncate_local_p2", ka, 3, list(shape)))
+        _same(gc, f"trunc_msb0_dealer {tag}", *both("trunc_msb0_dealer", ka, 1, kb, 2, kr, list(shape), 7, 3))
+        _same(gc, f"trunc_msb0_mask_p0 {tag}", *both("trunc_msb0_mask_p0", x[0], x[1], ka, 1, 2**62))
+        _same(gc, f"trunc_msb0_unmask_p0 {tag}", *both("trunc_msb0_unmask_p0", x[0], x[1], ka, 1, 7, 3))
+        _same(gc, f"trunc_msb0_unmask_p1 {tag}", *both("trunc_msb0_unmask_p1", *x, kb, 2, 7))
+        for dt in ["int64", "int32", "int16", "int8"]:
+            _same(gc, f"boolean_zero_share {dt} {tag}", *both("boolean_zero_share", ka, 1, kb, 2, list(shape), dt))
+            w = [v.astype(dt) for v in x]
+            _same(gc, f"kogge_stone_round {dt} {tag}", *both("kogge_stone_round", *w, ka, 1, kb, 2))
+            _same(gc, f"kogge_stone_update {dt} {tag}", *both("kogge_stone_update", *w))
+        for party in range(3):
+            _same(gc, f"bit_extract_setup P{party} {tag}", *both("bit_extract_setup", party, x[0], x[1], ka, 1, kb, 2))
+            _same(gc, f"pivot_diff P{party} {tag}", *both("pivot_diff", party, x[0], x[1], gc.rand_i64((3,))))
+        _same(gc, f"carry_setup_and {tag}", *both("carry_setup_and", *x, ka, 1, kb, 2))
+        k = gc.rand_i64((3,))
+        _same(gc, f"trunc_msb0_mask_scaled_p0 {tag}", *both("trunc_msb0_mask_scaled_p0", x[0], x[1], k, ka, 1, 2**62))
+        _same(gc, f"trunc_msb0_mask_scaled_p1 {tag}",
+              *both("trunc_msb0_mask_scaled_p1", x[0], k, gc.rand_i64((3,) + shape)))
+        if shape != ():  # the piece/OT arrays carry a leading pivot / piece axis
+            K = 3
+            b = gc.RNG.integers(0, 2, size=(K,) + shape).astype(bool)
+            f = [gc.rand_i64((K,) + shape) for _ in range(2)]
+            for party in range(3):
+                _same(gc, f"piece_select_and P{party} {tag}", *both("piece_select_and", party, b, b, ka, 1, kb, 2))
+                c0 = gc.rand_i64((K,))
+                _same(gc, f"mul_ab_step1 P{party} {tag}", *both("mul_ab_step1", party, *f, c0, b, b, ka, 1, kb, 2))
+                one = lambda: gc.rand_i64((K,) + shape)  # noqa: E731
+                pair = lambda: gc.rand_i64((2, K) + shape)  # noqa: E731
+                kw = (dict(own=one(), own2=one(), m=pair(), wc=one(), m2=pair(), wc2=one()) if party == 2
+                      else dict(own=one(), in1=one(), in2=one(), m=pair(), wc=one()))
+                _same(gc, f"mul_ab_step2 P{party} {tag}", *both("mul_ab_step2", party, b, b, **kw))
+
+
+def argument_errors(gc, nat, emu):
+    """Bad arguments raise the same exception type from cuda_X as from the CPU X."""
+    s = np.arange(8, dtype=np.int32)
+    x, y = np.arange(10, dtype=np.int64), np.arange(11, dtype=np.int64)
+    b = np.zeros((3, 4), bool)
+    z34 = np.zeros((3, 4), np.int64)
+    cases = {
+        "rss_mul shapes": ("rss_mul", (x, x, x, y, s, 1, s, 2)),
+        "rss_mul dtype": ("rss_mul", (x.astype(np.int32), x, x, x, s, 1, s, 2)),
+        "rss_mul seed shape": ("rss_mul", (x, x, x, x, s[:7], 1, s, 2)),
+        "rss_mul seed dtype": ("rss_mul", (x, x, x, x, s.astype(np.int64), 1, s, 2)),
+        "truncate_local_p0 amount 0": ("truncate_local_p0", (x, 0)),
+        "truncate_local_p0 amount 63": ("truncate_local_p0", (x, 63)),
+        "truncate_local_p0 list": ("truncate_local_p0", ([1, 2], 3)),
+        "truncate_local_p1 shapes": ("truncate_local_p1", (x, y, s, 1, 3)),
+        "truncate_local_p2 negative shape": ("truncate_local_p2", (s, 1, [-1])),
+        "seeded_uniform minval >= maxval": ("seeded_uniform", ([3], s, 5, 5)),
+        "seeded_uniform negative shape": ("seeded_uniform", ([-2], s, 0, 5)),
+        "boolean_zero_share dtype": ("boolean_zero_share", (s, 1, s, 2, [3], "uint8")),
+        "kogge_stone_round mixed dtypes": ("kogge_stone_round", (x, x, x, x.astype(np.int32), s, 1, s, 2)),
+        "kogge_stone_round uint8": ("kogge_stone_round", (*(x.astype(np.uint8),) * 4, s, 1, s, 2)),
+        "kogge_stone_update shapes": ("kogge_stone_update", (x, x, x, y)),
+        "bit_extract_setup party 3": ("bit_extract_setup", (3, x, x, s, 1, s, 2)),
+        "carry_setup_and shapes": ("carry_setup_and", (x, x, x, y, s, 1, s, 2)),
+        "pivot_diff no pivots": ("pivot_diff", (0, x, x, np.zeros(0, np.int64))),
+        "pivot_diff 2-D pivots": ("pivot_diff", (0, x, x, np.zeros((2, 2), np.int64))),
+        "piece_select_and int64 bits": ("piece_select_and", (0, z34, z34, s, 1, s, 2)),
+        "piece_select_and shapes": ("piece_select_and", (0, b, b[:2], s, 1, s, 2)),
+        "piece_select_and no rows": ("piece_select_and", (0, b[:0], b[:0], s, 1, s, 2)),
+        "mul_ab_step1 c0 length": ("mul_ab_step1", (0, z34, z34, np.zeros(2, np.int64), b, b, s, 1, s, 2)),
+        "mul_ab_step2 missing in1": ("mul_ab_step2", (0, b, b, z34)),
+        "trunc_msb0_mask_scaled_p1 r1 shape": ("trunc_msb0_mask_scaled_p1",
+                                               (x, np.zeros(3, np.int64), np.zeros((2, 10), np.int64))),
+        "trunc_msb0_dealer amount 0": ("trunc_msb0_dealer", (s, 1, s, 2, s, [4], 0)),
+        "trunc_msb0_unmask_p0 shapes": ("trunc_msb0_unmask_p0", (x, y, s, 1, 5)),
+    }
+    for name, (fn, args) in cases.items():
+        got = []
+        for f in (getattr(nat, fn), getattr(emu, "cuda_" + fn)):
+            try:
+                f(*args)
+                got.append("no error")
+            except Exception as e:  # noqa: BLE001
+                got.append(type(e).__name__)
+        record(gc, f"arguments: {name}: cuda_{fn} raises as {fn}", got[0] == got[1] and got[0] != "no error",
+               f"CPU {got[0]}, emulated CUDA {got[1]}")
+
+
+def not_emulated(gc, nat, emu):
+    """The GEMM entry points say they are not emulated; the device queries describe the emulation."""
+    a = gc.rand_i64((4, 5))
+    for name, call in [("cuda_ring_matmul", lambda: emu.cuda_ring_matmul(a, a.T.copy())),
+                       ("cuda_rss_matmul",
+                        lambda: emu.cuda_rss_matmul(a, a, a.T.copy(), a.T.copy(), gc.seed(), gc.seed(), 1, 2)),
+                       ("cuda_bench_ring_matmul", lambda: emu.cuda_bench_ring_matmul(8, 8, 8))]:
+        try:
+            call()
+            record(gc, f"{name} raises 'not emulated'", False, "no error")
+        except RuntimeError as e:
+            record(gc, f"{name} raises 'not emulated'", "not emulated on the CPU" in str(e), str(e))
+    record(gc, "cuda_available() in emulation", emu.cuda_available() is True)
+    name = emu.cuda_device_name()
+    record(gc, "cuda_device_name() names the emulation", name.startswith("CPU emulation of the CUDA kernels"), name)
+    ms = emu.cuda_bench_copy(1 << 20, 3)
+    record(gc, "cuda_bench_copy times host copies with emulated events", len(ms) == 3 and all(t >= 0 for t in ms),
+           str(ms))
+
+
+EXTRA = {f.__name__: f for f in [emulator_self_test, device_arrays, edge_shapes, argument_errors, not_emulated]}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--module-dir", required=True, help="folder holding the _cuda_emu module")
+    ap.add_argument("--out", required=True, help="results JSON")
+    ap.add_argument("--sections", default=",".join(PLAN), help="comma-separated <geometry>/<section> keys")
+    ap.add_argument("--seed", type=int, default=None, help="seed of gpu_check's RNG (default: fresh)")
+    args = ap.parse_args()
+    faulthandler.enable()
+    sys.path.insert(0, args.module_dir)
+    import _cuda_emu as emu  # noqa: E402
+    from tfe_accel import _native  # noqa: E402
+
+    gc = load_gpu_check()
+    seed = args.seed if args.seed is not None else int(np.random.SeedSequence().entropy % 2**63)
+    gc.RNG = np.random.default_rng(seed)
+    nat = Emulated(emu, _native)
+    results = {"seed": seed, "device": emu.cuda_device_name(), "running": None, "sections": {}}
+
+    def save():
+        with open(args.out, "w") as f:
+            json.dump(results, f, indent=1)
+
+    for key in args.sections.split(","):
+        geometry, section = key.split("/")
+        if geometry not in GEOMETRIES or section not in GPU_CHECK_SECTIONS + EXTRA_SECTIONS:
+            raise SystemExit(f"unknown section {key!r}")
+        results["running"] = key
+        save()
+        print(f"\n== {key} (seed {seed})", flush=True)
+        emu.set_geometry(geometry)
+        n0, launches0, t0 = len(gc.CHECKS), emu.launch_count(), time.time()
+        if section in EXTRA:
+            gc.guarded(section, lambda: EXTRA[section](gc, nat, emu))
+        else:
+            fn = getattr(gc, section)
+            gc.guarded(section, lambda: fn(nat))
+        results["sections"][key] = {"checks": gc.CHECKS[n0:], "seconds": time.time() - t0,
+                                    "launches": emu.launch_count() - launches0}
+    results["running"] = None
+    save()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

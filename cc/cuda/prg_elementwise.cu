@@ -73,24 +73,11 @@ __global__ void SeededUniformKernel(Seed key, UniformParams p, u64* out, i64 n) 
   }
 }
 
-__global__ void ZeroShareKernel(Seed k0, Seed k1, UniformParams p, u64* out, i64 n) {
-  const i64 nb = (n + 7) / 8;
-  for (i64 b = blockIdx.x * static_cast<i64>(blockDim.x) + threadIdx.x; b < nb;
-       b += static_cast<i64>(gridDim.x) * blockDim.x) {
-    u64 v0[8], v1[8];
-    UniformBlock8(k0, p, b, v0);
-    UniformBlock8(k1, p, b, v1);
-    const i64 base = 8 * b;
-#pragma unroll
-    for (int j = 0; j < 8; ++j)
-      if (base + j < n) out[base + j] = v0[j] - v1[j];
-  }
-}
-
-// ABY3 elementwise product, party i's local step (cc/kernels/rss_elementwise.h):
-// z = x_i*y_i + x_i*y_next + x_next*y_i + U(k0) - U(k1), one thread per 8-element PRG block.
-__global__ void RssMulKernel(const u64* xi, const u64* xn, const u64* yi, const u64* yn, Seed k0,
-                             Seed k1, UniformParams p, u64* z, i64 n) {
+// One party's share of TFE's zero sharing, z = U(k0) - U(k1), plus, when xi != nullptr, its local
+// ABY3 elementwise product x_i*y_i + x_i*y_next + x_next*y_i (cc/kernels/rss_elementwise.h, TFE
+// _mul_private_private). One thread per 8-element PRG block.
+__global__ void ZeroShareKernel(Seed k0, Seed k1, UniformParams p, const u64* xi, const u64* xn,
+                                const u64* yi, const u64* yn, u64* z, i64 n) {
   const i64 nb = (n + 7) / 8;
   for (i64 b = blockIdx.x * static_cast<i64>(blockDim.x) + threadIdx.x; b < nb;
        b += static_cast<i64>(gridDim.x) * blockDim.x) {
@@ -101,7 +88,9 @@ __global__ void RssMulKernel(const u64* xi, const u64* xn, const u64* yi, const 
 #pragma unroll
     for (int j = 0; j < 8; ++j) {
       const i64 e = base + j;
-      if (e < n) z[e] = xi[e] * (yi[e] + yn[e]) + xn[e] * yi[e] + (v0[j] - v1[j]);
+      if (e >= n) break;
+      const u64 a = v0[j] - v1[j];
+      z[e] = xi == nullptr ? a : xi[e] * (yi[e] + yn[e]) + xn[e] * yi[e] + a;
     }
   }
 }
@@ -170,7 +159,7 @@ void ZeroShare(const u32 seed0[8], const u32 seed1[8], u64* out, i64 n, cudaStre
   CheckN(n, "n");
   if (n == 0) return;
   TFE_ACCEL_LAUNCH(ZeroShareKernel, BlocksFor((n + 7) / 8), kThreads, 0, stream)(MakeSeed(seed0),
-      MakeSeed(seed1), TfeInt64Params(), out, n);
+      MakeSeed(seed1), TfeInt64Params(), nullptr, nullptr, nullptr, nullptr, out, n);
   Check(cudaGetLastError(), "ZeroShareKernel launch");
 }
 
@@ -203,9 +192,11 @@ void RssMul(const u64* x_i, const u64* x_next, const u64* y_i, const u64* y_next
   CheckN(n, "n");
   if (seed0 == nullptr || seed1 == nullptr) throw KernelArgumentError("rss_mul needs seed0 and seed1");
   if (n == 0) return;
-  TFE_ACCEL_LAUNCH(RssMulKernel, BlocksFor((n + 7) / 8), kThreads, 0, stream)(x_i, x_next, y_i,
-      y_next, MakeSeed(seed0), MakeSeed(seed1), TfeInt64Params(), z, n);
-  Check(cudaGetLastError(), "RssMulKernel launch");
+  if (x_i == nullptr || x_next == nullptr || y_i == nullptr || y_next == nullptr)
+    throw KernelArgumentError("rss_mul needs x_i, x_next, y_i and y_next");
+  TFE_ACCEL_LAUNCH(ZeroShareKernel, BlocksFor((n + 7) / 8), kThreads, 0, stream)(MakeSeed(seed0),
+      MakeSeed(seed1), TfeInt64Params(), x_i, x_next, y_i, y_next, z, n);
+  Check(cudaGetLastError(), "ZeroShareKernel launch (rss_mul)");
 }
 
 void RingAdd(const u64* a, const u64* b, u64* c, i64 n, cudaStream_t stream) {

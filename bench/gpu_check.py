@@ -377,6 +377,26 @@ def check_device_arrays(nat):
     cy1, cr = nat.truncate_local_p1(x0, x1, key, nonce, 13)
     check("truncate_local_p1 with CuPy inputs", np.stack([cp.asarray(y1).get(), cp.asarray(r).get()]), np.stack([cy1, cr]))
 
+    class DlpackOnly:  # a DLPack producer without __cuda_array_interface__ (as JAX / TF arrays)
+        def __init__(self, arr):
+            self._arr = arr
+
+        def __dlpack_device__(self):
+            return self._arr.__dlpack_device__()
+
+        def __dlpack__(self, stream=None):
+            return self._arr.__dlpack__(stream=stream)
+
+    y1d, rd = nat.cuda_truncate_local_p1(DlpackOnly(cp.asarray(x0)), DlpackOnly(cp.asarray(x1)), key, nonce, 13)
+    check("truncate_local_p1 with DLPack-only CuPy inputs", np.stack([y1d.numpy(), rd.numpy()]), np.stack([cy1, cr]))
+    check("cupy.from_dlpack(CudaBuffer) in place", cp.from_dlpack(y1d).get(), cy1)
+    try:
+        import torch
+    except Exception as e:  # noqa: BLE001
+        print(f"  [skip] torch.from_dlpack: torch unavailable ({e})")
+        return
+    check("torch.from_dlpack(CudaBuffer)", torch.from_dlpack(rd).cpu().numpy(), cr)
+
 
 def check_large(nat):
     n = 8192

@@ -59,7 +59,7 @@ KERNEL_SOURCES = {
 }
 GPU_CHECK_SECTIONS = ["check_prg", "check_rss_mul", "check_truncation", "check_msb0", "check_kogge_stone",
                       "check_sigmoid_pieces"]
-EXTRA_SECTIONS = ["emulator_self_test", "device_arrays", "edge_shapes", "argument_errors", "not_emulated"]
+EXTRA_SECTIONS = ["emulator_self_test", "device_arrays", "dlpack", "edge_shapes", "argument_errors", "not_emulated"]
 GEOMETRIES = ["full", "reverse", "single"]
 
 

@@ -1,8 +1,11 @@
 // tfe-accel: pybind11 glue of the CUDA kernels (built into `_native` only with TFE_ACCEL_CUDA=ON,
 // see cmake/cuda.cmake). Every entry point accepts either NumPy int64 arrays (copied to the device
-// and back; returns NumPy) or device arrays exposing __cuda_array_interface__ (CuPy, Numba,
-// PyTorch, or this module's CudaBuffer; returns a CudaBuffer, zero-copy for cupy.asarray). The glue
-// only validates, moves data and calls cc/cuda/tfe_cuda.h; no kernel logic lives here.
+// and back; returns NumPy) or CUDA device arrays, read in place: objects exposing
+// __cuda_array_interface__ (CuPy, Numba, PyTorch, this module's CudaBuffer) or the DLPack protocol
+// (__dlpack__ / __dlpack_device__ on a CUDA device: JAX, TF, PyTorch, CuPy, ...). Device-mode calls
+// return a CudaBuffer, which exports both protocols (cupy.asarray / torch.from_dlpack wrap it
+// without a copy). The glue only validates, moves data and calls cc/cuda/tfe_cuda.h; no kernel
+// logic lives here.
 // Synchronisation: the device is synchronised before reading foreign device arrays (they may have
 // been written on another stream) and after each call, so results are ready when a call returns.
 #include <cuda_runtime_api.h>
@@ -10,7 +13,10 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <Python.h>
+
 #include <algorithm>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -39,6 +45,33 @@ size_t ItemBytes(int itemsize) { return itemsize == kBoolItem ? 1 : static_cast<
 
 // Which element types an operand may have.
 enum OperandKind { kInt64Only = 0, kAnyInt = 1, kBoolOnly = 2 };
+
+// DLPack's C ABI (dlpack.h v0.8, the unversioned "dltensor" capsule every producer supports).
+struct DLDevice {
+  std::int32_t device_type;
+  std::int32_t device_id;
+};
+struct DLDataType {
+  std::uint8_t code;  // 0 int, 1 uint, 2 float, 6 bool
+  std::uint8_t bits;
+  std::uint16_t lanes;
+};
+struct DLTensor {
+  void* data;
+  DLDevice device;
+  std::int32_t ndim;
+  DLDataType dtype;
+  std::int64_t* shape;
+  std::int64_t* strides;  // in elements; null: C-contiguous
+  std::uint64_t byte_offset;
+};
+struct DLManagedTensor {
+  DLTensor dl_tensor;
+  void* manager_ctx;
+  void (*deleter)(DLManagedTensor* self);
+};
+constexpr std::int32_t kDLCUDA = 2, kDLCUDAManaged = 13;
+constexpr std::uint8_t kDLInt = 0, kDLUInt = 1, kDLBool = 6;
 
 // Device memory owned by Python: the result type of device-mode calls.
 class CudaBuffer {
@@ -74,6 +107,7 @@ struct DevArray {
   const u64* ptr = nullptr;  // int64 operands; raw() for other widths
   int itemsize = 8;
   std::shared_ptr<CudaBuffer> owned;
+  py::object keep;  // a DLPack capsule: keeps the producer's memory alive during the call
   bool from_device = false;
   i64 Size() const {
     i64 n = 1;
@@ -85,7 +119,76 @@ struct DevArray {
 
 bool HasCai(const py::handle& obj) { return py::hasattr(obj, "__cuda_array_interface__"); }
 
+// A DLPack producer on a CUDA device (NumPy arrays also speak DLPack, on the CPU: they are host
+// operands).
+bool HasCudaDlpack(const py::handle& obj) {
+  if (py::isinstance<py::array>(obj) || !py::hasattr(obj, "__dlpack__") || !py::hasattr(obj, "__dlpack_device__"))
+    return false;
+  py::tuple dev = obj.attr("__dlpack_device__")();
+  const int type = dev[0].cast<int>();
+  return type == kDLCUDA || type == kDLCUDAManaged;
+}
+
+bool IsDeviceArray(const py::handle& obj) { return HasCai(obj) || HasCudaDlpack(obj); }
+
+// Element size for an operand of `kind` with integer/bool type (is_bool, bits), or a TypeError.
+int ItemsizeFor(const char* name, int kind, bool is_bool, bool is_int, int bits, const std::string& what) {
+  if (kind == kBoolOnly) {
+    if (is_bool && bits == 8) return kBoolItem;
+    throw py::type_error(std::string(name) + " must have dtype bool, got " + what);
+  }
+  if (is_int && bits == 64) return 8;
+  if (kind == kAnyInt && is_int && (bits == 32 || bits == 16 || bits == 8)) return bits / 8;
+  throw py::type_error(std::string(name) +
+                       (kind == kAnyInt ? " must have dtype int8, int16, int32 or int64" : " must have dtype int64") +
+                       ", got " + what);
+}
+
+void CheckContiguous(const char* name, const std::vector<i64>& shape, const std::vector<i64>& strides_elems) {
+  i64 expect = 1;
+  for (int i = static_cast<int>(shape.size()) - 1; i >= 0; --i) {
+    if (shape[i] > 1 && strides_elems[i] != expect)
+      throw py::value_error(std::string(name) + " must be C-contiguous on the device");
+    expect *= shape[i];
+  }
+}
+
+// A DLPack CUDA array, read in place; the capsule is held (not consumed: its destructor returns
+// the memory to the producer after the call).
+DevArray FromDlpack(const py::handle& obj, const char* name, int kind) {
+  py::tuple dev = obj.attr("__dlpack_device__")();
+  py::object cap = obj.attr("__dlpack__")();
+  if (!PyCapsule_IsValid(cap.ptr(), "dltensor"))
+    throw py::type_error(std::string(name) + ": __dlpack__() did not return an unconsumed 'dltensor' capsule");
+  auto* mt = static_cast<DLManagedTensor*>(PyCapsule_GetPointer(cap.ptr(), "dltensor"));
+  const DLTensor& t = mt->dl_tensor;
+  if (t.device.device_type != kDLCUDA && t.device.device_type != kDLCUDAManaged)
+    throw py::type_error(std::string(name) + " is not on a CUDA device (DLPack device type " +
+                         std::to_string(t.device.device_type) + ")");
+  int current = 0;
+  Check(cudaGetDevice(&current), "cudaGetDevice");
+  if (t.device.device_id != current)
+    throw py::value_error(std::string(name) + " is on CUDA device " + std::to_string(t.device.device_id) +
+                          ", this call runs on device " + std::to_string(current));
+  const std::string what = "DLPack dtype (code " + std::to_string(t.dtype.code) + ", bits " +
+                           std::to_string(t.dtype.bits) + ", lanes " + std::to_string(t.dtype.lanes) + ")";
+  if (t.dtype.lanes != 1) throw py::type_error(std::string(name) + " must not be a vector type, got " + what);
+  DevArray d;
+  d.itemsize = ItemsizeFor(name, kind, t.dtype.code == kDLBool, t.dtype.code == kDLInt || t.dtype.code == kDLUInt,
+                           t.dtype.bits, what);
+  if (t.ndim < 0 || (t.ndim > 0 && t.shape == nullptr))
+    throw py::value_error(std::string(name) + ": malformed DLPack tensor (ndim/shape)");
+  d.shape.assign(t.shape, t.shape + t.ndim);
+  if (t.strides != nullptr) CheckContiguous(name, d.shape, std::vector<i64>(t.strides, t.strides + t.ndim));
+  d.ptr = reinterpret_cast<const u64*>(static_cast<const char*>(t.data) + t.byte_offset);
+  if (t.data == nullptr && d.Size() > 0) throw py::value_error(std::string(name) + " has a null device pointer");
+  d.keep = cap;
+  d.from_device = true;
+  return d;
+}
+
 DevArray FromDevice(const py::handle& obj, const char* name, int kind) {
+  if (!HasCai(obj)) return FromDlpack(obj, name, kind);
   py::dict cai = obj.attr("__cuda_array_interface__");
   const std::string typestr = py::str(cai["typestr"]);
   const bool any_int = kind == kAnyInt;
@@ -152,9 +255,9 @@ struct Operands {
   bool device = false;
   explicit Operands(const std::vector<std::pair<py::handle, const char*>>& objs, int kind = kInt64Only) {
     int ndev = 0;
-    for (auto& o : objs) ndev += HasCai(o.first) ? 1 : 0;
+    for (auto& o : objs) ndev += IsDeviceArray(o.first) ? 1 : 0;
     if (ndev != 0 && ndev != static_cast<int>(objs.size()))
-      throw py::type_error("pass either all NumPy arrays or all device arrays (__cuda_array_interface__)");
+      throw py::type_error("pass either all NumPy arrays or all CUDA device arrays (__cuda_array_interface__ or DLPack)");
     device = ndev > 0;
     for (auto& o : objs)
       ops.push_back(device ? FromDevice(o.first, o.second, kind) : FromHost(o.first, o.second, kind, &host));
@@ -541,7 +644,7 @@ std::shared_ptr<CudaBuffer> PublicVec(const py::handle& obj, const char* name, i
 
 void SameSide(const Operands& a, const Operands& b) {
   if (a.device != b.device)
-    throw py::type_error("pass either all NumPy arrays or all device arrays (__cuda_array_interface__)");
+    throw py::type_error("pass either all NumPy arrays or all CUDA device arrays (__cuda_array_interface__ or DLPack)");
 }
 
 std::vector<i64> Prepend(i64 d, const std::vector<i64>& shape) {
@@ -784,6 +887,45 @@ std::vector<double> CudaBenchCopy(i64 nbytes, int reps) {
   return ms;
 }
 
+// CudaBuffer -> DLPack: the managed tensor owns a reference to the buffer and its shape.
+struct DlpackExport {
+  std::shared_ptr<CudaBuffer> buf;
+  std::vector<std::int64_t> shape;
+  DLManagedTensor tensor;
+};
+
+void DeleteDlpackExport(DLManagedTensor* self) { delete static_cast<DlpackExport*>(self->manager_ctx); }
+
+void DlpackCapsuleDestructor(PyObject* cap) {
+  if (PyCapsule_IsValid(cap, "dltensor")) {  // never consumed: we still own it
+    auto* mt = static_cast<DLManagedTensor*>(PyCapsule_GetPointer(cap, "dltensor"));
+    if (mt != nullptr && mt->deleter != nullptr) mt->deleter(mt);
+  }
+}
+
+py::object ExportDlpack(const std::shared_ptr<CudaBuffer>& b, const py::object& /*stream*/) {
+  int dev = 0;
+  Check(cudaGetDevice(&dev), "cudaGetDevice");
+  auto* ex = new DlpackExport{b, std::vector<std::int64_t>(b->shape().begin(), b->shape().end()), {}};
+  DLTensor& t = ex->tensor.dl_tensor;
+  t.data = b->raw();
+  t.device = {kDLCUDA, dev};
+  t.ndim = static_cast<std::int32_t>(ex->shape.size());
+  t.dtype = b->itemsize() == kBoolItem ? DLDataType{kDLBool, 8, 1}
+                                       : DLDataType{kDLInt, static_cast<std::uint8_t>(8 * b->itemsize()), 1};
+  t.shape = ex->shape.data();
+  t.strides = nullptr;
+  t.byte_offset = 0;
+  ex->tensor.manager_ctx = ex;
+  ex->tensor.deleter = DeleteDlpackExport;
+  PyObject* cap = PyCapsule_New(&ex->tensor, "dltensor", DlpackCapsuleDestructor);
+  if (cap == nullptr) {
+    delete ex;
+    throw py::error_already_set();
+  }
+  return py::reinterpret_steal<py::object>(cap);
+}
+
 }  // namespace
 
 void RegisterCuda(py::module_& m) {
@@ -802,7 +944,15 @@ void RegisterCuda(py::module_& m) {
         return d;
       })
       .def("numpy", [](const std::shared_ptr<CudaBuffer>& b) { return Result(b, false); },
-           "Copy to a NumPy int64 array.");
+           "Copy to a NumPy int64 array.")
+      .def("__dlpack_device__", [](const CudaBuffer&) {
+        int dev = 0;
+        Check(cudaGetDevice(&dev), "cudaGetDevice");
+        return py::make_tuple(kDLCUDA, dev);
+      })
+      .def("__dlpack__", &ExportDlpack, py::arg("stream") = py::none(),
+           "DLPack capsule of this buffer (in place; the buffer stays alive while it is used). The "
+           "buffer's work is complete when a cuda_* call returns, so any consumer stream may read it.");
   m.def("cuda_available", [] {
     int n = 0;
     return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;

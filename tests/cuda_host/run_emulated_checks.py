@@ -15,6 +15,7 @@ Writes (after every section, so a crash leaves what ran) {"seed", "running", "se
 section in progress when the process died. Exit status 0 when it finished (failed checks included).
 """
 import argparse
+import ctypes
 import faulthandler
 import importlib.util
 import json
@@ -27,7 +28,7 @@ import numpy as np
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 GPU_CHECK_SECTIONS = ["check_prg", "check_rss_mul", "check_truncation", "check_msb0", "check_kogge_stone",
                       "check_sigmoid_pieces"]
-EXTRA_SECTIONS = ["emulator_self_test", "device_arrays", "edge_shapes", "argument_errors", "not_emulated"]
+EXTRA_SECTIONS = ["emulator_self_test", "device_arrays", "dlpack", "edge_shapes", "argument_errors", "not_emulated"]
 GEOMETRIES = ["full", "reverse", "single"]
 PLAN = [f"{g}/{s}" for g in GEOMETRIES for s in GPU_CHECK_SECTIONS] + [f"full/{s}" for s in EXTRA_SECTIONS]
 
@@ -203,6 +204,132 @@ def argument_errors(gc, nat, emu):
                f"CPU {got[0]}, emulated CUDA {got[1]}")
 
 
+class _DLDevice(ctypes.Structure):
+    _fields_ = [("device_type", ctypes.c_int32), ("device_id", ctypes.c_int32)]
+
+
+class _DLDataType(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_uint8), ("bits", ctypes.c_uint8), ("lanes", ctypes.c_uint16)]
+
+
+class _DLTensor(ctypes.Structure):
+    _fields_ = [("data", ctypes.c_void_p), ("device", _DLDevice), ("ndim", ctypes.c_int32),
+                ("dtype", _DLDataType), ("shape", ctypes.POINTER(ctypes.c_int64)),
+                ("strides", ctypes.POINTER(ctypes.c_int64)), ("byte_offset", ctypes.c_uint64)]
+
+
+class _DLManagedTensor(ctypes.Structure):
+    _fields_ = [("dl_tensor", _DLTensor), ("manager_ctx", ctypes.c_void_p), ("deleter", ctypes.c_void_p)]
+
+
+_capsule_new = ctypes.pythonapi.PyCapsule_New
+_capsule_new.restype, _capsule_new.argtypes = ctypes.py_object, [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p]
+_capsule_ptr = ctypes.pythonapi.PyCapsule_GetPointer
+_capsule_ptr.restype, _capsule_ptr.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
+
+
+class HandMadeDlpack:
+    """A DLPack producer built by hand (ctypes), independent of the glue's own export: `base` is a
+    CudaBuffer holding the memory; the tensor views `shape` elements from `offset` elements in,
+    with optional explicit strides (elements), dtype (code, bits), device (type, id)."""
+
+    def __init__(self, base, shape, offset=0, strides=None, dtype=(0, 64), device=(2, 0)):
+        self.base, self.device = base, device
+        self._shape = (ctypes.c_int64 * len(shape))(*shape)
+        self._strides = (ctypes.c_int64 * len(shape))(*strides) if strides is not None else None
+        ptr = base.__cuda_array_interface__["data"][0]
+        itemsize = dtype[1] // 8
+        self._mt = _DLManagedTensor()
+        t = self._mt.dl_tensor
+        t.data, t.device, t.ndim = ptr, _DLDevice(*device), len(shape)
+        t.dtype = _DLDataType(dtype[0], dtype[1], 1)
+        t.shape = self._shape
+        t.strides = self._strides if self._strides is not None else None
+        t.byte_offset = offset * itemsize
+        self._mt.manager_ctx, self._mt.deleter = None, None  # owned by this object
+
+    def __dlpack_device__(self):
+        return self.device
+
+    def __dlpack__(self, stream=None):
+        return _capsule_new(ctypes.addressof(self._mt), b"dltensor", None)
+
+
+class DlpackOnly:
+    """Exposes only the DLPack protocol of `obj` (hides __cuda_array_interface__)."""
+
+    def __init__(self, obj):
+        self._obj = obj
+
+    def __dlpack_device__(self):
+        return self._obj.__dlpack_device__()
+
+    def __dlpack__(self, stream=None):
+        return self._obj.__dlpack__(stream=stream)
+
+
+def dlpack(gc, nat, emu):
+    """DLPack in (producers other than __cuda_array_interface__ ones: JAX, TF, ...) and out
+    (CudaBuffer.__dlpack__ for torch.from_dlpack / cupy.from_dlpack), with emulated device memory."""
+    I64 = (-(2**63), 2**63 - 1)
+    s = [gc.seed() for _ in range(4)]
+    bufs = [emu.cuda_seeded_uniform([300, 7], si, device=True) for si in s]
+    host = [b.numpy() for b in bufs]
+    # export: a 'dltensor' capsule viewing the buffer in place
+    cap = bufs[0].__dlpack__()
+    mt = _DLManagedTensor.from_address(_capsule_ptr(cap, b"dltensor"))
+    t = mt.dl_tensor
+    record(gc, "dlpack export: capsule views the buffer in place",
+           t.data == bufs[0].__cuda_array_interface__["data"][0] and t.ndim == 2
+           and [t.shape[0], t.shape[1]] == [300, 7] and (t.dtype.code, t.dtype.bits, t.dtype.lanes) == (0, 64, 1)
+           and (t.device.device_type, t.device.device_id) == (2, 0) and not t.strides and t.byte_offset == 0,
+           f"data {t.data:#x} shape {[t.shape[i] for i in range(t.ndim)]}")
+    record(gc, "dlpack export: __dlpack_device__ is (kDLCUDA, 0)", tuple(bufs[0].__dlpack_device__()) == (2, 0))
+    del cap, mt, t  # an unconsumed capsule releases its reference to the buffer
+    gc.check("dlpack export: buffer intact after the capsule is gone", bufs[0].numpy(), host[0])
+    # import through the glue's own export (DLPack only) and mixed with __cuda_array_interface__
+    k0, k1 = gc.seed(), gc.seed()
+    want = nat.rss_mul(*host, k0, 5, k1, 6)
+    z = emu.cuda_rss_mul(*(DlpackOnly(b) for b in bufs), k0, 5, k1, 6)
+    record(gc, "dlpack import: device-mode result is a CudaBuffer", type(z).__name__ == "CudaBuffer")
+    gc.check("dlpack import: rss_mul of DLPack-only operands vs CPU", z.numpy(), want)
+    z = emu.cuda_rss_mul(bufs[0], DlpackOnly(bufs[1]), bufs[2], DlpackOnly(bufs[3]), k0, 5, k1, 6)
+    gc.check("dlpack import: DLPack and __cuda_array_interface__ operands mixed", z.numpy(), want)
+    # a hand-made producer: byte offset and explicit (contiguous) strides
+    big = emu.cuda_seeded_uniform([1000], s[0], device=True)
+    bh = big.numpy()
+    v = HandMadeDlpack(big, [10, 20], offset=37, strides=[20, 1])
+    y = emu.cuda_truncate_local_p0(v, 9)
+    gc.check("dlpack import: hand-made view (byte offset, strides) vs CPU", y.numpy(),
+             nat.truncate_local_p0(bh[37:237].reshape(10, 20).copy(), 9))
+    gc.check("dlpack import: the view's memory is untouched", big.numpy(), bh)
+    # narrow and bool dtypes
+    w = emu.cuda_boolean_zero_share(gc.seed(), 1, gc.seed(), 2, [64], "int16", device=True)
+    ga, gb = emu.cuda_kogge_stone_update(*(DlpackOnly(w) for _ in range(4)))
+    want16 = nat.kogge_stone_update(*(w.numpy() for _ in range(4)))
+    gc.check("dlpack import: int16 operands (kogge_stone_update) vs CPU", np.stack([ga.numpy(), gb.numpy()]),
+             np.stack(want16))
+
+    def raises(name, exc, call, needle):
+        try:
+            call()
+            record(gc, f"dlpack error: {name}", False, "no error")
+        except exc as e:
+            record(gc, f"dlpack error: {name}", needle in str(e), f"{type(e).__name__}: {e}")
+
+    raises("non-contiguous strides", ValueError,
+           lambda: emu.cuda_truncate_local_p0(HandMadeDlpack(big, [10, 20], strides=[40, 2]), 9), "C-contiguous")
+    raises("float64 dtype", TypeError,
+           lambda: emu.cuda_truncate_local_p0(HandMadeDlpack(big, [10], dtype=(2, 64)), 9), "must have dtype int64")
+    raises("another CUDA device", ValueError,
+           lambda: emu.cuda_truncate_local_p0(HandMadeDlpack(big, [10], device=(2, 3)), 9), "CUDA device 3")
+    raises("CPU DLPack producer is not a device array", TypeError,
+           lambda: emu.cuda_truncate_local_p0(HandMadeDlpack(big, [10], device=(1, 0)), 9), "numpy")
+    raises("NumPy mixed with DLPack", TypeError,
+           lambda: emu.cuda_rss_mul(host[0], DlpackOnly(bufs[1]), bufs[2], bufs[3], k0, 5, k1, 6), "all NumPy")
+    del I64
+
+
 def not_emulated(gc, nat, emu):
     """The GEMM entry points say they are not emulated; the device queries describe the emulation."""
     a = gc.rand_i64((4, 5))
@@ -223,7 +350,8 @@ def not_emulated(gc, nat, emu):
            str(ms))
 
 
-EXTRA = {f.__name__: f for f in [emulator_self_test, device_arrays, edge_shapes, argument_errors, not_emulated]}
+EXTRA = {f.__name__: f for f in [emulator_self_test, device_arrays, dlpack, edge_shapes, argument_errors,
+                                  not_emulated]}
 
 
 def main():

@@ -1,23 +1,27 @@
-"""The elementwise CUDA kernels EXECUTED on the CPU, unchanged, through the emulation build
+"""The CUDA kernels EXECUTED on the CPU, unchanged, through the emulation build
 (cc/cuda/emulation.h, cc/cuda/emulation_runtime.cc): prg_elementwise.cu, truncation_msb0.cu,
-kogge_stone.cu, sigmoid_pieces.cu and the pybind11 glue cc/cuda/native_cuda.cc are compiled by the
-host C++ compiler with -DTFE_ACCEL_CUDA_EMULATION against the CUDA toolkit's headers into a test
-module `_cuda_emu` (tests/cuda_host/cuda_emu_module.cc); bench/gpu_check.py's elementwise sections
-(check_prg, check_rss_mul, check_truncation, check_msb0, check_kogge_stone, check_sigmoid_pieces)
-then compare every cuda_* entry point, bit for bit, with the CPU kernels of `_native` and NumPy,
-under three launch geometries: every thread of the real grid in order ('full'), the same threads
-in reverse order ('reverse') and one thread for the whole launch ('single': the grid-stride loops
-alone must cover every element). Further sections: the emulator's self-test, the device-array path
-(CudaBuffer in and out), empty and 0-d shapes, argument errors raised like the CPU functions', and
-the GEMM entry points reporting that they are not emulated.
+kogge_stone.cu, sigmoid_pieces.cu, ring_matmul.cu and the pybind11 glue cc/cuda/native_cuda.cc are
+compiled by the host C++ compiler with -DTFE_ACCEL_CUDA_EMULATION against the CUDA toolkit's headers
+into a test module `_cuda_emu` (tests/cuda_host/cuda_emu_module.cc). The threads of a block run as
+fibers, so __syncthreads, __shfl_down_sync and mma.sync (fragment layouts from the PTX ISA) work.
+bench/gpu_check.py's sections then compare every cuda_* entry point, bit for bit, with the CPU kernels
+of `_native` and NumPy: the elementwise ones (check_prg, check_rss_mul, check_truncation, check_msb0,
+check_kogge_stone, check_sigmoid_pieces) under three launch geometries: every thread of the real grid
+in order ('full'), the same threads in reverse order ('reverse') and one thread for the whole launch
+('single': the grid-stride loops alone must cover every element); the GEMM ones (check_ring_matmul,
+check_rss_matmul: every algo, all of gpu_check's cases) under 'full' and 'reverse'. Further sections:
+the emulator's self-tests (launches, memory checks, barriers, shuffles, dynamic shared memory limits,
+the mma.sync emulation against NumPy), GEMM extras (worst-case limb accumulators, GEMV over many K
+slices, empty rss_matmul shapes, device arrays, the GEMM benchmark entry point), the device-array and
+DLPack paths, empty and 0-d shapes, argument errors raised like the CPU functions', device queries.
 
 The emulated device memory ends at a guard page and is canary-checked, and the build uses UBSan
 where the compiler has it, so out-of-bounds accesses and undefined behaviour in the kernels or the
 glue fail these tests. The checks run in a worker process (tests/cuda_host/run_emulated_checks.py)
 so that a fault fails them instead of killing pytest.
 
-Not covered here (no GPU): the GEMM kernels of ring_matmul.cu (shared memory, tensor cores), real
-concurrency, the device memory model, timings; bench/gpu_check.sh runs everything on a GPU.
+Not covered here (no GPU): real concurrency, the device memory model, timings, occupancy, nvcc's code
+generation (check_large 8192^3 and the benchmarks); bench/gpu_check.sh runs everything on a GPU.
 Skipped with a reason when nvcc / the CUDA headers, a host C++ compiler or pybind11 is missing."""
 import concurrent.futures
 import json
@@ -47,7 +51,7 @@ pytestmark = pytest.mark.skipif(bool(_missing), reason=f"CUDA emulation not buil
 CUDA_DIR = ROOT / "cc" / "cuda"
 KERNELS_DIR = ROOT / "cc" / "kernels"
 WORKER = ROOT / "tests" / "cuda_host" / "run_emulated_checks.py"
-EMULATED_CU = ["prg_elementwise.cu", "truncation_msb0.cu", "kogge_stone.cu", "sigmoid_pieces.cu"]
+EMULATED_CU = ["prg_elementwise.cu", "truncation_msb0.cu", "kogge_stone.cu", "sigmoid_pieces.cu", "ring_matmul.cu"]
 # The CPU kernel code native_cuda.cc calls (SeedPlusNonce, cc/kernels/chacha20.cc), with what
 # chacha20.cc links against: its AVX2 / AVX-512 code paths (CMakeLists.txt's ISA flags; chosen at
 # run time) and cpu_features.cc.
@@ -59,7 +63,12 @@ KERNEL_SOURCES = {
 }
 GPU_CHECK_SECTIONS = ["check_prg", "check_rss_mul", "check_truncation", "check_msb0", "check_kogge_stone",
                       "check_sigmoid_pieces"]
-EXTRA_SECTIONS = ["emulator_self_test", "device_arrays", "dlpack", "edge_shapes", "argument_errors", "not_emulated"]
+# The GEMM sections (cooperative kernels: barriers, warp shuffles, mma.sync) run under 'full' and
+# 'reverse' only: 'single' (one thread per launch) is for grid-stride kernels.
+GEMM_SECTIONS = ["check_ring_matmul", "check_rss_matmul"]
+GEMM_GEOMETRIES = ["full", "reverse"]
+EXTRA_SECTIONS = ["emulator_self_test", "mma_self_test", "device_arrays", "dlpack", "edge_shapes", "argument_errors",
+                  "gemm_extra", "device_queries"]
 GEOMETRIES = ["full", "reverse", "single"]
 
 
@@ -88,11 +97,15 @@ def emulation_module(tmp_path_factory):
               "-I", pybind11.get_include(), "-I", sysconfig.get_paths()["include"]]
     strict = ["-Wall", "-Werror", "-Wno-unknown-pragmas"]  # the CUDA sources keep their #pragma unroll
     jobs = []
+    # -fno-strict-aliasing: the kernels read shared memory bytes through u32 / uint4 pointers, which CUDA
+    # defines; the host compiler must not assume otherwise.
     for name in EMULATED_CU:
-        jobs.append((name, [*common, *strict, "-x", "c++", "-c", str(CUDA_DIR / name), "-o", str(out / f"{name}.o")]))
+        jobs.append((name, [*common, *strict, "-fno-strict-aliasing", "-x", "c++", "-c", str(CUDA_DIR / name),
+                            "-o", str(out / f"{name}.o")]))
     for src in [CUDA_DIR / "native_cuda.cc", CUDA_DIR / "emulation_runtime.cc",
                 ROOT / "tests" / "cuda_host" / "cuda_emu_module.cc"]:
-        jobs.append((src.name, [*common, *strict, "-c", str(src), "-o", str(out / f"{src.name}.o")]))
+        opt = ["-O2"] if src.name == "emulation_runtime.cc" else []  # the mma.sync arithmetic and fiber switches
+        jobs.append((src.name, [*common, *strict, *opt, "-c", str(src), "-o", str(out / f"{src.name}.o")]))
     for name, isa in KERNEL_SOURCES.items():  # another team's code: its warnings are not errors here
         jobs.append((name, [*common, "-Wall", *isa, "-c", str(KERNELS_DIR / name), "-o", str(out / f"{name}.o")]))
     jobs.sort(key=lambda j: j[0] != "native_cuda.cc")  # the longest first
@@ -116,7 +129,8 @@ def emulation_module(tmp_path_factory):
 def emulated_run(emulation_module):
     """Runs every section in a worker process; when the worker dies (a fault), the section it was
     running is recorded as crashed and a fresh worker runs the sections still to do."""
-    plan = [f"{g}/{s}" for g in GEOMETRIES for s in GPU_CHECK_SECTIONS] + [f"full/{s}" for s in EXTRA_SECTIONS]
+    plan = ([f"{g}/{s}" for g in GEOMETRIES for s in GPU_CHECK_SECTIONS] + [f"full/{s}" for s in EXTRA_SECTIONS]
+            + [f"{g}/{s}" for g in GEMM_GEOMETRIES for s in GEMM_SECTIONS])
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     sections, crashed, runs, seed = {}, {}, [], None
     t0 = time.time()
@@ -175,6 +189,17 @@ def test_gpu_check_section(emulated_run, geometry, section):
     sec = _assert_all_ok(emulated_run, f"{geometry}/{section}")
     if section != "check_prg" or geometry == "full":
         assert sec["launches"] > 0, "no kernel was launched in emulation"
+
+
+@pytest.mark.parametrize("section", GEMM_SECTIONS)
+@pytest.mark.parametrize("geometry", GEMM_GEOMETRIES)
+def test_gpu_check_gemm_section(emulated_run, geometry, section):
+    """bench/gpu_check.py's GEMM section (every algo: auto, simt, tensor_core, gemv where valid) on the
+    emulated ring_matmul.cu: every check passes, and the cooperative kernels really ran."""
+    sec = _assert_all_ok(emulated_run, f"{geometry}/{section}")
+    assert sec["launches"] > 0 and sec["warp_ops"] > 0 and sec["fiber_switches"] > 0, sec
+    if sec.get("skipped"):
+        print(f"{geometry}/{section}: skipped cases: {sec['skipped']}")
 
 
 @pytest.mark.parametrize("section", EXTRA_SECTIONS)

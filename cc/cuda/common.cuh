@@ -25,6 +25,18 @@
 #endif
 #define TFE_ACCEL_KERNEL(...) __VA_ARGS__
 
+// Dynamic shared memory of a kernel, declared inside it as
+//   TFE_ACCEL_DYNAMIC_SMEM(type, name, align);
+// Under nvcc exactly `extern __shared__ __align__(align) type name[]`; in the CPU emulation a
+// `type* const name` pointing at the running launch's dynamic shared memory buffer (its size is the
+// launch's smem argument; emulation.h).
+#ifdef TFE_ACCEL_CUDA_EMULATION
+#define TFE_ACCEL_DYNAMIC_SMEM(type, name, align) \
+  type* const name = static_cast<type*>(::tfe_accel::cuda::emu::DynamicSmem(align))
+#else
+#define TFE_ACCEL_DYNAMIC_SMEM(type, name, align) extern __shared__ __align__(align) type name[]
+#endif
+
 namespace tfe_accel {
 namespace cuda {
 

@@ -245,7 +245,9 @@ __global__ void LimbSplitKernel(const u64* __restrict__ src, i64 nbat, i64 R, i6
 }
 
 __device__ __forceinline__ void MmaU8(int (&d)[4], const u32 (&a)[4], u32 b0, u32 b1) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+#if defined(TFE_ACCEL_CUDA_EMULATION)
+  emu::MmaM16N8K32U8(d, a, b0, b1);  // CPU emulation: the same instruction, warp-collectively
+#elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   asm volatile(
       "mma.sync.aligned.m16n8k32.row.col.s32.u8.u8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
       "{%0,%1,%2,%3};\n"
@@ -264,7 +266,7 @@ __device__ __forceinline__ void MmaU8(int (&d)[4], const u32 (&a)[4], u32 b0, u3
 __global__ void __launch_bounds__(kLimbThreads, 1)
 LimbMmaKernel(const u8* __restrict__ al, const u8* __restrict__ bl, u64* __restrict__ c, i64 M,
               i64 N, i64 Mp, i64 Np, i64 Kp, DevBatch batch, i64 z0, bool accumulate) {
-  extern __shared__ __align__(16) u8 smem[];
+  TFE_ACCEL_DYNAMIC_SMEM(u8, smem, 16);
   u8* As = smem;                        // [8][kLimbBM][kSmemRow]
   u8* Bs = smem + 8 * kLimbPlaneBytes;  // [8][kLimbBN][kSmemRow]
   const i64 z = z0 + blockIdx.z;
@@ -414,8 +416,8 @@ void LaunchSimt(const u64* a, const u64* b, u64* c, i64 M, i64 N, i64 K, bool ta
     const unsigned gz = static_cast<unsigned>(nz - z0 < kMaxGridZ ? nz - z0 : kMaxGridZ);
     const dim3 grid(static_cast<unsigned>(gx), static_cast<unsigned>(gy), gz);
 #define TFE_ACCEL_SIMT(AK, BK)                                                              \
-  SimtGemmKernel<AK, BK><<<grid, kSimtThreads, 0, stream>>>(a, b, c, M, N, K, a_sr, a_sk, b_sr, \
-                                                            b_sk, M * K, K * N, db, z0, accumulate)
+  TFE_ACCEL_LAUNCH(TFE_ACCEL_KERNEL(SimtGemmKernel<AK, BK>), grid, kSimtThreads, 0, stream)(       \
+      a, b, c, M, N, K, a_sr, a_sk, b_sr, b_sk, M * K, K * N, db, z0, accumulate)
     if (a_sk == 1 && b_sk == 1) TFE_ACCEL_SIMT(true, true);
     else if (a_sk == 1) TFE_ACCEL_SIMT(true, false);
     else if (b_sk == 1) TFE_ACCEL_SIMT(false, true);
@@ -469,8 +471,8 @@ void LaunchGemv(const u64* a, const u64* b, u64* c, i64 M, i64 N, i64 K, bool ta
     const unsigned gz = static_cast<unsigned>(nz - z0 < kMaxGridZ ? nz - z0 : kMaxGridZ);
     g.z0 = z0;
     const dim3 grid(gx, static_cast<unsigned>(slices), gz);
-    if (row_kernel) GemvRowKernel<<<grid, kGemvThreads, 0, stream>>>(g, db);
-    else GemvColKernel<<<grid, kGemvThreads, 0, stream>>>(g, db);
+    if (row_kernel) TFE_ACCEL_LAUNCH(GemvRowKernel, grid, kGemvThreads, 0, stream)(g, db);
+    else TFE_ACCEL_LAUNCH(GemvColKernel, grid, kGemvThreads, 0, stream)(g, db);
     Check(cudaGetLastError(), "Gemv kernel launch");
   }
 }
@@ -528,10 +530,10 @@ void LaunchLimbMma(const u64* a, const u64* b, u64* c, i64 M, i64 N, i64 K, bool
     const i64 bks = (work + 255) / 256;
     return static_cast<unsigned>(bks < 1 ? 1 : (bks > (1 << 20) ? (1 << 20) : bks));
   };
-  LimbSplitKernel<<<blocks(na * Mp * (Kp / 4)), 256, 0, stream>>>(
+  TFE_ACCEL_LAUNCH(LimbSplitKernel, blocks(na * Mp * (Kp / 4)), 256, 0, stream)(
       a, na, M, K, ta ? 1 : K, ta ? M : 1, M * K, al, Mp, Kp);
   Check(cudaGetLastError(), "LimbSplitKernel launch (A)");
-  LimbSplitKernel<<<blocks(nb * Np * (Kp / 4)), 256, 0, stream>>>(
+  TFE_ACCEL_LAUNCH(LimbSplitKernel, blocks(nb * Np * (Kp / 4)), 256, 0, stream)(
       b, nb, N, K, tb ? K : 1, tb ? 1 : N, K * N, bl, Np, Kp);
   Check(cudaGetLastError(), "LimbSplitKernel launch (B)");
   Check(cudaFuncSetAttribute(LimbMmaKernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -540,9 +542,9 @@ void LaunchLimbMma(const u64* a, const u64* b, u64* c, i64 M, i64 N, i64 K, bool
   const DevBatch db = ToDev(batch);
   for (i64 z0 = 0; z0 < nz; z0 += kMaxGridZ) {
     const unsigned gz = static_cast<unsigned>(nz - z0 < kMaxGridZ ? nz - z0 : kMaxGridZ);
-    LimbMmaKernel<<<dim3(static_cast<unsigned>(Np / kLimbBN), static_cast<unsigned>(Mp / kLimbBM), gz),
-                    kLimbThreads, kLimbSmemBytes, stream>>>(al, bl, c, M, N, Mp, Np, Kp, db, z0,
-                                                            accumulate);
+    TFE_ACCEL_LAUNCH(LimbMmaKernel,
+                     dim3(static_cast<unsigned>(Np / kLimbBN), static_cast<unsigned>(Mp / kLimbBM), gz),
+                     kLimbThreads, kLimbSmemBytes, stream)(al, bl, c, M, N, Mp, Np, Kp, db, z0, accumulate);
     Check(cudaGetLastError(), "LimbMmaKernel launch");
   }
 }

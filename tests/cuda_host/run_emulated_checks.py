@@ -1,4 +1,4 @@
-"""Runs bench/gpu_check.py's elementwise check sections on the CPU emulation of the CUDA kernels
+"""Runs bench/gpu_check.py's check sections on the CPU emulation of the CUDA kernels
 (the `_cuda_emu` module built by tests/test_cuda_emulation.py from cc/cuda/*.cu with
 -DTFE_ACCEL_CUDA_EMULATION, see cc/cuda/emulation.h), in a process of its own: a kernel that reads
 past the end of an allocation faults on the emulator's guard page, and that must fail the test, not
@@ -8,7 +8,8 @@ others from tfe_accel._native (the CPU kernels the checks compare with).
     python tests/cuda_host/run_emulated_checks.py --module-dir DIR --out results.json \
         [--sections full/check_prg,single/check_msb0,...] [--seed N]
 
-(default: every gpu_check section under each geometry, then the extra sections under 'full').
+(default: every elementwise gpu_check section under each geometry, the extra sections under 'full',
+then the GEMM sections under 'full' and 'reverse'; 'single' is for grid-stride kernels only).
 
 Writes (after every section, so a crash leaves what ran) {"seed", "running", "sections":
 {"<geometry>/<section>": {"checks": [gpu_check CHECKS entries], "seconds"}}}; "running" names the
@@ -28,9 +29,13 @@ import numpy as np
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 GPU_CHECK_SECTIONS = ["check_prg", "check_rss_mul", "check_truncation", "check_msb0", "check_kogge_stone",
                       "check_sigmoid_pieces"]
-EXTRA_SECTIONS = ["emulator_self_test", "device_arrays", "dlpack", "edge_shapes", "argument_errors", "not_emulated"]
+GEMM_SECTIONS = ["check_ring_matmul", "check_rss_matmul"]
+GEMM_GEOMETRIES = ["full", "reverse"]
+EXTRA_SECTIONS = ["emulator_self_test", "mma_self_test", "device_arrays", "dlpack", "edge_shapes", "argument_errors",
+                  "gemm_extra", "device_queries"]
 GEOMETRIES = ["full", "reverse", "single"]
-PLAN = [f"{g}/{s}" for g in GEOMETRIES for s in GPU_CHECK_SECTIONS] + [f"full/{s}" for s in EXTRA_SECTIONS]
+PLAN = ([f"{g}/{s}" for g in GEOMETRIES for s in GPU_CHECK_SECTIONS] + [f"full/{s}" for s in EXTRA_SECTIONS]
+        + [f"{g}/{s}" for g in GEMM_GEOMETRIES for s in GEMM_SECTIONS])
 
 
 class Emulated:
@@ -330,28 +335,102 @@ def dlpack(gc, nat, emu):
     del I64
 
 
-def not_emulated(gc, nat, emu):
-    """The GEMM entry points say they are not emulated; the device queries describe the emulation."""
-    a = gc.rand_i64((4, 5))
-    for name, call in [("cuda_ring_matmul", lambda: emu.cuda_ring_matmul(a, a.T.copy())),
-                       ("cuda_rss_matmul",
-                        lambda: emu.cuda_rss_matmul(a, a, a.T.copy(), a.T.copy(), gc.seed(), gc.seed(), 1, 2)),
-                       ("cuda_bench_ring_matmul", lambda: emu.cuda_bench_ring_matmul(8, 8, 8))]:
-        try:
-            call()
-            record(gc, f"{name} raises 'not emulated'", False, "no error")
-        except RuntimeError as e:
-            record(gc, f"{name} raises 'not emulated'", "not emulated on the CPU" in str(e), str(e))
+def mma_self_test(gc, nat, emu):
+    """The emulator's mma.sync.m16n8k32.row.col.s32.u8.u8.s32 against NumPy on single 16x8x32 tiles:
+    D = A.B + C in int32 with wrap-around (checks the emulator's arithmetic and fragment bookkeeping;
+    the GEMM sections check the kernel's own register packing)."""
+    def ref(a, b, c):
+        return ((a.astype(np.int64) @ b.astype(np.int64) + c) & 0xFFFFFFFF).astype(np.uint32).view(np.int32)
+
+    def run(name, a, b, c):
+        d = np.array(emu.emulator_mma_tile(a.reshape(-1).tolist(), b.reshape(-1).tolist(), c.reshape(-1).tolist()),
+                     dtype=np.int32).reshape(16, 8)
+        gc.check(f"mma tile: {name}", d, ref(a, b, c))
+
+    for i in range(8):
+        a = gc.RNG.integers(0, 256, size=(16, 32), dtype=np.int64)
+        b = gc.RNG.integers(0, 256, size=(32, 8), dtype=np.int64)
+        c = gc.RNG.integers(-(2**31), 2**31, size=(16, 8), dtype=np.int64).astype(np.int32)
+        run(f"random u8 operands, random C #{i}", a, b, c)
+    full = np.full((16, 32), 255, np.int64), np.full((32, 8), 255, np.int64)
+    run("all 255, C = 0", *full, np.zeros((16, 8), np.int32))
+    run("all 255, C = 2^31 - 1 (wraps)", *full, np.full((16, 8), 2**31 - 1, np.int32))
+    run("all 255, C = -2^31", *full, np.full((16, 8), -(2**31), np.int32))
+    one = np.zeros((16, 32), np.int64)
+    one[3, 17] = 1
+    bb = np.arange(256, dtype=np.int64).reshape(32, 8)
+    run("one-hot A picks one row of B", one, bb, np.zeros((16, 8), np.int32))
+
+
+def _ring_ref(gc, a, b, ta=False, tb=False):
+    return gc.ref_matmul(a, b, ta, tb)
+
+
+def gemm_extra(gc, nat, emu):
+    """GEMM cases beyond gpu_check's lists: the limb accumulators at their worst case, GEMV with many K
+    slices (atomicAdd across blocks), rss_matmul with M, N or K == 0, device-array chains, and the
+    GEMM benchmark entry point."""
+    m1 = lambda shape: np.full(shape, -1, np.int64)  # noqa: E731  every limb byte 255
+    a, b = m1((64, 4100)), m1((4100, 64))
+    want = _ring_ref(gc, a, b)
+    for algo in ["tensor_core", "simt"]:
+        gc.guarded(f"ring_matmul[{algo}] all-ones bytes", lambda: gc.check(
+            f"ring_matmul[{algo}] (64, 4100)x(4100, 64) every byte 255 (worst-case limb accumulators)",
+            nat.cuda_ring_matmul(a, b, algo=algo), want))
+    # (the long-K GEMV shapes only through the GEMV kernels: simt / tensor_core on N == 1 are covered by
+    # gpu_check's (470, 1781) cases and would cost ~4 s each here)
+    for ashape, bshape, ta, tb, note, algos in [
+            ((2, 20000), (20000, 1), False, False, "GemvRowKernel, 20 K slices", ["gemv", "auto"]),
+            ((20000, 2), (20000, 1), True, False, "GemvColKernel, 1250 K slices", ["gemv", "auto"]),
+            ((1, 5000), (7, 5000), False, True, "GemvRowKernel M == 1, 5 K slices", ["gemv", "auto", "simt", "tensor_core"]),
+            ((1, 0), (0, 5), False, False, "K == 0", ["gemv", "auto", "simt", "tensor_core"])]:
+        x, y = gc.rand_i64(ashape), gc.rand_i64(bshape)
+        want = _ring_ref(gc, x, y, ta, tb)
+        for algo in algos:
+            gc.guarded(f"ring_matmul[{algo}] {ashape}x{bshape}", lambda: gc.check(
+                f"ring_matmul[{algo}] {ashape}x{bshape} ta={ta} tb={tb} ({note})",
+                nat.cuda_ring_matmul(x, y, transpose_a=ta, transpose_b=tb, algo=algo), want))
+    for xs, ys in [((4, 0), (0, 3)), ((0, 5), (5, 3)), ((4, 5), (5, 0)), ((2, 3, 0, 4), (4, 6))]:
+        x0, x1, y0, y1 = gc.rand_i64(xs), gc.rand_i64(xs), gc.rand_i64(ys), gc.rand_i64(ys)
+        k0, k1 = gc.seed(), gc.seed()
+        cpu = nat.rss_matmul(x0, x1, y0, y1, k0, k1, 5, 6)
+        for algo in ["auto", "simt", "tensor_core"]:
+            gc.guarded(f"rss_matmul[{algo}] {xs}x{ys}", lambda: gc.check(
+                f"rss_matmul[{algo}] {xs}x{ys} vs CPU", nat.cuda_rss_matmul(x0, x1, y0, y1, k0, k1, 5, 6, algo=algo),
+                cpu))
+    # device arrays in and out: a chain of GEMMs on CudaBuffers
+    x, y, w = gc.rand_i64((70, 130)), gc.rand_i64((130, 129)), gc.rand_i64((129, 1))
+    for algo in ["simt", "tensor_core"]:
+        xy = emu.cuda_ring_matmul(emu.cuda_ring_matmul(x, y, algo=algo), w, algo="gemv")
+        gc.check(f"ring_matmul[{algo}] then [gemv] on NumPy", xy, _ring_ref(gc, _ring_ref(gc, x, y), w))
+        bx = emu.cuda_seeded_uniform([70, 130], gc.seed(), device=True)
+        by = emu.cuda_seeded_uniform([130, 129], gc.seed(), device=True)
+        got = emu.cuda_ring_matmul(bx, by, algo=algo)
+        ok = type(got).__name__ == "CudaBuffer"
+        record(gc, f"ring_matmul[{algo}] on CudaBuffers returns a CudaBuffer", ok, type(got).__name__)
+        gc.check(f"ring_matmul[{algo}] on CudaBuffers vs NumPy", got.numpy() if ok else got,
+                 _ring_ref(gc, bx.numpy(), by.numpy()))
+    for (M, N, K), algo in [((70, 65, 33), "simt"), ((70, 65, 33), "tensor_core"), ((70, 1, 300), "gemv"),
+                            ((130, 130, 64), "auto")]:
+        d = emu.cuda_bench_ring_matmul(M, N, K, algo=algo, warmup=1, reps=2)
+        want_algo = "tensor_core" if algo == "auto" else algo
+        record(gc, f"bench_ring_matmul {M}x{N}x{K} [{algo}] runs and names the kernel",
+               d["algo"] == want_algo and len(d["ms"]) == 2 and all(t >= 0 for t in d["ms"]), str(d))
+
+
+def device_queries(gc, nat, emu):
+    """The device queries describe the emulation (an sm_90 device), the copy benchmark times host copies."""
     record(gc, "cuda_available() in emulation", emu.cuda_available() is True)
     name = emu.cuda_device_name()
-    record(gc, "cuda_device_name() names the emulation", name.startswith("CPU emulation of the CUDA kernels"), name)
+    record(gc, "cuda_device_name() names the emulation, sm_90",
+           name.startswith("CPU emulation of the CUDA kernels") and "sm_90" in name, name)
     ms = emu.cuda_bench_copy(1 << 20, 3)
     record(gc, "cuda_bench_copy times host copies with emulated events", len(ms) == 3 and all(t >= 0 for t in ms),
            str(ms))
 
 
-EXTRA = {f.__name__: f for f in [emulator_self_test, device_arrays, dlpack, edge_shapes, argument_errors,
-                                  not_emulated]}
+EXTRA = {f.__name__: f for f in [emulator_self_test, mma_self_test, device_arrays, dlpack, edge_shapes,
+                                  argument_errors, gemm_extra, device_queries]}
 
 
 def main():
@@ -378,20 +457,24 @@ def main():
 
     for key in args.sections.split(","):
         geometry, section = key.split("/")
-        if geometry not in GEOMETRIES or section not in GPU_CHECK_SECTIONS + EXTRA_SECTIONS:
+        if geometry not in GEOMETRIES or section not in GPU_CHECK_SECTIONS + EXTRA_SECTIONS + GEMM_SECTIONS:
             raise SystemExit(f"unknown section {key!r}")
         results["running"] = key
         save()
         print(f"\n== {key} (seed {seed})", flush=True)
         emu.set_geometry(geometry)
         n0, launches0, t0 = len(gc.CHECKS), emu.launch_count(), time.time()
+        sw0, wo0 = emu.fiber_switch_count(), emu.warp_op_count()
         if section in EXTRA:
             gc.guarded(section, lambda: EXTRA[section](gc, nat, emu))
         else:
             fn = getattr(gc, section)
             gc.guarded(section, lambda: fn(nat))
         results["sections"][key] = {"checks": gc.CHECKS[n0:], "seconds": time.time() - t0,
-                                    "launches": emu.launch_count() - launches0}
+                                    "launches": emu.launch_count() - launches0,
+                                    "fiber_switches": emu.fiber_switch_count() - sw0,
+                                    "warp_ops": emu.warp_op_count() - wo0}
+        print(f"== {key}: {len(gc.CHECKS) - n0} checks in {time.time() - t0:.1f}s", flush=True)
     results["running"] = None
     save()
     return 0

@@ -23,7 +23,7 @@
 
 #include <cuda_runtime_api.h>
 #include <sys/mman.h>
-#if !defined(__x86_64__)
+#if !defined(__x86_64__) || defined(TFE_ACCEL_EMU_UCONTEXT)
 #include <ucontext.h>
 #endif
 #include <unistd.h>
@@ -242,7 +242,7 @@ std::map<const void*, std::size_t>& SmemLimits() {  // kernel -> MaxDynamicShare
 // Fiber contexts. x86-64: a switch of the callee-saved registers and the stack pointer only. glibc's
 // swapcontext also saves the signal mask with a system call per switch, which would dominate: the
 // tensor-core kernel switches fibers ~32 times per mma.sync. Other targets: ucontext.
-#if defined(__x86_64__)
+#if defined(__x86_64__) && !defined(TFE_ACCEL_EMU_UCONTEXT)  // TFE_ACCEL_EMU_UCONTEXT: force the portable path
 extern "C" void tfe_emu_fiber_switch(void** save_sp, void* load_sp);
 extern "C" void tfe_emu_fiber_start();
 // tfe_emu_fiber_switch: push the System V callee-saved registers on the current stack, store the

@@ -24,6 +24,7 @@ Not covered here (no GPU): real concurrency, the device memory model, timings, o
 generation (check_large 8192^3 and the benchmarks); bench/gpu_check.sh runs everything on a GPU.
 Skipped with a reason when nvcc / the CUDA headers, a host C++ compiler or pybind11 is missing."""
 import concurrent.futures
+import importlib.util
 import json
 import os
 import shutil
@@ -61,15 +62,15 @@ KERNEL_SOURCES = {
     "chacha20_avx2.cc": ["-mavx2", "-mfma"],
     "chacha20_avx512.cc": ["-mavx512f", "-mavx512dq", "-mavx512bw", "-mavx512vl", "-mavx2", "-mfma", "-mbmi2"],
 }
-GPU_CHECK_SECTIONS = ["check_prg", "check_rss_mul", "check_truncation", "check_msb0", "check_kogge_stone",
-                      "check_sigmoid_pieces"]
-# The GEMM sections (cooperative kernels: barriers, warp shuffles, mma.sync) run under 'full' and
-# 'reverse' only: 'single' (one thread per launch) is for grid-stride kernels.
-GEMM_SECTIONS = ["check_ring_matmul", "check_rss_matmul"]
-GEMM_GEOMETRIES = ["full", "reverse"]
-EXTRA_SECTIONS = ["emulator_self_test", "mma_self_test", "device_arrays", "dlpack", "edge_shapes", "argument_errors",
-                  "gemm_extra", "device_queries"]
-GEOMETRIES = ["full", "reverse", "single"]
+# The worker's section tables and run plan (one source): elementwise sections under every geometry,
+# GEMM sections (cooperative kernels: barriers, warp shuffles, mma.sync) under 'full' and 'reverse'
+# only ('single', one thread per launch, is for grid-stride kernels), extra sections under 'full'.
+_spec = importlib.util.spec_from_file_location("run_emulated_checks", WORKER)
+_worker = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_worker)
+GPU_CHECK_SECTIONS, GEMM_SECTIONS, EXTRA_SECTIONS = (_worker.GPU_CHECK_SECTIONS, _worker.GEMM_SECTIONS,
+                                                     _worker.EXTRA_SECTIONS)
+GEOMETRIES, GEMM_GEOMETRIES, PLAN = _worker.GEOMETRIES, _worker.GEMM_GEOMETRIES, _worker.PLAN
 
 
 def _compile(args):
@@ -129,8 +130,7 @@ def emulation_module(tmp_path_factory):
 def emulated_run(emulation_module):
     """Runs every section in a worker process; when the worker dies (a fault), the section it was
     running is recorded as crashed and a fresh worker runs the sections still to do."""
-    plan = ([f"{g}/{s}" for g in GEOMETRIES for s in GPU_CHECK_SECTIONS] + [f"full/{s}" for s in EXTRA_SECTIONS]
-            + [f"{g}/{s}" for g in GEMM_GEOMETRIES for s in GEMM_SECTIONS])
+    plan = list(PLAN)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     sections, crashed, runs, seed = {}, {}, [], None
     t0 = time.time()

@@ -40,6 +40,7 @@ def lib(tmp_path_factory):
     lib.host_prg_blocks.argtypes = [p, u64, u32, i64, p]
     lib.host_uniform_blocks.argtypes = [p, i64, i64, i64, p]
     lib.host_full_int64_at.argtypes = [p, p, i64, p]
+    lib.host_uniform_window8.argtypes = [p, i64, i64, p, i64, p]
     lib.host_narrow_at.argtypes = [p, i64, i64, p, i64, p]
     return lib
 
@@ -86,6 +87,19 @@ def test_int64_elements_at_arbitrary_positions(lib):
     got = np.zeros(idx.size, np.int64)
     lib.host_full_int64_at(_ptr(seed), _ptr(idx), idx.size, _ptr(got))
     np.testing.assert_array_equal(got, stream[idx])
+
+
+@pytest.mark.parametrize("lo,hi", [(I64.min, I64.max), (-(2**62), 2**62 + 1)])
+def test_int64_windows_at_arbitrary_offsets(lib, lo, hi):
+    """UniformWindow8 (8 elements from any offset: one or two blocks, the rejection redraws at the
+    elements' own positions) against the CPU stream; every offset mod 8 and random ones."""
+    seed = _seed()
+    n = 4099
+    stream = _native.seeded_uniform([n + 8], seed, lo, hi)
+    firsts = np.concatenate([np.arange(17), [n - 1], RNG.integers(0, n, 300)]).astype(np.int64)
+    got = np.zeros((firsts.size, 8), np.int64)
+    lib.host_uniform_window8(_ptr(seed), lo, hi, _ptr(firsts), firsts.size, _ptr(got))
+    np.testing.assert_array_equal(got, stream[firsts[:, None] + np.arange(8)])
 
 
 @pytest.mark.parametrize("dtype", ["int32", "int16", "int8"])

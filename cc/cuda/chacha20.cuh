@@ -128,6 +128,24 @@ TFE_ACCEL_HD void UniformBlock8(const Seed& key, const UniformParams& p, i64 b,
   }
 }
 
+// v[j] = element first + j of the int64 stream (range p), j < 8, for any first >= 0: a window
+// that starts inside a block spans two blocks (so kernels whose streams are read at offsets that
+// are not multiples of 8, e.g. row q of a [Q] + shape draw, still compute <= 2 blocks per 8
+// elements instead of one block per element).
+TFE_ACCEL_HD void UniformWindow8(const Seed& key, const UniformParams& p, i64 first, u64 v[8]) {
+  u32 w[32];
+  const i64 b0 = first >> 3;
+  const int sh = static_cast<int>(first & 7);
+  PrgBlock(key, static_cast<u64>(b0), 0, w);
+  if (sh != 0) PrgBlock(key, static_cast<u64>(b0 + 1), 0, w + 16);
+#pragma unroll
+  for (int j = 0; j < 8; ++j) {
+    const int pos = 2 * (sh + j);
+    const u64 u = static_cast<u64>(w[pos]) | (static_cast<u64>(w[pos + 1]) << 32);
+    v[j] = UniformFromDraw(key, p, first + j, u);
+  }
+}
+
 // Element i of the int64 stream in TFE's full range [-2^63, 2^63 - 1), at any position (computes
 // the element's whole block: 8x the work of UniformBlock8, for kernels whose streams are not
 // aligned to the element they write).

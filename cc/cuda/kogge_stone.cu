@@ -1,6 +1,7 @@
 // tfe-accel: bit extraction and Kogge-Stone carry steps of TFE's ABY3 comparisons / sigmoid
 // (`msb` -> `bit_extract` -> `carry`), one party's local work per kernel, bit-identical to
-// cc/kernels/sigmoid_steps.cc (read it for the protocol). Boolean zero shares are expanded
+// cc/kernels/sigmoid_steps.cc (read it for the protocol); the per-element arithmetic is
+// cc/kernels/mpc_local.h, shared with the CPU kernels. Boolean zero shares are expanded
 // in-kernel: one thread per ChaCha20 block (8 int64 or 16 narrow elements).
 #include <cuda_runtime.h>
 
@@ -11,6 +12,7 @@
 #include "chacha20.cuh"
 #include "common.cuh"
 #include "tfe_cuda.h"
+#include "../kernels/mpc_local.h"
 
 namespace tfe_accel {
 namespace cuda {
@@ -63,20 +65,7 @@ __device__ __forceinline__ void ZeroShareBlock(const Seed& a, const Seed& b, i64
   for (int j = 0; j < PerBlock<T>::value; ++j) z[j] = va[j] ^ vb[j];
 }
 
-__device__ __forceinline__ u64 CompressEven(u64 x) {
-  x &= 0x5555555555555555ull;
-  x = (x | (x >> 1)) & 0x3333333333333333ull;
-  x = (x | (x >> 2)) & 0x0f0f0f0f0f0f0f0full;
-  x = (x | (x >> 4)) & 0x00ff00ff00ff00ffull;
-  x = (x | (x >> 8)) & 0x0000ffff0000ffffull;
-  x = (x | (x >> 16)) & 0x00000000ffffffffull;
-  return x;
-}
-
-template <typename T>
-__device__ __forceinline__ u64 ZeroExt(T v) {
-  return static_cast<u64>(static_cast<typename std::make_unsigned<T>::type>(v));
-}
+using local::ZeroExt;
 
 __device__ __forceinline__ i64 BlockStart() { return blockIdx.x * static_cast<i64>(blockDim.x) + threadIdx.x; }
 __device__ __forceinline__ i64 BlockStride() { return static_cast<i64>(gridDim.x) * blockDim.x; }
@@ -119,13 +108,12 @@ __global__ void CarrySetupAndKernel(const u64* op1_a, const u64* op1_b, const u6
     for (int j = 0; j < 8; ++j) {
       const i64 i = blk * 8 + j;
       if (i >= n) break;
-      const u64 xa = op1_a[i], xb = op1_b[i], ya = op2_a[i], yb = op2_b[i];
-      top_a[i] = static_cast<std::int8_t>((xa ^ ya) >> 63);
-      top_b[i] = static_cast<std::int8_t>((xb ^ yb) >> 63);
-      const u64 sxa = xa << 1, sxb = xb << 1, sya = ya << 1, syb = yb << 1;
-      z[i] = alpha[j] ^ (sxa & sya) ^ (sxa & syb) ^ (sxb & sya);
-      p_a[i] = sxa ^ sya;
-      p_b[i] = sxb ^ syb;
+      const local::CarrySetup c = local::CarrySetupAndTerm(op1_a[i], op1_b[i], op2_a[i], op2_b[i], alpha[j]);
+      z[i] = c.z;
+      p_a[i] = c.p_a;
+      p_b[i] = c.p_b;
+      top_a[i] = c.top_a;
+      top_b[i] = c.top_b;
     }
   }
 }
@@ -144,18 +132,13 @@ __global__ void KoggeStoneRoundKernel(const In* g_a, const In* g_b, const In* p_
     for (int j = 0; j < P; ++j) {
       const i64 i = blk * P + j;
       if (i >= n) break;
-      const u64 ga = ZeroExt(g_a[i]), gb = ZeroExt(g_b[i]);
-      const u64 pa = ZeroExt(p_a[i]), pb = ZeroExt(p_b[i]);
-      const Out g0a = static_cast<Out>(CompressEven(ga)), g0b = static_cast<Out>(CompressEven(gb));
-      const Out g1a = static_cast<Out>(CompressEven(ga >> 1));
-      const Out g1b = static_cast<Out>(CompressEven(gb >> 1));
-      const Out p0a = static_cast<Out>(CompressEven(pa)), p0b = static_cast<Out>(CompressEven(pb));
-      const Out p1a = static_cast<Out>(CompressEven(pa >> 1));
-      const Out p1b = static_cast<Out>(CompressEven(pb >> 1));
-      zg[i] = static_cast<Out>(static_cast<Out>(ag[j]) ^ (g0a & p1a) ^ (g0a & p1b) ^ (g0b & p1a));
-      zp[i] = static_cast<Out>(static_cast<Out>(ap[j]) ^ (p0a & p1a) ^ (p0a & p1b) ^ (p0b & p1a));
-      gs1_a[i] = g1a;
-      gs1_b[i] = g1b;
+      const local::KoggeStoneTerms<Out> r = local::KoggeStoneRoundTerm<Out>(
+          ZeroExt(g_a[i]), ZeroExt(g_b[i]), ZeroExt(p_a[i]), ZeroExt(p_b[i]),
+          static_cast<Out>(ag[j]), static_cast<Out>(ap[j]));
+      zg[i] = r.zg;
+      zp[i] = r.zp;
+      gs1_a[i] = r.gs1_a;
+      gs1_b[i] = r.gs1_b;
     }
   }
 }
@@ -164,8 +147,8 @@ template <typename T>
 __global__ void KoggeStoneUpdateKernel(const T* gs1_a, const T* gs1_b, const T* zg_own,
                                        const T* zg_recv, T* g_a, T* g_b, i64 n) {
   for (i64 i = BlockStart(); i < n; i += BlockStride()) {
-    g_a[i] = static_cast<T>(gs1_a[i] ^ zg_own[i]);
-    g_b[i] = static_cast<T>(gs1_b[i] ^ zg_recv[i]);
+    g_a[i] = local::KoggeStoneUpdateTerm<T>(gs1_a[i], zg_own[i]);
+    g_b[i] = local::KoggeStoneUpdateTerm<T>(gs1_b[i], zg_recv[i]);
   }
 }
 

@@ -10,6 +10,7 @@
 #include "chacha20.cuh"
 #include "common.cuh"
 #include "tfe_cuda.h"
+#include "../kernels/mpc_local.h"
 
 namespace tfe_accel {
 namespace cuda {
@@ -90,20 +91,15 @@ __global__ void ZeroShareKernel(Seed k0, Seed k1, UniformParams p, const u64* xi
       const i64 e = base + j;
       if (e >= n) break;
       const u64 a = v0[j] - v1[j];
-      z[e] = xi == nullptr ? a : xi[e] * (yi[e] + yn[e]) + xn[e] * yi[e] + a;
+      z[e] = xi == nullptr ? a : local::RssMulTerm(xi[e], xn[e], yi[e], yn[e]) + a;
     }
   }
-}
-
-// Arithmetic right shift of the int64 bit pattern (tf.bitwise.right_shift on int64).
-__device__ __forceinline__ u64 Sar(u64 x, int amount) {
-  return static_cast<u64>(static_cast<i64>(x) >> amount);
 }
 
 __global__ void TruncateP0Kernel(const u64* x0, u64* y, i64 n, int amount) {
   for (i64 i = blockIdx.x * static_cast<i64>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<i64>(gridDim.x) * blockDim.x)
-    y[i] = Sar(x0[i], amount);
+    y[i] = local::Sar(x0[i], amount);
 }
 
 // party 1 (y != nullptr, x0/x1 given) or party 2 (y == nullptr): r = U(seed); y = ((x0+x1)>>d) - r.
@@ -120,7 +116,7 @@ __global__ void TruncateP12Kernel(const u64* x0, const u64* x1, Seed key, Unifor
       const i64 i = base + j;
       if (i < n) {
         if (r) r[i] = v[j];
-        if (y) y[i] = Sar(x0[i] + x1[i], amount) - v[j];
+        if (y) y[i] = local::TruncLocalP1(x0[i], x1[i], v[j], amount);
       }
     }
   }

@@ -1,9 +1,10 @@
 // tfe-accel: sigmoid piece evaluation steps (TFE `polynomial_piecewise`: pivot comparison set-up,
 // piece selection AND, `mul_ab` 3-party OT steps and the sum over pieces, and the MSB-0 masking
 // fused with a public multiplication), one party's local work per kernel, bit-identical to
-// cc/kernels/sigmoid_steps.cc (read it for the protocol and the nonce offsets). Several streams are
-// read at offsets that are not block aligned (the [2] + shape OT masks), so these kernels draw each
-// element at its own position (FullInt64At), one thread per element.
+// cc/kernels/sigmoid_steps.cc (read it for the protocol and the nonce offsets); the per-element
+// arithmetic is cc/kernels/mpc_local.h, shared with the CPU kernels. Kernels that draw randomness
+// take one thread per PRG block (8 int64 or 16 int32 elements); a stream read at an offset that is
+// not block aligned (row 1 of a [2] + shape OT mask) costs one extra block per 8 elements.
 #include <cuda_runtime.h>
 
 #include <string>
@@ -11,12 +12,15 @@
 #include "chacha20.cuh"
 #include "common.cuh"
 #include "tfe_cuda.h"
+#include "../kernels/mpc_local.h"
 
 namespace tfe_accel {
 namespace cuda {
 namespace {
 
 constexpr int kThreads = 256;
+// TFE's int64 range [-2^63, 2^63 - 1) (TfeInt64Params(), usable in device code).
+constexpr UniformParams kFullInt64 = {0x8000000000000000ull, 0xffffffffffffffffull, 1ull};
 
 Seed SeedNonce(const u32 key[8], i64 nonce) {  // == SeedPlusNonce (chacha20.h)
   Seed s;
@@ -42,101 +46,114 @@ void CheckParty(int party) {
 __global__ void PivotDiffKernel(int party, const u64* x_a, const u64* x_b, const u64* pivots, i64 n,
                                 i64 total, u64* d_a, u64* d_b) {
   for (i64 t = Start(); t < total; t += Stride()) {
-    const i64 i = t % n;
-    const u64 c = pivots[t / n];
-    d_a[t] = (party == 0 ? c : 0) - x_a[i];
-    d_b[t] = (party == 2 ? c : 0) - x_b[i];
+    const local::SharePair d = local::PivotDiffTerm(party, pivots[t / n], x_a[t % n], x_b[t % n]);
+    d_a[t] = d.a;
+    d_b[t] = d.b;
   }
 }
 
+// One thread per 16 elements = one ChaCha20 block of each key's int32 stream.
 __global__ void PieceSelectKernel(int party, const u8* msb_a, const u8* msb_b, i64 C, i64 n,
                                   i64 total, Seed sa, Seed sb, NarrowParams bit, u8* z) {
-  // ~msb flips P0's first and P2's second share; the public ones sit in the same shares.
-  const bool flip_a = party == 0, flip_b = party == 2;
-  const bool one_a = party == 0, one_b = party == 2;
-  for (i64 t = Start(); t < total; t += Stride()) {
-    const i64 j = t / n, i = t % n;
-    bool le_a, le_b, gt_a, gt_b;
-    if (j < C) {
-      le_a = (msb_a[j * n + i] != 0) != flip_a;
-      le_b = (msb_b[j * n + i] != 0) != flip_b;
-    } else {
-      le_a = one_a;
-      le_b = one_b;
+  const i64 groups = (total + 15) / 16;
+  for (i64 g = Start(); g < groups; g += Stride()) {
+    u32 wa[16], wb[16];
+    PrgBlock(sa, static_cast<u64>(g), 0, wa);
+    PrgBlock(sb, static_cast<u64>(g), 0, wb);
+    for (int k = 0; k < 16; ++k) {
+      const i64 t = 16 * g + k;
+      if (t >= total) break;
+      const i64 j = t / n;  // msb row j is element t, row j - 1 is t - n
+      const bool alpha = (NarrowFromDraw(sa, bit, t, wa[k]) != 0) != (NarrowFromDraw(sb, bit, t, wb[k]) != 0);
+      z[t] = local::PieceSelectTerm(party, j, C, j < C && msb_a[t] != 0, j < C && msb_b[t] != 0,
+                                    j > 0 && msb_a[t - n] != 0, j > 0 && msb_b[t - n] != 0, alpha)
+                 ? 1 : 0;
     }
-    if (j == 0) {
-      gt_a = one_a;
-      gt_b = one_b;
-    } else {
-      gt_a = ((msb_a[(j - 1) * n + i] != 0) != flip_a) != true;
-      gt_b = ((msb_b[(j - 1) * n + i] != 0) != flip_b) != true;
-    }
-    const bool alpha = (NarrowAt(sa, bit, t) != 0) != (NarrowAt(sb, bit, t) != 0);
-    z[t] = (((le_a && gt_a) != (le_a && gt_b)) != ((le_b && gt_a) != alpha)) ? 1 : 0;
   }
 }
 
 // OT sender of `__mul_ab_routine`: a(t) = mode 0: f_a[t] + c0[t / n] (P0, routine 0);
-// mode 1: f_a[t] + f_b[t] (P1, routine 1). m0 = b * a + s, m1 = a - b * a + s (b = b_a ^ b_b),
-// masked with w = U([2] + shape) of the two seeds.
+// mode 1: f_a[t] + f_b[t] (P1, routine 1); messages masked with w = U([2] + shape) of the two
+// seeds. One thread per 8 elements: w[0] rows are block aligned, w[1] rows start at `total`.
 __global__ void OtSenderKernel(int mode, const u64* f_a, const u64* f_b, const u64* c0, i64 n,
                                const u8* b_a, const u8* b_b, const u64* s, i64 total, Seed sa,
                                Seed sb, u64* m_next, u64* m_prev) {
-  for (i64 t = Start(); t < total; t += Stride()) {
-    const u64 av = mode == 0 ? f_a[t] + c0[t / n] : f_a[t] + f_b[t];
-    const u64 tmp = ((b_a[t] != 0) != (b_b[t] != 0)) ? av : 0;
-    const u64 m0 = tmp + s[t], m1 = av - tmp + s[t];
-    m_next[t] = FullInt64At(sa, t) ^ m0;
-    m_next[total + t] = FullInt64At(sa, total + t) ^ m1;
-    m_prev[t] = FullInt64At(sb, t) ^ m0;
-    m_prev[total + t] = FullInt64At(sb, total + t) ^ m1;
+  const UniformParams p = kFullInt64;
+  const i64 groups = (total + 7) / 8;
+  for (i64 g = Start(); g < groups; g += Stride()) {
+    const i64 t0 = 8 * g;
+    u64 wa0[8], wa1[8], wb0[8], wb1[8];
+    UniformBlock8(sa, p, g, wa0);
+    UniformWindow8(sa, p, total + t0, wa1);
+    UniformBlock8(sb, p, g, wb0);
+    UniformWindow8(sb, p, total + t0, wb1);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      const i64 t = t0 + j;
+      if (t >= total) break;
+      const u64 av = mode == 0 ? f_a[t] + c0[t / n] : f_a[t] + f_b[t];
+      const local::SharePair msg = local::OtSenderTerm(av, b_a[t] != 0, b_b[t] != 0, s[t]);
+      m_next[t] = wa0[j] ^ msg.a;
+      m_next[total + t] = wa1[j] ^ msg.b;
+      m_prev[t] = wb0[j] ^ msg.a;
+      m_prev[total + t] = wb1[j] ^ msg.b;
+    }
   }
 }
 
-// OT helper: wc = choice ? w[1] : w[0], w = U([2] + shape).
+// OT helper: wc = choice ? w[1] : w[0], w = U([2] + shape); one thread per 8 elements.
 __global__ void OtHelperKernel(const u8* choice, i64 total, Seed sk, u64* wc) {
-  for (i64 t = Start(); t < total; t += Stride())
-    wc[t] = FullInt64At(sk, choice[t] != 0 ? total + t : t);
+  const UniformParams p = kFullInt64;
+  const i64 groups = (total + 7) / 8;
+  for (i64 g = Start(); g < groups; g += Stride()) {
+    const i64 t0 = 8 * g;
+    u64 w0[8], w1[8];
+    UniformBlock8(sk, p, g, w0);
+    UniformWindow8(sk, p, total + t0, w1);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      const i64 t = t0 + j;
+      if (t < total) wc[t] = local::Select(choice[t] != 0, w0[j], w1[j]);
+    }
+  }
 }
 
-__device__ __forceinline__ u64 OtReceive(bool choice, const u64* pair, i64 total, i64 t, u64 wc) {
-  return (choice ? pair[total + t] : pair[t]) ^ wc;
-}
-
-__global__ void MulAbStep2Kernel(int party, MulAbStep2Dev in, const u8* b_a, const u8* b_b, i64 K,
-                                 i64 n, u64* y_a, u64* y_b) {
+template <int Party>
+__global__ void MulAbStep2Kernel(MulAbStep2Dev in, const u8* b_a, const u8* b_b, i64 K, i64 n,
+                                 u64* y_a, u64* y_b) {
   const i64 total = K * n;
   for (i64 i = Start(); i < n; i += Stride()) {
     u64 sa = 0, sb = 0;
     for (i64 j = 0; j < K; ++j) {
-      const i64 t = j * n + i;
-      if (party == 0) {
-        sa += in.in2[t] + OtReceive(b_a[t] != 0, in.m, total, t, in.wc[t]);
-        sb += in.in1[t] + in.own[t];
-      } else if (party == 1) {
-        sa += in.own[t] + in.in1[t];
-        sb += OtReceive(b_b[t] != 0, in.m, total, t, in.wc[t]) + in.in2[t];
-      } else {
-        sa += OtReceive(b_a[t] != 0, in.m, total, t, in.wc[t]) + in.own2[t];
-        sb += in.own[t] + OtReceive(b_b[t] != 0, in.m2, total, t, in.wc2[t]);
-      }
+      const local::SharePair y = local::MulAbStep2Term<Party>(in, b_a, b_b, total, j * n + i);
+      sa += y.a;
+      sb += y.b;
     }
     y_a[i] = sa;
     y_b[i] = sb;
   }
 }
 
+// One thread per 8 elements (row 0 of R02 is block aligned).
 __global__ void MaskScaledP0Kernel(const u64* x0, const u64* x1, const u64* k, i64 n, i64 total,
                                    Seed seed, u64 lift, u64* c0) {
-  for (i64 t = Start(); t < total; t += Stride()) {
-    const i64 i = t % n;
-    c0[t] = FullInt64At(seed, t) + (x0[i] + x1[i]) * k[t / n] + lift;
+  const UniformParams p = kFullInt64;
+  const i64 groups = (total + 7) / 8;
+  for (i64 g = Start(); g < groups; g += Stride()) {
+    u64 r0[8];
+    UniformBlock8(seed, p, g, r0);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      const i64 t = 8 * g + j;
+      if (t >= total) break;
+      c0[t] = local::TruncMaskScaledP0(r0[j], x0[t % n], x1[t % n], k[t / n], lift);
+    }
   }
 }
 
 __global__ void MaskScaledP1Kernel(const u64* x2, const u64* k, i64 n, i64 total, const u64* r1,
                                    u64* c1) {
-  for (i64 t = Start(); t < total; t += Stride()) c1[t] = x2[t % n] * k[t / n] + r1[t];
+  for (i64 t = Start(); t < total; t += Stride()) c1[t] = local::TruncMaskP1(x2[t % n], k[t / n], r1[t]);
 }
 
 void Launched(const char* what) { Check(cudaGetLastError(), what); }
@@ -163,7 +180,7 @@ void PieceSelectAnd(int party, const u8* msb_a, const u8* msb_b, i64 C, i64 n, c
   const i64 total = (C + 1) * n;
   if (total == 0) return;
   // The bool factory's zero share: int32 draws over [0, 2) (SeededUniformInt32), per key.
-  TFE_ACCEL_LAUNCH(PieceSelectKernel, Blocks(total), kThreads, 0, stream)(party, msb_a, msb_b, C, n,
+  TFE_ACCEL_LAUNCH(PieceSelectKernel, Blocks((total + 15) / 16), kThreads, 0, stream)(party, msb_a, msb_b, C, n,
       total, SeedNonce(key_a, nonce_a), SeedNonce(key_b, nonce_b), MakeNarrowParams(0, 2), z);
   Launched("PieceSelectAnd launch");
 }
@@ -182,7 +199,7 @@ void MulAbStep1(int party, const u64* f_a, const u64* f_b, const u64* c0, const 
     ZeroShare(a0.w, b0.w, out.s_r0, total, stream);
     ZeroShare(a2.w, b2.w, out.s_r1, total, stream);
   }
-  const unsigned blocks = Blocks(total);
+  const unsigned blocks = Blocks((total + 7) / 8);
   if (party == 0) {
     TFE_ACCEL_LAUNCH(OtSenderKernel, blocks, kThreads, 0, stream)(0, f_a, f_b, c0, n, b_a, b_b,
         out.s_r0, total, SeedNonce(key_a, nonce_a + 1), SeedNonce(key_b, nonce_b + 1), out.m_next,
@@ -212,8 +229,11 @@ void MulAbStep2(int party, const MulAbStep2Dev& in, const u8* b_a, const u8* b_b
   CheckParty(party);
   if (K < 0 || n < 0) throw KernelArgumentError("K and n must be >= 0");
   if (n == 0) return;
-  TFE_ACCEL_LAUNCH(MulAbStep2Kernel, Blocks(n), kThreads, 0, stream)(party, in, b_a, b_b, K, n, y_a,
-      y_b);
+  switch (party) {
+    case 0: TFE_ACCEL_LAUNCH(MulAbStep2Kernel<0>, Blocks(n), kThreads, 0, stream)(in, b_a, b_b, K, n, y_a, y_b); break;
+    case 1: TFE_ACCEL_LAUNCH(MulAbStep2Kernel<1>, Blocks(n), kThreads, 0, stream)(in, b_a, b_b, K, n, y_a, y_b); break;
+    default: TFE_ACCEL_LAUNCH(MulAbStep2Kernel<2>, Blocks(n), kThreads, 0, stream)(in, b_a, b_b, K, n, y_a, y_b); break;
+  }
   Launched("MulAbStep2 launch");
 }
 
@@ -223,7 +243,7 @@ void TruncMsb0MaskScaledP0(const u64* x0, const u64* x1, const u64* k, i64 K, i6
   if (K < 0 || n < 0) throw KernelArgumentError("K and n must be >= 0");
   const i64 total = K * n;
   if (total == 0) return;
-  TFE_ACCEL_LAUNCH(MaskScaledP0Kernel, Blocks(total), kThreads, 0, stream)(x0, x1, k, n, total,
+  TFE_ACCEL_LAUNCH(MaskScaledP0Kernel, Blocks((total + 7) / 8), kThreads, 0, stream)(x0, x1, k, n, total,
       SeedNonce(key_02, nonce_02), lift, c0);
   Launched("TruncMsb0MaskScaledP0 launch");
 }

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "../kernels/common.h"
+#include "../kernels/mpc_local.h"
 
 namespace tfe_accel {
 namespace cuda {
@@ -161,27 +162,11 @@ void PivotDiff(int party, const u64* x_a, const u64* x_b, const u64* pivots, i64
                u64* d_a, u64* d_b, cudaStream_t stream);
 void PieceSelectAnd(int party, const u8* msb_a, const u8* msb_b, i64 C, i64 n, const u32 key_a[8],
                     i64 nonce_a, const u32 key_b[8], i64 nonce_b, u8* z, cudaStream_t stream);
-struct MulAbStep1Dev {  // see MulAbStep1Out in sigmoid_steps.h
-  u64* s_r0 = nullptr;
-  u64* s_r1 = nullptr;
-  u64* m_next = nullptr;
-  u64* m_prev = nullptr;
-  u64* wc_a = nullptr;
-  u64* wc_b = nullptr;
-};
+using MulAbStep1Dev = ::tfe_accel::MulAbStep1Out;  // device pointers (kernels/mpc_local.h)
 void MulAbStep1(int party, const u64* f_a, const u64* f_b, const u64* c0, const u8* b_a,
                 const u8* b_b, i64 K, i64 n, const u32 key_a[8], i64 nonce_a, const u32 key_b[8],
                 i64 nonce_b, const MulAbStep1Dev& out, cudaStream_t stream);
-struct MulAbStep2Dev {  // see MulAbStep2In in sigmoid_steps.h
-  const u64* own = nullptr;
-  const u64* own2 = nullptr;
-  const u64* in1 = nullptr;
-  const u64* in2 = nullptr;
-  const u64* m = nullptr;
-  const u64* wc = nullptr;
-  const u64* m2 = nullptr;
-  const u64* wc2 = nullptr;
-};
+using MulAbStep2Dev = ::tfe_accel::MulAbStep2In;  // device pointers
 void MulAbStep2(int party, const MulAbStep2Dev& in, const u8* b_a, const u8* b_b, i64 K, i64 n,
                 u64* y_a, u64* y_b, cudaStream_t stream);
 void TruncMsb0MaskScaledP0(const u64* x0, const u64* x1, const u64* k, i64 K, i64 n,

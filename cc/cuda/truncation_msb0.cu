@@ -1,6 +1,7 @@
 // tfe-accel: MSB-0 truncation with a dealer (TFE `_truncate_msb0_secureq8_private`, and the
 // heuristic `_truncate_heuristic_private` through lift/unlift), one kernel per party and step,
-// bit-identical to cc/kernels/truncation.cc (read it for the protocol). The randomness is drawn
+// bit-identical to cc/kernels/truncation.cc (read it for the protocol); the per-element arithmetic
+// is cc/kernels/mpc_local.h, shared with the CPU kernels. The randomness is drawn
 // in-kernel from the PRG streams: R02 = U(seed_02) over [4] + shape (row q of element i is stream
 // element q * n + i), y2 = U(seed_12), the dealer's r = U(r_seed); U is TFE's full int64 range.
 // One thread per 8 consecutive elements; a stream window starting at an arbitrary offset spans at
@@ -12,27 +13,13 @@
 #include "chacha20.cuh"
 #include "common.cuh"
 #include "tfe_cuda.h"
+#include "../kernels/mpc_local.h"
 
 namespace tfe_accel {
 namespace cuda {
 namespace {
 
 constexpr int kThreads = 256;
-
-// v[j] = U(key)[first + j], j < 8 (TFE int64 range), any `first` >= 0.
-__device__ __forceinline__ void Draw8At(const Seed& key, const UniformParams& p, i64 first, u64 v[8]) {
-  u32 w[32];
-  const i64 b0 = first >> 3;
-  const int sh = static_cast<int>(first & 7);
-  PrgBlock(key, static_cast<u64>(b0), 0, w);
-  if (sh != 0) PrgBlock(key, static_cast<u64>(b0 + 1), 0, w + 16);
-#pragma unroll
-  for (int j = 0; j < 8; ++j) {
-    const int pos = 2 * (sh + j);
-    const u64 u = static_cast<u64>(w[pos]) | (static_cast<u64>(w[pos + 1]) << 32);
-    v[j] = UniformFromDraw(key, p, first + j, u);
-  }
-}
 
 __device__ __forceinline__ i64 GroupStart() {
   return 8 * (blockIdx.x * static_cast<i64>(blockDim.x) + threadIdx.x);
@@ -41,26 +28,22 @@ __device__ __forceinline__ i64 GroupStride() { return 8 * static_cast<i64>(gridD
 
 __global__ void DealerKernel(Seed s02, Seed s12, Seed rs, UniformParams p, i64 n, int amount,
                              u64 unlift, u64* r1, u64* s1, u64* rmsb1, u64* z20, u64* z21) {
-  constexpr u64 kMsb = 1ull << 63;
   for (i64 i0 = GroupStart(); i0 < n; i0 += GroupStride()) {
     u64 r0[8], s0[8], m0[8], y0[8], y2[8], r[8];
-    Draw8At(s02, p, i0, r0);          // row 0: P0's share of r
-    Draw8At(s02, p, n + i0, s0);      // row 1: P0's share of s
-    Draw8At(s02, p, 2 * n + i0, m0);  // row 2: P0's share of msb(r)
-    Draw8At(s02, p, 3 * n + i0, y0);  // row 3: y0 (P0 and P2)
-    Draw8At(s12, p, i0, y2);          // y2 (P1 and P2)
-    Draw8At(rs, p, i0, r);            // the dealer's fresh r
+    UniformWindow8(s02, p, i0, r0);          // row 0: P0's share of r
+    UniformWindow8(s02, p, n + i0, s0);      // row 1: P0's share of s
+    UniformWindow8(s02, p, 2 * n + i0, m0);  // row 2: P0's share of msb(r)
+    UniformWindow8(s02, p, 3 * n + i0, y0);  // row 3: y0 (P0 and P2)
+    UniformWindow8(s12, p, i0, y2);          // y2 (P1 and P2)
+    UniformWindow8(rs, p, i0, r);            // the dealer's fresh r
 #pragma unroll
     for (int j = 0; j < 8; ++j) {
       const i64 i = i0 + j;
       if (i >= n) break;
-      const u64 rv = r[j];
-      const u64 h = rv & kMsb;
-      const u64 s = (rv >> amount) - (h >> amount);
-      const u64 rmsb = h != 0 ? 1u : 0u;
-      r1[i] = rv - r0[j];
-      s1[i] = s - s0[j];
-      rmsb1[i] = rmsb - m0[j];
+      const local::DealerShares d = local::TruncDealer(r[j], r0[j], s0[j], m0[j], amount);
+      r1[i] = d.r1;
+      s1[i] = d.s1;
+      rmsb1[i] = d.rmsb1;
       z20[i] = y2[j];
       z21[i] = y0[j] - unlift;
     }
@@ -71,32 +54,27 @@ __global__ void MaskP0Kernel(const u64* x0, const u64* x1, Seed s02, UniformPara
                              u64* c0, i64 n) {
   for (i64 i0 = GroupStart(); i0 < n; i0 += GroupStride()) {
     u64 r0[8];
-    Draw8At(s02, p, i0, r0);
+    UniformWindow8(s02, p, i0, r0);
 #pragma unroll
     for (int j = 0; j < 8; ++j) {
       const i64 i = i0 + j;
-      if (i < n) c0[i] = r0[j] + x0[i] + lift + x1[i];
+      if (i < n) c0[i] = local::TruncMaskP0(r0[j], x0[i], x1[i], lift);
     }
   }
 }
 
 __global__ void UnmaskP0Kernel(const u64* c0, const u64* c1, Seed s02, UniformParams p, int amount,
                                u64 unlift, u64* yt0, u64* z00, i64 n) {
-  const u64 mod_mask = (1ull << (63 - amount)) - 1;
-  const u64 top = mod_mask + 1;
   for (i64 i0 = GroupStart(); i0 < n; i0 += GroupStride()) {
     u64 s0[8], m0[8], y0[8];
-    Draw8At(s02, p, n + i0, s0);
-    Draw8At(s02, p, 2 * n + i0, m0);
-    Draw8At(s02, p, 3 * n + i0, y0);
+    UniformWindow8(s02, p, n + i0, s0);
+    UniformWindow8(s02, p, 2 * n + i0, m0);
+    UniformWindow8(s02, p, 3 * n + i0, y0);
 #pragma unroll
     for (int j = 0; j < 8; ++j) {
       const i64 i = i0 + j;
       if (i >= n) break;
-      const u64 c = c0[i] + c1[i];
-      const u64 cp = (c >> amount) & mod_mask;
-      const u64 b0 = (c >> 63) ? 1 - m0[j] : m0[j];
-      yt0[i] = cp - s0[j] + b0 * top - y0[j];
+      yt0[i] = local::TruncUnmaskP0(c0[i], c1[i], s0[j], m0[j], y0[j], amount);
       z00[i] = y0[j] - unlift;
     }
   }
@@ -104,17 +82,14 @@ __global__ void UnmaskP0Kernel(const u64* c0, const u64* c1, Seed s02, UniformPa
 
 __global__ void UnmaskP1Kernel(const u64* c0, const u64* c1, const u64* s1, const u64* rmsb1,
                                Seed s12, UniformParams p, int amount, u64* yt1, u64* z11, i64 n) {
-  const u64 top = 1ull << (63 - amount);
   for (i64 i0 = GroupStart(); i0 < n; i0 += GroupStride()) {
     u64 y2[8];
-    Draw8At(s12, p, i0, y2);
+    UniformWindow8(s12, p, i0, y2);
 #pragma unroll
     for (int j = 0; j < 8; ++j) {
       const i64 i = i0 + j;
       if (i >= n) break;
-      const u64 c = c0[i] + c1[i];
-      const u64 b1 = (c >> 63) ? 0 - rmsb1[i] : rmsb1[i];
-      yt1[i] = b1 * top - s1[i] - y2[j];
+      yt1[i] = local::TruncUnmaskP1(c0[i], c1[i], s1[i], rmsb1[i], y2[j], amount);
       z11[i] = y2[j];
     }
   }

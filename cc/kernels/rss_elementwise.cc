@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "chacha20.h"
+#include "mpc_local.h"
 
 namespace tfe_accel {
 
@@ -34,7 +35,7 @@ void RssMul(const u64* x_i, const u64* x_next, const u64* y_i, const u64* y_next
     for (i64 t = t0; t < t1; ++t) {
       const i64 b = t * kTile;
       const i64 m = std::min(kTile, n - b);
-      for (i64 k = b; k < b + m; ++k) z[k] = x_i[k] * (y_i[k] + y_next[k]) + x_next[k] * y_i[k];
+      for (i64 k = b; k < b + m; ++k) z[k] = local::RssMulTerm(x_i[k], x_next[k], y_i[k], y_next[k]);
       AddArithmeticZeroShare(key0, nonce0, key1, nonce1, b, m, z + b);
     }
   });

@@ -14,6 +14,7 @@
 #include <cstdint>
 
 #include "common.h"
+#include "mpc_local.h"
 
 namespace tfe_accel {
 
@@ -85,14 +86,7 @@ void PieceSelectAnd(int party, const bool* msb_a, const bool* msb_b, i64 C, i64 
 //   P0: s_r0 (kept), m_to_p1 (pair), m_to_p2 (pair), s_r1 (kept; also to P1), wc_to_p2
 //   P1: s_r0 (kept; also to P0), wc_to_p2, s_r1 (kept), m_to_p2 (pair), m_to_p0 (pair)
 //   P2: s_r0 (kept; also to P0), wc_to_p1, s_r1 (kept; also to P1), wc_to_p0
-struct MulAbStep1Out {
-  u64* s_r0 = nullptr;
-  u64* s_r1 = nullptr;
-  u64* m_next = nullptr;  // sender's masked pair for P_{i+1}
-  u64* m_prev = nullptr;  // sender's masked pair for P_{i-1}
-  u64* wc_a = nullptr;    // P0: wc_to_p2; P1: wc_to_p2; P2: wc_to_p1
-  u64* wc_b = nullptr;    // P2: wc_to_p0
-};
+// MulAbStep1Out: mpc_local.h (shared with the CUDA kernels).
 void MulAbStep1(int party, const u64* f_a, const u64* f_b, const u64* c0, const bool* b_a,
                 const bool* b_b, i64 K, i64 n, const u32 key_a[8], i64 nonce_a,
                 const u32 key_b[8], i64 nonce_b, const MulAbStep1Out& out,
@@ -103,16 +97,7 @@ void MulAbStep1(int party, const u64* f_a, const u64* f_b, const u64* c0, const 
 //   P1: own = its s_r0, m = pair from P0, wc = from P2, in1 = s_r1 from P0, in2 = s_r1 from P2
 //   P2: own = its s_r0, own2 = its s_r1, m = pair from P0, wc = from P1, m2 = pair from P1,
 //       wc2 = from P0
-struct MulAbStep2In {
-  const u64* own = nullptr;
-  const u64* own2 = nullptr;
-  const u64* in1 = nullptr;
-  const u64* in2 = nullptr;
-  const u64* m = nullptr;
-  const u64* wc = nullptr;
-  const u64* m2 = nullptr;
-  const u64* wc2 = nullptr;
-};
+// MulAbStep2In: mpc_local.h.
 void MulAbStep2(int party, const MulAbStep2In& in, const bool* b_a, const bool* b_b, i64 K,
                 i64 n, u64* y_a, u64* y_b, const ParallelFor& pf);
 

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "chacha20.h"
+#include "mpc_local.h"
 
 namespace tfe_accel {
 
@@ -36,10 +37,6 @@ struct Seed {
   u32 w[8];
   Seed(const u32 key[8], i64 nonce) { SeedPlusNonce(key, nonce, w); }
 };
-
-inline u64 Sar(u64 v, int amount) {  // arithmetic shift right of the signed value
-  return static_cast<u64>(static_cast<i64>(v) >> amount);
-}
 
 }  // namespace
 
@@ -95,7 +92,7 @@ void CheckTruncationAmount(int amount) {
 void TruncateLocalP0(const u64* x0, u64* y0, i64 n, int amount, const ParallelFor& pf) {
   CheckTruncationAmount(amount);
   ForChunks(n, kChunk, 2, pf, [&](i64 b, i64 e) {
-    for (i64 i = b; i < e; ++i) y0[i] = Sar(x0[i], amount);
+    for (i64 i = b; i < e; ++i) y0[i] = local::Sar(x0[i], amount);
   });
 }
 
@@ -105,7 +102,7 @@ void TruncateLocalP1(const u64* x1, const u64* x2, const u32 key_12[8], i64 nonc
   const Seed seed(key_12, nonce_12);
   ForChunks(n, kChunk, kCyclesPerElemPrg, pf, [&](i64 b, i64 e) {
     FullRangeInt64At(seed.w, b, e - b, r + b);
-    for (i64 i = b; i < e; ++i) y1[i] = Sar(x1[i] + x2[i], amount) - r[i];
+    for (i64 i = b; i < e; ++i) y1[i] = local::TruncLocalP1(x1[i], x2[i], r[i], amount);
   });
 }
 
@@ -122,7 +119,6 @@ void TruncMsb0Dealer(const u32 key_20[8], i64 nonce_20, const u32 key_21[8], i64
                      u64* rmsb1, u64* z20, u64* z21, const ParallelFor& pf) {
   CheckTruncationAmount(amount);
   const Seed s02(key_20, nonce_20), s12(key_21, nonce_21);
-  constexpr u64 kMsb = 1ull << 63;
   ForChunks(n, kChunk, 5 * kCyclesPerElemPrg, pf, [&](i64 b, i64 e) {
     alignas(64) u64 r0[kChunk], s0[kChunk], m0[kChunk], r[kChunk];
     const i64 m = e - b;
@@ -133,13 +129,10 @@ void TruncMsb0Dealer(const u32 key_20[8], i64 nonce_20, const u32 key_21[8], i64
     FullRangeInt64At(s12.w, b, m, z20 + b);       // y2 (shared by P1 and P2)
     FullRangeInt64At(r_seed, b, m, r);            // the dealer's fresh r
     for (i64 j = 0; j < m; ++j) {
-      const u64 rv = r[j];
-      const u64 h = rv & kMsb;
-      const u64 s = (rv >> amount) - (h >> amount);
-      const u64 rmsb = h != 0 ? 1u : 0u;
-      r1[b + j] = rv - r0[j];
-      s1[b + j] = s - s0[j];
-      rmsb1[b + j] = rmsb - m0[j];
+      const local::DealerShares d = local::TruncDealer(r[j], r0[j], s0[j], m0[j], amount);
+      r1[b + j] = d.r1;
+      s1[b + j] = d.s1;
+      rmsb1[b + j] = d.rmsb1;
       z21[b + j] -= unlift;
     }
   });
@@ -150,13 +143,13 @@ void TruncMsb0MaskP0(const u64* x0, const u64* x1, const u32 key_02[8], i64 nonc
   const Seed seed(key_02, nonce_02);
   ForChunks(n, kChunk, kCyclesPerElemPrg, pf, [&](i64 b, i64 e) {
     FullRangeInt64At(seed.w, b, e - b, c0 + b);  // row 0 of R02: r0
-    for (i64 i = b; i < e; ++i) c0[i] += x0[i] + lift + x1[i];
+    for (i64 i = b; i < e; ++i) c0[i] = local::TruncMaskP0(c0[i], x0[i], x1[i], lift);
   });
 }
 
 void TruncMsb0MaskP1(const u64* x2, const u64* r1, u64* c1, i64 n, const ParallelFor& pf) {
   ForChunks(n, kChunk, 1, pf, [&](i64 b, i64 e) {
-    for (i64 i = b; i < e; ++i) c1[i] = x2[i] + r1[i];
+    for (i64 i = b; i < e; ++i) c1[i] = local::TruncMaskP1(x2[i], 1, r1[i]);
   });
 }
 
@@ -165,8 +158,6 @@ void TruncMsb0UnmaskP0(const u64* c0, const u64* c1, const u32 key_02[8], i64 no
                        const ParallelFor& pf) {
   CheckTruncationAmount(amount);
   const Seed seed(key_02, nonce_02);
-  const u64 mod_mask = (1ull << (63 - amount)) - 1;
-  const u64 top = mod_mask + 1;
   ForChunks(n, kChunk, 3 * kCyclesPerElemPrg, pf, [&](i64 b, i64 e) {
     alignas(64) u64 s0[kChunk], m0[kChunk];
     const i64 m = e - b;
@@ -175,12 +166,8 @@ void TruncMsb0UnmaskP0(const u64* c0, const u64* c1, const u32 key_02[8], i64 no
     FullRangeInt64At(seed.w, 3 * n + b, m, z00 + b);  // y0
     for (i64 j = 0; j < m; ++j) {
       const i64 i = b + j;
-      const u64 c = c0[i] + c1[i];
-      const u64 cp = (c >> amount) & mod_mask;
-      const u64 b0 = (c >> 63) ? 1 - m0[j] : m0[j];
-      const u64 y0 = z00[i];
-      y_tilde0[i] = cp - s0[j] + b0 * top - y0;
-      z00[i] = y0 - unlift;
+      y_tilde0[i] = local::TruncUnmaskP0(c0[i], c1[i], s0[j], m0[j], z00[i], amount);
+      z00[i] -= unlift;
     }
   });
 }
@@ -190,14 +177,10 @@ void TruncMsb0UnmaskP1(const u64* c0, const u64* c1, const u64* s1, const u64* r
                        i64 n, const ParallelFor& pf) {
   CheckTruncationAmount(amount);
   const Seed seed(key_12, nonce_12);
-  const u64 top = 1ull << (63 - amount);
   ForChunks(n, kChunk, kCyclesPerElemPrg, pf, [&](i64 b, i64 e) {
     FullRangeInt64At(seed.w, b, e - b, z11 + b);  // y2
-    for (i64 i = b; i < e; ++i) {
-      const u64 c = c0[i] + c1[i];
-      const u64 b1 = (c >> 63) ? 0 - rmsb1[i] : rmsb1[i];
-      y_tilde1[i] = b1 * top - s1[i] - z11[i];
-    }
+    for (i64 i = b; i < e; ++i)
+      y_tilde1[i] = local::TruncUnmaskP1(c0[i], c1[i], s1[i], rmsb1[i], z11[i], amount);
   });
 }
 

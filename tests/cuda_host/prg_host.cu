@@ -38,6 +38,19 @@ void host_uniform_blocks(const std::uint32_t* key, std::int64_t lo, std::int64_t
   }
 }
 
+// Windows of 8 elements of the int64 stream in [lo, hi) starting at firsts[k] (UniformWindow8,
+// the kernels' reader for streams at offsets that are not block aligned): out is [n][8].
+void host_uniform_window8(const std::uint32_t* key, std::int64_t lo, std::int64_t hi,
+                          const std::int64_t* firsts, std::int64_t n, std::int64_t* out) {
+  const Seed s = ToSeed(key);
+  const dev::UniformParams p = dev::MakeUniformParams(lo, hi);
+  for (std::int64_t k = 0; k < n; ++k) {
+    tfe_accel::u64 v[8];
+    dev::UniformWindow8(s, p, firsts[k], v);
+    for (int j = 0; j < 8; ++j) out[8 * k + j] = static_cast<std::int64_t>(v[j]);
+  }
+}
+
 // Element idx[k] of the full-range int64 stream, at arbitrary positions (FullInt64At).
 void host_full_int64_at(const std::uint32_t* key, const std::int64_t* idx, std::int64_t n,
                         std::int64_t* out) {

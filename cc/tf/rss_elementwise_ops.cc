@@ -13,14 +13,7 @@
 namespace tfe_accel {
 namespace {
 
-using ::tensorflow::OpKernel;
-using ::tensorflow::OpKernelConstruction;
-using ::tensorflow::OpKernelContext;
-using ::tensorflow::Tensor;
-using ::tensorflow::TensorShapeUtils;
-using ::tensorflow::errors::InvalidArgument;
-using ::tensorflow::shape_inference::InferenceContext;
-using ::tensorflow::shape_inference::ShapeHandle;
+using namespace tf_glue::tf_names;  // NOLINT(build/namespaces): our curated list of TF names
 
 }  // namespace
 

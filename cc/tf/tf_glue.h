@@ -10,11 +10,31 @@
 #include "../kernels/chacha20.h"
 #include "../kernels/common.h"
 #include "tensorflow/core/framework/op_kernel.h"
+#include "tensorflow/core/framework/shape_inference.h"
 #include "tensorflow/core/framework/tensor_shape.h"
 #include "tensorflow/core/lib/core/threadpool.h"
 
 namespace tfe_accel {
 namespace tf_glue {
+
+// The TF names every op file uses, brought in with `using namespace tf_glue::tf_names;`.
+namespace tf_names {
+using ::tensorflow::DEVICE_CPU;
+using ::tensorflow::DataType;
+using ::tensorflow::DataTypeToEnum;
+using ::tensorflow::OpKernel;
+using ::tensorflow::OpKernelConstruction;
+using ::tensorflow::OpKernelContext;
+using ::tensorflow::Status;
+using ::tensorflow::Tensor;
+using ::tensorflow::TensorShape;
+using ::tensorflow::TensorShapeUtils;
+using ::tensorflow::errors::InvalidArgument;
+using ::tensorflow::shape_inference::DimensionHandle;
+using ::tensorflow::shape_inference::InferenceContext;
+using ::tensorflow::shape_inference::ShapeHandle;
+}  // namespace tf_names
+
 
 // TF's intra-op thread pool as a ParallelFor. Exceptions from worker ranges are captured and
 // rethrown on the calling thread (a throw inside TF's pool would abort the process).

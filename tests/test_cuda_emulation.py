@@ -27,6 +27,7 @@ import concurrent.futures
 import importlib.util
 import json
 import os
+import pathlib
 import shutil
 import subprocess
 import sys
@@ -214,3 +215,39 @@ def test_worker_finished_without_undefined_behaviour(emulation_module, emulated_
     reports = [line for p in emulated_run["runs"] for line in (p.stdout + p.stderr).splitlines()
                if "runtime error:" in line]
     assert not reports, "UBSan reports from the emulated kernels / glue:\n" + "\n".join(reports[:40])
+
+
+@pytest.mark.slow
+def test_gpu_check_under_numpy2(emulation_module, tmp_path):
+    """The GPU machine's NumPy may be 2.x (NEP 50 scalar promotion, new overflow errors), while this
+    project pins TF 2.12's NumPy 1.x: every gpu_check section also passes under NumPy >= 2, run by the
+    same worker on the same emulated kernels from a throwaway venv (numpy from PyPI, nothing else)."""
+    venv = tmp_path / "np2-venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    py = venv / "bin" / "python"
+    pip = subprocess.run([str(py), "-m", "pip", "install", "--quiet", "numpy>=2"], capture_output=True,
+                         text=True, timeout=600)
+    if pip.returncode != 0:
+        pytest.skip(f"could not install numpy>=2 from the package index: {pip.stderr[-500:]}")
+    version = subprocess.run([str(py), "-c", "import numpy; print(numpy.__version__)"], capture_output=True,
+                             text=True, check=True).stdout.strip()
+    assert int(version.split(".")[0]) >= 2, version
+    # The worker compares against the CPU kernels of tfe_accel._native; give it just that module (the
+    # package's __init__ would import TensorFlow, which needs NumPy 1.x).
+    from tfe_accel import _native
+
+    pkg = tmp_path / "pkg" / "tfe_accel"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / pathlib.Path(_native.__file__).name).symlink_to(_native.__file__)
+    out = tmp_path / "np2.json"
+    env = dict(os.environ, PYTHONPATH=str(pkg.parent))
+    proc = subprocess.run([str(py), str(WORKER), "--module-dir", str(emulation_module["dir"]), "--out", str(out)],
+                          capture_output=True, text=True, timeout=1200, env=env, cwd=str(tmp_path))
+    assert proc.returncode == 0, f"worker under NumPy {version} failed:\n{proc.stderr[-6000:]}\n{proc.stdout[-3000:]}"
+    res = json.loads(out.read_text())
+    assert set(res["sections"]) == set(PLAN), sorted(set(PLAN) - set(res["sections"]))
+    checks = [c for s in res["sections"].values() for c in s["checks"]]
+    failed = [c for c in checks if not c["ok"]]
+    assert len(checks) > 1000 and not failed, (version, failed[:10])
+    print(f"\n[cuda emulation] NumPy {version}: {len(checks)} checks passed")

@@ -360,6 +360,19 @@ def check_sigmoid_pieces(nat):
         check(f"trunc_msb0_mask_scaled_p1 {shape} vs CPU", got, nat.trunc_msb0_mask_scaled_p1(x2, k, r1))
 
 
+class DlpackOnly:
+    """Exposes only the DLPack protocol of `obj` (hides __cuda_array_interface__), as JAX / TF arrays do."""
+
+    def __init__(self, obj):
+        self._obj = obj
+
+    def __dlpack_device__(self):
+        return self._obj.__dlpack_device__()
+
+    def __dlpack__(self, stream=None):
+        return self._obj.__dlpack__(stream=stream)
+
+
 def check_device_arrays(nat):
     try:
         import cupy as cp
@@ -376,16 +389,6 @@ def check_device_arrays(nat):
     y1, r = nat.cuda_truncate_local_p1(cp.asarray(x0), cp.asarray(x1), key, nonce, 13)
     cy1, cr = nat.truncate_local_p1(x0, x1, key, nonce, 13)
     check("truncate_local_p1 with CuPy inputs", np.stack([cp.asarray(y1).get(), cp.asarray(r).get()]), np.stack([cy1, cr]))
-
-    class DlpackOnly:  # a DLPack producer without __cuda_array_interface__ (as JAX / TF arrays)
-        def __init__(self, arr):
-            self._arr = arr
-
-        def __dlpack_device__(self):
-            return self._arr.__dlpack_device__()
-
-        def __dlpack__(self, stream=None):
-            return self._arr.__dlpack__(stream=stream)
 
     y1d, rd = nat.cuda_truncate_local_p1(DlpackOnly(cp.asarray(x0)), DlpackOnly(cp.asarray(x1)), key, nonce, 13)
     check("truncate_local_p1 with DLPack-only CuPy inputs", np.stack([y1d.numpy(), rd.numpy()]), np.stack([cy1, cr]))

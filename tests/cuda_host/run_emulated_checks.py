@@ -260,19 +260,6 @@ class HandMadeDlpack:
         return _capsule_new(ctypes.addressof(self._mt), b"dltensor", None)
 
 
-class DlpackOnly:
-    """Exposes only the DLPack protocol of `obj` (hides __cuda_array_interface__)."""
-
-    def __init__(self, obj):
-        self._obj = obj
-
-    def __dlpack_device__(self):
-        return self._obj.__dlpack_device__()
-
-    def __dlpack__(self, stream=None):
-        return self._obj.__dlpack__(stream=stream)
-
-
 def dlpack(gc, nat, emu):
     """DLPack in (producers other than __cuda_array_interface__ ones: JAX, TF, ...) and out
     (CudaBuffer.__dlpack__ for torch.from_dlpack / cupy.from_dlpack), with emulated device memory."""
@@ -295,10 +282,10 @@ def dlpack(gc, nat, emu):
     # import through the glue's own export (DLPack only) and mixed with __cuda_array_interface__
     k0, k1 = gc.seed(), gc.seed()
     want = nat.rss_mul(*host, k0, 5, k1, 6)
-    z = emu.cuda_rss_mul(*(DlpackOnly(b) for b in bufs), k0, 5, k1, 6)
+    z = emu.cuda_rss_mul(*(gc.DlpackOnly(b) for b in bufs), k0, 5, k1, 6)
     record(gc, "dlpack import: device-mode result is a CudaBuffer", type(z).__name__ == "CudaBuffer")
     gc.check("dlpack import: rss_mul of DLPack-only operands vs CPU", z.numpy(), want)
-    z = emu.cuda_rss_mul(bufs[0], DlpackOnly(bufs[1]), bufs[2], DlpackOnly(bufs[3]), k0, 5, k1, 6)
+    z = emu.cuda_rss_mul(bufs[0], gc.DlpackOnly(bufs[1]), bufs[2], gc.DlpackOnly(bufs[3]), k0, 5, k1, 6)
     gc.check("dlpack import: DLPack and __cuda_array_interface__ operands mixed", z.numpy(), want)
     # a hand-made producer: byte offset and explicit (contiguous) strides
     big = emu.cuda_seeded_uniform([1000], s[0], device=True)
@@ -310,7 +297,7 @@ def dlpack(gc, nat, emu):
     gc.check("dlpack import: the view's memory is untouched", big.numpy(), bh)
     # narrow and bool dtypes
     w = emu.cuda_boolean_zero_share(gc.seed(), 1, gc.seed(), 2, [64], "int16", device=True)
-    ga, gb = emu.cuda_kogge_stone_update(*(DlpackOnly(w) for _ in range(4)))
+    ga, gb = emu.cuda_kogge_stone_update(*(gc.DlpackOnly(w) for _ in range(4)))
     want16 = nat.kogge_stone_update(*(w.numpy() for _ in range(4)))
     gc.check("dlpack import: int16 operands (kogge_stone_update) vs CPU", np.stack([ga.numpy(), gb.numpy()]),
              np.stack(want16))
@@ -331,7 +318,7 @@ def dlpack(gc, nat, emu):
     raises("CPU DLPack producer is not a device array", TypeError,
            lambda: emu.cuda_truncate_local_p0(HandMadeDlpack(big, [10], device=(1, 0)), 9), "numpy")
     raises("NumPy mixed with DLPack", TypeError,
-           lambda: emu.cuda_rss_mul(host[0], DlpackOnly(bufs[1]), bufs[2], bufs[3], k0, 5, k1, 6), "all NumPy")
+           lambda: emu.cuda_rss_mul(host[0], gc.DlpackOnly(bufs[1]), bufs[2], bufs[3], k0, 5, k1, 6), "all NumPy")
     del I64
 
 

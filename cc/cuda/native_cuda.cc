@@ -595,8 +595,8 @@ py::object CudaKsRound(const py::handle& ga, const py::handle& gb, const py::han
   u32 sa[8], sb[8], sa1[8], sb1[8];
   SeedFromKey(ka, na, "key_a", sa);
   SeedFromKey(kb, nb, "key_b", sb);
-  SeedFromKey(ka, na + 1, "key_a", sa1);
-  SeedFromKey(kb, nb + 1, "key_b", sb1);
+  SeedFromKey(ka, local::NonceAdd(na, 1), "key_a", sa1);
+  SeedFromKey(kb, local::NonceAdd(nb, 1), "key_b", sb1);
   Operands ops({{ga, "g_a"}, {gb, "g_b"}, {pa, "p_a"}, {pb, "p_b"}}, kAnyInt);
   SameTypes(ops, {"g_a", "g_b", "p_a", "p_b"});
   ops.Upload();

@@ -12,6 +12,7 @@
 #include "chacha20.cuh"
 #include "common.cuh"
 #include "tfe_cuda.h"
+#include "../kernels/chacha20.h"
 #include "../kernels/mpc_local.h"
 
 namespace tfe_accel {
@@ -22,10 +23,10 @@ constexpr int kThreads = 256;
 // TFE's int64 range [-2^63, 2^63 - 1) (TfeInt64Params(), usable in device code).
 constexpr UniformParams kFullInt64 = {0x8000000000000000ull, 0xffffffffffffffffull, 1ull};
 
-Seed SeedNonce(const u32 key[8], i64 nonce) {  // == SeedPlusNonce (chacha20.h)
+// The seed of a draw at nonce + k (SeedPlusNonce of chacha20.h at the wrapping NonceAdd).
+Seed SeedNonce(const u32 key[8], i64 nonce, i64 k = 0) {
   Seed s;
-  const u32 add = static_cast<u32>(static_cast<u64>(nonce));
-  for (int i = 0; i < 8; ++i) s.w[i] = key[i] + add;
+  SeedPlusNonce(key, local::NonceAdd(nonce, k), s.w);
   return s;
 }
 
@@ -195,31 +196,31 @@ void MulAbStep1(int party, const u64* f_a, const u64* f_b, const u64* c0, const 
   // routine 0: zero share at N, OT at N + 1; routine 1: zero share at N + 2, OT at N + 3.
   {
     const Seed a0 = SeedNonce(key_a, nonce_a), b0 = SeedNonce(key_b, nonce_b);
-    const Seed a2 = SeedNonce(key_a, nonce_a + 2), b2 = SeedNonce(key_b, nonce_b + 2);
+    const Seed a2 = SeedNonce(key_a, nonce_a, 2), b2 = SeedNonce(key_b, nonce_b, 2);
     ZeroShare(a0.w, b0.w, out.s_r0, total, stream);
     ZeroShare(a2.w, b2.w, out.s_r1, total, stream);
   }
   const unsigned blocks = Blocks((total + 7) / 8);
   if (party == 0) {
     TFE_ACCEL_LAUNCH(OtSenderKernel, blocks, kThreads, 0, stream)(0, f_a, f_b, c0, n, b_a, b_b,
-        out.s_r0, total, SeedNonce(key_a, nonce_a + 1), SeedNonce(key_b, nonce_b + 1), out.m_next,
+        out.s_r0, total, SeedNonce(key_a, nonce_a, 1), SeedNonce(key_b, nonce_b, 1), out.m_next,
         out.m_prev);
     Launched("MulAbStep1 OtSender");
     TFE_ACCEL_LAUNCH(OtHelperKernel, blocks, kThreads, 0, stream)(b_a, total,
-        SeedNonce(key_b, nonce_b + 3), out.wc_a);
+        SeedNonce(key_b, nonce_b, 3), out.wc_a);
   } else if (party == 1) {
     TFE_ACCEL_LAUNCH(OtHelperKernel, blocks, kThreads, 0, stream)(b_b, total,
-        SeedNonce(key_a, nonce_a + 1), out.wc_a);
+        SeedNonce(key_a, nonce_a, 1), out.wc_a);
     Launched("MulAbStep1 OtHelper");
     TFE_ACCEL_LAUNCH(OtSenderKernel, blocks, kThreads, 0, stream)(1, f_a, f_b, c0, n, b_a, b_b,
-        out.s_r1, total, SeedNonce(key_a, nonce_a + 3), SeedNonce(key_b, nonce_b + 3), out.m_next,
+        out.s_r1, total, SeedNonce(key_a, nonce_a, 3), SeedNonce(key_b, nonce_b, 3), out.m_next,
         out.m_prev);
   } else {
     TFE_ACCEL_LAUNCH(OtHelperKernel, blocks, kThreads, 0, stream)(b_a, total,
-        SeedNonce(key_b, nonce_b + 1), out.wc_a);
+        SeedNonce(key_b, nonce_b, 1), out.wc_a);
     Launched("MulAbStep1 OtHelper");
     TFE_ACCEL_LAUNCH(OtHelperKernel, blocks, kThreads, 0, stream)(b_b, total,
-        SeedNonce(key_a, nonce_a + 3), out.wc_b);
+        SeedNonce(key_a, nonce_a, 3), out.wc_b);
   }
   Launched("MulAbStep1 launch");
 }

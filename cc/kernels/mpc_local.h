@@ -60,6 +60,12 @@ inline namespace TFE_ACCEL_LOCAL_ABI {
 // Arithmetic shift right of the int64 bit pattern (`tf.bitwise.right_shift` on int64).
 TFE_ACCEL_LOCAL u64 Sar(u64 v, int amount) { return static_cast<u64>(static_cast<i64>(v) >> amount); }
 
+// nonce + k as TF's int64 add computes it (wrapping; a signed overflow would be UB): the nonce of a
+// protocol step's k-th extra draw (the second AND gate of a Kogge-Stone round, the mul_ab OTs).
+TFE_ACCEL_LOCAL i64 NonceAdd(i64 nonce, i64 k) {
+  return static_cast<i64>(static_cast<u64>(nonce) + static_cast<u64>(k));
+}
+
 // All ones if `bit`, else 0: branch-free selection (vectorises on the CPU, no divergence on the GPU).
 TFE_ACCEL_LOCAL u64 Mask(bool bit) { return 0 - static_cast<u64>(bit); }
 

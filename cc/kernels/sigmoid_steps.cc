@@ -18,10 +18,7 @@ namespace {
 
 constexpr i64 kChunk = 512;
 
-// nonce + k as TF's int64 add computes it (wrapping; a signed overflow would be UB).
-inline i64 NonceAdd(i64 nonce, i64 k) {
-  return static_cast<i64>(static_cast<u64>(nonce) + static_cast<u64>(k));
-}
+using local::NonceAdd;
 
 
 using local::CompressEven;

@@ -101,13 +101,11 @@ const u64* In(OpKernelContext* ctx, int i) {
 }
 u64* Out(Tensor* t) { return reinterpret_cast<u64*>(t->flat<std::int64_t>().data()); }
 
-// bool tensors as the bytes 0/1 the CUDA kernels take; nonce + 1 wrapping as TF's int64 add (and
-// the CPU kernels' NonceAdd). Used by the GPU branches only.
+// bool tensors as the bytes 0/1 the CUDA kernels take. Used by the GPU branches only.
 inline const u8* BoolBytes(const Tensor& t) {
   return reinterpret_cast<const u8*>(t.flat<bool>().data());
 }
 inline u8* BoolBytes(Tensor* t) { return reinterpret_cast<u8*>(t->flat<bool>().data()); }
-inline i64 NoncePlus1(i64 nonce) { return static_cast<i64>(static_cast<u64>(nonce) + 1u); }
 
 void GetAmount(OpKernelConstruction* c, int* amount) {
   OP_REQUIRES_OK(c, c->GetAttr("amount", amount));
@@ -592,8 +590,8 @@ class KoggeStoneRoundOp : public OpKernel {
       // The P AND gate draws at nonce + 1 (wrapping, as the CPU kernel's NonceAdd).
       TFE_ACCEL_GPU_BRANCH(ctx, {
         const tf_glue::Seed8 sa = tf_glue::SeedOf(ka, na), sb = tf_glue::SeedOf(kb, nb);
-        const tf_glue::Seed8 sa1 = tf_glue::SeedOf(ka, NoncePlus1(na));
-        const tf_glue::Seed8 sb1 = tf_glue::SeedOf(kb, NoncePlus1(nb));
+        const tf_glue::Seed8 sa1 = tf_glue::SeedOf(ka, local::NonceAdd(na, 1));
+        const tf_glue::Seed8 sb1 = tf_glue::SeedOf(kb, local::NonceAdd(nb, 1));
         cuda::KoggeStoneRound(static_cast<int>(sizeof(InT)), ctx->input(0).flat<InT>().data(),
                               ctx->input(1).flat<InT>().data(), ctx->input(2).flat<InT>().data(),
                               ctx->input(3).flat<InT>().data(), sa.w, sb.w, sa1.w, sb1.w,

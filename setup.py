@@ -98,6 +98,6 @@ setup(
         "tqdm",
         "matplotlib",
     ],
-    entry_points={"console_scripts": ["tfe-accel=tfe_accel_launcher:main"]},
+    entry_points={"console_scripts": ["tfe-accel=tfe_accel_launcher:run"]},
     zip_safe=False,
 )

@@ -16,5 +16,20 @@ def main() -> int:
     return cli_main()
 
 
+def run() -> None:
+    """The console script: ``main()``, then leave at once. Everything the command writes is flushed
+    and closed by then; skipping the interpreter's teardown (TensorFlow's module and thread
+    destructors) saves about a second per command. ``TFE_ACCEL_FULL_EXIT=1`` keeps the normal exit."""
+    code = main()
+    if os.environ.get("TFE_ACCEL_FULL_EXIT", "0") not in ("", "0"):
+        raise SystemExit(code)
+    import logging
+
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(int(code or 0))
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run()

@@ -112,8 +112,21 @@ _MULAB2 = {
                         "wc_from_p0": 0},
 }
 
+def _column_squares(rng, s):
+    """x_i, x_next: a [rows, cols] matrix from S; m_i, m_next: one centre per column."""
+    rows = s[0] if s else 1
+    cols = int(np.prod(s[1:])) if len(s) > 1 else (s[0] if s else 1)
+    kw = valid_inputs("TfeAccelRssColumnSquares", rng, [1], generic=True)
+    for a in ("x_i", "x_next"):
+        kw[a] = random_tensor(rng, tf.int64, [rows, cols])
+    for a in ("m_i", "m_next"):
+        kw[a] = random_tensor(rng, tf.int64, [1, cols])
+    return kw
+
+
 SPECIAL = {
     "MpcPivotDiff": _pivot_diff,
+    "TfeAccelRssColumnSquares": _column_squares,
     "MpcTruncMsb0MaskScaledP0": _shaped("MpcTruncMsb0MaskScaledP0", {"k": _VK}),
     "MpcTruncMsb0MaskScaledP1": _shaped("MpcTruncMsb0MaskScaledP1", {"k": _VK, "r1": _KS}),
     **{f"MpcMulAbStep1P{i}": _shaped(f"MpcMulAbStep1P{i}", _MULAB1) for i in range(3)},

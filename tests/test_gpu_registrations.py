@@ -66,6 +66,7 @@ CPU_ONLY_OPS = [
     "SecureSeededRandomUniform",
     "SecureRandomUniform",
     "SecureSeed",
+    "TfeAccelRssColumnSquares",  # setup-only step (standardisation), no CUDA kernel
 ]
 
 

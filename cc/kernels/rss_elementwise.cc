@@ -41,4 +41,31 @@ void RssMul(const u64* x_i, const u64* x_next, const u64* y_i, const u64* y_next
   });
 }
 
+void RssColumnSquares(const u64* x_i, const u64* x_next, const u64* m_i, const u64* m_next, i64 rows,
+                      i64 cols, const u32 key0[8], i64 nonce0, const u32 key1[8], i64 nonce1, u64* z,
+                      const ParallelFor& pf) {
+  // Column tiles (whole ChaCha20 blocks of the zero share); each task walks every row of its tile,
+  // so a row segment is read once and the accumulators stay in L1.
+  constexpr i64 kCols = 512;
+  const i64 ntiles = (cols + kCols - 1) / kCols;
+  pf(ntiles, std::max<i64>(rows, 1) * kCols * 3, [&](i64 t0, i64 t1) {
+    for (i64 t = t0; t < t1; ++t) {
+      const i64 c0 = t * kCols;
+      const i64 m = std::min(kCols, cols - c0);
+      u64* acc = z + c0;
+      for (i64 c = 0; c < m; ++c) acc[c] = 0;
+      for (i64 r = 0; r < rows; ++r) {
+        const u64* xa = x_i + r * cols + c0;
+        const u64* xb = x_next + r * cols + c0;
+        for (i64 c = 0; c < m; ++c) {
+          const u64 a = xa[c] - m_i[c0 + c];
+          const u64 b = xb[c] - m_next[c0 + c];
+          acc[c] += local::RssMulTerm(a, b, a, b);
+        }
+      }
+      AddArithmeticZeroShare(key0, nonce0, key1, nonce1, c0, m, acc);
+    }
+  });
+}
+
 }  // namespace tfe_accel

@@ -16,6 +16,18 @@ void RssMul(const u64* x_i, const u64* x_next, const u64* y_i, const u64* y_next
             const u32 key0[8], i64 nonce0, const u32 key1[8], i64 nonce1, u64* z, i64 n,
             const ParallelFor& pf);
 
+// One party's local step of a column-wise sum of squares of a centred private matrix, the ABY3
+// inner product (the local product terms are summed before anything is reshared, so the message is
+// one value per column instead of one per element):
+//     z_i[c] = sum_r a[r,c] * (a[r,c] + 2 b[r,c]) + alpha_i[c],  a = x_i - m_i[c], b = x_next - m_next[c]
+// i.e. sum_r RssMulTerm(a, b, a, b): party i's 3-out-of-3 share of sum_r (x[r,c] - m[c])^2 where x and
+// m are 2-out-of-3 shared and alpha_i is party i's zero share (keys and nonces as RssMul) for the
+// `cols` outputs. x_i, x_next: [rows, cols] row-major; m_i, m_next: [cols]. Wrapping uint64, not
+// truncated (the products carry twice the fractional bits). The resharing message is the caller's.
+void RssColumnSquares(const u64* x_i, const u64* x_next, const u64* m_i, const u64* m_next, i64 rows,
+                      i64 cols, const u32 key0[8], i64 nonce0, const u32 key1[8], i64 nonce1, u64* z,
+                      const ParallelFor& pf);
+
 // Adds party i's arithmetic zero share for elements [first, first + n) to out[0, n).
 void AddArithmeticZeroShare(const u32 key0[8], i64 nonce0, const u32 key1[8], i64 nonce1,
                             i64 first, i64 n, u64* out);

@@ -82,4 +82,77 @@ TFE_ACCEL_REGISTER_GPU(Name("TfeAccelRssMul").HostMemory("key0").HostMemory("non
                            .HostMemory("key1").HostMemory("nonce1"),
                        RssMulOp);
 
+REGISTER_OP("TfeAccelRssColumnSquares")
+    .Input("x_i: int64")
+    .Input("x_next: int64")
+    .Input("m_i: int64")
+    .Input("m_next: int64")
+    .Input("key0: int32")
+    .Input("nonce0: int64")
+    .Input("key1: int32")
+    .Input("nonce1: int64")
+    .Output("z: int64")
+    .SetIsStateful()  // not folded or deduplicated: it expands a fresh zero share
+    .SetShapeFn([](InferenceContext* c) {
+      ShapeHandle x, m, unused;
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 2, &x));
+      TF_RETURN_IF_ERROR(c->Merge(x, c->input(1), &x));
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(2), 2, &m));
+      TF_RETURN_IF_ERROR(c->Merge(m, c->input(3), &m));
+      DimensionHandle one, cols;
+      TF_RETURN_IF_ERROR(c->WithValue(c->Dim(m, 0), 1, &one));
+      TF_RETURN_IF_ERROR(c->Merge(c->Dim(x, 1), c->Dim(m, 1), &cols));
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(4), 1, &unused));
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(6), 1, &unused));
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(5), 0, &unused));
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(7), 0, &unused));
+      c->set_output(0, c->Matrix(1, cols));
+      return ::tensorflow::OkStatus();
+    })
+    .Doc(R"doc(
+ABY3 column sums of squares of a centred private matrix, party i's local step (the inner-product
+form of TFE `_mul_private_private` followed by `reduce_sum(axis=0)`): with a = x_i - m_i and
+b = x_next - m_next (m broadcast over rows), z_i[0, c] = sum_r a (a + 2 b) + alpha_i[c], alpha_i
+party i's zero share expanded in-kernel from key0/nonce0 and key1/nonce1 as in TfeAccelRssMul.
+x_i, x_next: [rows, cols]; m_i, m_next: [1, cols]; z: [1, cols], not truncated. Inputs are only party
+i's shares and keys; the resharing of z (one value per column) is the caller's.
+)doc");
+
+class RssColumnSquaresOp : public OpKernel {
+ public:
+  explicit RssColumnSquaresOp(OpKernelConstruction* c) : OpKernel(c) {}
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& x = ctx->input(0);
+    const Tensor& m = ctx->input(2);
+    OP_REQUIRES(ctx, x.dims() == 2,
+                InvalidArgument("x_i must be a matrix [rows, cols], got shape ", x.shape().DebugString()));
+    OP_REQUIRES(ctx, ctx->input(1).shape() == x.shape(),
+                InvalidArgument("x_next must have the shape of x_i ", x.shape().DebugString(), ", got ",
+                                ctx->input(1).shape().DebugString()));
+    const std::int64_t cols = x.dim_size(1);
+    OP_REQUIRES(ctx, m.dims() == 2 && m.dim_size(0) == 1 && m.dim_size(1) == cols,
+                InvalidArgument("m_i must have shape [1, ", cols, "] (one centre per column of x_i), got ",
+                                m.shape().DebugString()));
+    OP_REQUIRES(ctx, ctx->input(3).shape() == m.shape(),
+                InvalidArgument("m_next must have the shape of m_i ", m.shape().DebugString(), ", got ",
+                                ctx->input(3).shape().DebugString()));
+    u32 keys[2][kSeedWords];
+    i64 nonces[2];
+    static const char* kNamesKeys[4] = {"key0", "nonce0", "key1", "nonce1"};
+    if (!tf_glue::ReadZeroShareKeys(ctx, 4, keys[0], &nonces[0], keys[1], &nonces[1], kNamesKeys))
+      return;
+    Tensor* z = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, ::tensorflow::TensorShape({1, cols}), &z));
+    auto p = [&](int i) { return reinterpret_cast<const u64*>(ctx->input(i).flat<std::int64_t>().data()); };
+    tf_glue::RunKernel(ctx, [&] {
+      RssColumnSquares(p(0), p(1), p(2), p(3), x.dim_size(0), cols, keys[0], nonces[0], keys[1],
+                       nonces[1], reinterpret_cast<u64*>(z->flat<std::int64_t>().data()),
+                       tf_glue::TfParallelFor(ctx));
+    });
+  }
+};
+
+REGISTER_KERNEL_BUILDER(Name("TfeAccelRssColumnSquares").Device(::tensorflow::DEVICE_CPU),
+                        RssColumnSquaresOp);
+
 }  // namespace tfe_accel

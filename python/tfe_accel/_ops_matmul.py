@@ -19,6 +19,7 @@ __all__ = [
     "ring_matmul",
     "rss_matmul",
     "rss_matmul_party_args",
+    "rss_column_squares",
     "public_private_matmul",
     "private_public_matmul",
 ]
@@ -80,6 +81,22 @@ def rss_matmul(x_i, x_next, y_i, y_next, key0, key1, nonce0, nonce1,
         _int64(x_i, "x_i"), _int64(x_next, "x_next"), _int64(y_i, "y_i"), _int64(y_next, "y_next"),
         _key(key0, "key0"), _key(key1, "key1"), _nonce(nonce0, "nonce0"), _nonce(nonce1, "nonce1"),
         transpose_a=bool(transpose_a), transpose_b=bool(transpose_b), name=name,
+    )
+
+
+def rss_column_squares(x_i, x_next, m_i, m_next, key0, key1, nonce0, nonce1, name=None) -> tf.Tensor:
+    """Party i's ABY3 column sums of squares of a centred private matrix (not truncated):
+
+    z_i[0, c] = sum_r a (a + 2 b) + a_i[c],  a = x_i - m_i, b = x_next - m_next (m broadcast over rows),
+
+    party i's 3-out-of-3 share of sum_r (x[r, c] - m[c])^2 (the local products are summed before the
+    resharing, ABY3's inner product). x_i, x_next: [rows, cols]; m_i, m_next: [1, cols]; keys and nonces
+    as :func:`rss_matmul`.
+    """
+    return _ops.tfe_accel_rss_column_squares(
+        _int64(x_i, "x_i"), _int64(x_next, "x_next"), _int64(m_i, "m_i"), _int64(m_next, "m_next"),
+        _key(key0, "key0"), _nonce(nonce0, "nonce0"), _key(key1, "key1"), _nonce(nonce1, "nonce1"),
+        name=name,
     )
 
 

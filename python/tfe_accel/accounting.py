@@ -79,9 +79,10 @@ def trace(func: Callable, *args, **kwargs):
 
 
 def graph_stats(concrete, config=None) -> CommStats:
-    """Messages, bytes, rounds and node count of a traced ConcreteFunction."""
+    """Messages, bytes, rounds and node count of a traced ConcreteFunction (or of a FuncGraph, e.g.
+    a loop body: one iteration)."""
     parties = party_devices(config)
-    graph = concrete.graph
+    graph = getattr(concrete, "graph", concrete)
     # Captured tensors enter as placeholders: give them the device of the outside tensor.
     capture_device = {}
     for external, internal in graph.captures:

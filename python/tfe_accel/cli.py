@@ -2,12 +2,35 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
+import time
+
+_LOADED = time.perf_counter()
 
 
 def _quiet_tf():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def process_seconds() -> float:
+    """Wall-clock seconds since this process started (Linux /proc; else since this module loaded)."""
+    try:
+        with open("/proc/self/stat") as f:
+            start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+        return max(0.0, uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return time.perf_counter() - _LOADED
+
+
+def settle_imports() -> None:
+    """After the heavy imports (TensorFlow, TF Encrypted): move every object alive now into the GC's
+    permanent generation, so later collections do not walk TF's millions of module-level objects
+    again and again (they live as long as the process anyway)."""
+    gc.freeze()
 
 
 def cmd_info(args) -> int:

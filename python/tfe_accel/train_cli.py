@@ -81,9 +81,12 @@ def register(subparsers) -> None:
 def cmd_train(args) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tfe_accel  # noqa: F401  (installs the secure ops into TFE)
+    from .cli import process_seconds, settle_imports
     from .data import DataError, load_golub, load_owner, split_owners
     from .models import ProtocolUnavailable, TrainConfig, accelerated_available
     from .models.report import run_training, summary_table
+
+    settle_imports()
 
     protocol = args.protocol or ("accelerated" if accelerated_available() else "stock")
     tfe_config = None
@@ -125,5 +128,6 @@ def cmd_train(args) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(summary_table(report))
-    print(f"\nwrote {args.output}/model.json, metrics.json, report.md and plots")
+    print(f"\nwrote {args.output}/model.json, metrics.json, report.md and plots "
+          f"({process_seconds():.1f} s since tfe-accel started)")
     return 0

@@ -112,7 +112,8 @@ def train_plaintext(x, y, *, epochs: int, learning_rate: float, batch_size=None,
     sig = sigmoid_fn(sigmoid)
     if standardize:
         mean, inv_std = standardize_stats(x)
-        xs = (x - mean) * inv_std
+        xs = x - mean
+        xs *= inv_std
     else:
         mean, inv_std = np.zeros(d), np.ones(d)
         xs = x
@@ -124,7 +125,10 @@ def train_plaintext(x, y, *, epochs: int, learning_rate: float, batch_size=None,
         epoch_loss = 0.0
         batches = batch_schedule(n, batch_size, epoch, seed)
         for idx in batches:
-            xb, yb, cb = xs[idx], y[idx], c[idx]
+            if len(batches) == 1 and len(idx) == n and (idx == np.arange(n)).all():
+                xb, yb, cb = xs, y, c  # the full batch in order: no copy of the records
+            else:
+                xb, yb, cb = xs[idx], y[idx], c[idx]
             m = len(idx)
             p = sig(xb @ w + b)
             r = cb * (p - yb)

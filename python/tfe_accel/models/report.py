@@ -101,6 +101,9 @@ def run_training(owners: Sequence, *, split: str = "horizontal", config: Optiona
             "first_epoch_seconds": sec.epoch_times[0] if sec.epoch_times else None,
             "seconds_per_epoch_median": float(np.median(steady)) if steady else None,
             "epochs_run": len(sec.epoch_times), "start_epoch": sec.start_epoch,
+            "phase_seconds": sec.phase_seconds,
+            "trace_seconds": sec.trace_seconds,
+            "peak_rss_bytes": sec.peak_rss_bytes,
         },
         "communication": sec.communication,
         "losses": {"secure": sec.losses, ref: plain.losses, "plaintext_exact": exact.losses}
@@ -139,16 +142,30 @@ def write_report(report: dict, out: str) -> None:
         f.write(markdown(report, plots))
 
 
+class _Figure:
+    """A matplotlib Figure on the Agg canvas, without pyplot (no backend or figure manager set-up)."""
+
+    def __init__(self, figsize):
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        self.fig = Figure(figsize=figsize)
+        FigureCanvasAgg(self.fig)
+        self.ax = self.fig.add_subplot(1, 1, 1)
+
+    def save(self, path):
+        self.fig.tight_layout()
+        self.fig.savefig(path, dpi=110)
+
+
 def _plots(report, out):
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        import matplotlib  # noqa: F401
     except ImportError:  # pragma: no cover
         return []
     files = []
-    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    f = _Figure((4.5, 4.5))
+    fig, ax = f.fig, f.ax
     for name, (y, s) in report["_curves"].items():
         if len(np.unique(y)) < 2:
             continue
@@ -158,24 +175,26 @@ def _plots(report, out):
     ax.plot([0, 1], [0, 1], color="grey", lw=0.5)
     ax.set_xlabel("false positive rate"); ax.set_ylabel("true positive rate")
     ax.set_title(f"ROC ({report['evaluated_on']})"); ax.legend(fontsize=7)
-    fig.tight_layout(); fig.savefig(os.path.join(out, "roc.png"), dpi=110); plt.close(fig)
+    f.save(os.path.join(out, "roc.png"))
     files.append("roc.png")
-    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    f = _Figure((4.5, 4.5))
+    fig, ax = f.fig, f.ax
     pw, sw = report["_plain_weights"], np.asarray(report["_model"]["weights"])
     ax.scatter(pw, sw, s=3)
     lim = [min(pw.min(), sw.min()), max(pw.max(), sw.max())]
     ax.plot(lim, lim, color="grey", lw=0.5)
     ax.set_xlabel(f"plaintext weight ({report['reference']})"); ax.set_ylabel("secure weight")
     ax.set_title(f"weights, rel. L2 {report['weights_relative_l2']:.2e}")
-    fig.tight_layout(); fig.savefig(os.path.join(out, "weights.png"), dpi=110); plt.close(fig)
+    f.save(os.path.join(out, "weights.png"))
     files.append("weights.png")
     if report.get("losses") and report["losses"]["secure"]:
-        fig, ax = plt.subplots(figsize=(5, 3.5))
+        f = _Figure((5, 3.5))
+        fig, ax = f.fig, f.ax
         for name, ls in report["losses"].items():
             ax.plot(np.arange(1, len(ls) + 1) + (len(report["losses"][report["reference"]]) - len(ls)),
                     ls, label=name)
         ax.set_xlabel("epoch"); ax.set_ylabel("class-weighted Brier loss"); ax.legend(fontsize=7)
-        fig.tight_layout(); fig.savefig(os.path.join(out, "loss.png"), dpi=110); plt.close(fig)
+        f.save(os.path.join(out, "loss.png"))
         files.append("loss.png")
     return files
 
@@ -203,11 +222,24 @@ def summary_table(report: dict) -> str:
         f"protocol {report['protocol']}: setup (sharing + preprocessing in MPC) {t['setup_seconds']:.2f} s; "
         f"{t['epochs_run']} epochs in {t['train_seconds']:.2f} s (first, incl. graph tracing, "
         f"{(t['first_epoch_seconds'] or 0):.2f} s; then {(t['seconds_per_epoch_median'] or 0):.4f} s/epoch median)",
+        _phases_line(t),
         _communication_line(report.get("communication")),
         *([f"fused ops: {report['placement_summary']}"] if report.get("placement_summary") else []),
         f"revealed: {report['leakage']}",
     ]
     return "\n".join(lines)
+
+
+def _phases_line(t) -> str:
+    ph, tr = t.get("phase_seconds") or {}, t.get("trace_seconds") or {}
+    if not ph:
+        return "secure phases: not recorded"
+    total = sum(ph.values())
+    rss = t.get("peak_rss_bytes")
+    return (f"secure phases {total:.2f} s: sharing + preprocessing {ph.get('sharing_and_preprocessing', 0):.2f} s "
+            f"(tracing {tr.get('preprocessing', 0):.2f} s), epochs {ph.get('epochs', 0):.2f} s (tracing "
+            f"{tr.get('epoch', 0):.2f} s), reveal {ph.get('reveal', 0):.2f} s"
+            + (f"; peak RSS {rss / 2**30:.2f} GiB" if rss else ""))
 
 
 def _communication_line(comm) -> str:

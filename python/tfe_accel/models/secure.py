@@ -81,6 +81,9 @@ class SecureResult:
     communication: Optional[dict] = None  # per epoch: messages, bytes, rounds (None: not measured)
     placement: List[str] = field(default_factory=list)  # per party: where its fused ops ran, and why
     placement_summary: str = ""
+    trace_seconds: dict = field(default_factory=dict)  # per compiled function: time spent tracing it
+    phase_seconds: dict = field(default_factory=dict)  # sharing + preprocessing, epochs, reveal
+    peak_rss_bytes: Optional[int] = None  # this process's peak resident set size after training
 
     def decision(self, x):
         return np.asarray(x, dtype=np.float64) @ self.weights + self.bias
@@ -124,66 +127,33 @@ def protocol_class(name: str = "auto"):
 
 
 # ---------------------------------------------------------------------------------------------
-# MPC helpers
+# MPC helpers (tfe_accel.models.mpc; re-exported here for existing callers)
+
+from .mpc import (  # noqa: E402,F401
+    column_sum_squares, encode_fixed_point, fixedpoint_config, fresh_op_cache, max_truncation,
+    mul_const, mul_shifted, private_steps, share_encoded,
+)
 
 
-def mul_const(prot, x, c: float, mantissa_bits: int = 20, terms: int = 2):
-    """x * c for a public constant c, with relative precision ~2^-(terms * mantissa_bits) even when
-    c is tiny.
+def peak_rss_bytes() -> Optional[int]:
+    """This process's peak resident set size (Linux/macOS ``getrusage``), or None."""
+    try:
+        import resource
+        import sys
 
-    Multiplying by a fixed-point constant would round c to 2^-16 (e.g. LR/n = 1e-4 loses ~10%);
-    here c = M * 2^-s with an integer M of ``mantissa_bits`` bits: an exact local product by M, then
-    one truncation by s bits. The rounding of c to M * 2^-s is the same for every element, so it
-    would shift e.g. every per-gene mean the same way (the raw-space bias of a standardised model
-    amplifies such a common shift by the sum of the means); a second term multiplies by that
-    residual, leaving a relative error ~2^-40. |x| * M must stay below 2^46 (TFE's heuristic
-    truncation bound); the callers' values are far below.
-    """
-    c = float(c)
-    if c == 0.0:
-        return x - x
-    s = mantissa_bits - 1 - int(math.floor(math.log2(abs(c))))
-    if s <= 0:  # |c| >= 2^(mantissa_bits - 1): the ordinary fixed-point product is exact enough
-        return x * c
-    # TFE's heuristic truncation of a scaled value needs amount <= 62 - f (its unlift is
-    # 2^(62 - f - amount)); constants below 2^-(62 - f) contribute nothing representable anyway.
-    max_shift = 62 - prot.fixedpoint_config.precision_fractional
-    s = min(s, max_shift)
-    m = int(round(c * 2.0 ** s))
-    if m == 0:
-        return x - x
-    y = x * prot.define_constant(np.array(float(m)), apply_scaling=False)
-    y = prot.truncate(y, amount=s)
-    residual = c - m * 2.0 ** -s
-    if terms > 1 and abs(residual) >= 2.0 ** -max_shift:
-        y = y + mul_const(prot, x, residual, mantissa_bits, terms - 1)
-    return y
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return int(peak if sys.platform == "darwin" else peak * 1024)
+    except (ImportError, OSError):  # pragma: no cover
+        return None
 
 
-def fixedpoint_config(fractional_bits: int = 16):
-    """TFE's fixed64_heuristic with `fractional_bits` fractional bits (16 is TFE's default).
+def tfe_function(fn, name, grappler=True):
+    """The trainer's compiled functions: tfe_accel.function (no AutoGraph, flat calls), for the
+    stock protocol too (the comparison is then protocol against protocol). The one-shot graphs
+    (preprocessing, final reveal) run without Grappler: rewriting them costs more than it saves."""
+    from .._function import function
 
-    More fractional bits shrink the per-operation rounding noise (2^-f); the heuristic truncation
-    stays exact while products of two values stay below 2^(62 - 2f) in magnitude (2^22 at f = 20),
-    far above logistic regression's intermediate values on standardised data."""
-    from tf_encrypted.tensor.fixed import FixedpointConfig, fixed64_heuristic
-
-    if fractional_bits == fixed64_heuristic.precision_fractional:
-        return fixed64_heuristic
-    return FixedpointConfig(
-        scaling_base=2, nbits=64, precision_integral=fixed64_heuristic.precision_integral,
-        precision_fractional=fractional_bits, matmul_threshold=fixed64_heuristic.matmul_threshold,
-        truncation_gap=fixed64_heuristic.truncation_gap, use_noninteractive_truncation=False)
-
-
-def fresh_op_cache():
-    """Empty TFE's global memo cache (``protocol.nodes``). It is keyed by the operation and its
-    arguments (objects by id), never cleared, and shared across graphs and protocols: a stale hit
-    returns a tensor of another graph or an old reveal (SPEC §7). Called at the start of every traced
-    function and before every reveal."""
-    from tf_encrypted.protocol import protocol as _p
-
-    _p.nodes.clear()
+    return function(fn, name=name, grappler=grappler)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -254,32 +224,179 @@ class SecureLogisticRegression:
         tfe.set_protocol(prot)
         return tfe, prot
 
-    def _share_inputs(self, prot, owners, split):
+    def _owner_inputs(self, prot, owners):
+        """Each owner encodes its own values on the fixed-point grid (round(x * 2^f), int64) and
+        places them on its own device: what enters the sharing graph (nothing leaves the owner
+        unshared)."""
         import tensorflow as tf
+        import tf_encrypted as tfe
 
+        f = self.config.fractional_bits
         xs, ys = [], []
         for k, o in enumerate(owners):
-            player = f"owner{k}"
-            # The owner rounds its own values to the fixed-point grid first: TFE's encoder casts
-            # (truncates toward zero), which shifts every positive value by -1/2 ulp on average,
-            # and the raw-space bias b - mean . w_raw amplifies such a common shift of the
-            # per-gene means ~10^5-fold on BC-TCGA shapes. Rounded values encode exactly.
-            scale = float(2 ** self.config.fractional_bits)
-            xk = np.ascontiguousarray(np.round(np.asarray(o.x, dtype=np.float64) * scale) / scale)
-            # The inputter runs on the owner's device: the plaintext never leaves it unshared.
-            xs.append(prot.define_private_input(player, lambda a=xk: tf.constant(a),
-                                                name_scope=f"x-owner{k}"))
-            if o.y is not None:
-                yk = np.asarray(o.y, dtype=np.float64).reshape(-1, 1)
-                ys.append(prot.define_private_input(player, lambda a=yk: tf.constant(a),
-                                                    name_scope=f"y-owner{k}"))
-        if split == "horizontal":
-            x = xs[0] if len(xs) == 1 else prot.concat(xs, axis=0)
-            y = ys[0] if len(ys) == 1 else prot.concat(ys, axis=0)
+            dev = tfe.get_config().get_player(f"owner{k}").device_name
+            xk = encode_fixed_point(o.x, f, what=f"owner{k} ({o.source or 'data'})")
+            with tf.device(dev):
+                xs.append(tf.convert_to_tensor(xk))
+                if o.y is not None:
+                    yk = encode_fixed_point(np.asarray(o.y, dtype=np.float64).reshape(-1, 1), f,
+                                            what=f"owner{k} labels")
+                    ys.append(tf.convert_to_tensor(yk))
+                else:
+                    ys.append(None)
+        return xs, ys
+
+    def _preprocess_fn(self, prot, n, split, pub_w):
+        """The secure preprocessing, traced as one graph: sharing, standardisation statistics, class
+        weights, the training matrix. Returns a dict of private tensors (None where unused):
+
+        - ``X``: the records [n, d], with standardisation one more row, ``-mean`` ([n + 1, d]): the
+          model is trained in the raw gene space, v = inv_std * w (w: the standardised-space
+          weights), so ``X_b v - mean . v = ((X_b - mean) * inv_std) w`` needs no standardised copy of
+          the records and ``X^T [r; sum(r)] = (X - mean)^T r`` is the centred gradient;
+        - ``q`` [d, 1]: c' / (var + eps) with c' = LR/|B| * 2^k (the per-gene step, pre-scaled by 2^k so
+          that it keeps its precision; the update truncates by f + k);
+        - ``neg_mean`` [1, d]; ``y``; ``c`` the per-sample class weights; ``cw`` [n/(2 n_pos),
+          n/(2 n_neg)] (balanced only).
+        """
+        import tf_encrypted as tfe
+
+        cfg = self.config
+        shift = self._shift
+
+        def preprocess(x_parts, y_parts):
+            fresh_op_cache()
+            xs = [share_encoded(prot, f"owner{k}", x, name=f"x-owner{k}") for k, x in enumerate(x_parts)]
+            ys = [share_encoded(prot, f"owner{k}", y, name=f"y-owner{k}")
+                  for k, y in enumerate(y_parts) if y is not None]
+            y = ys[0] if len(ys) == 1 or split == "vertical" else prot.concat(ys, axis=0)
+            out = dict(X=None, y=y, c=None, cw=None, q=None, neg_mean=None)
+            # Every secure reciprocal of the preprocessing in one call (one bit decomposition,
+            # whatever the number of values): 1 / (var + eps) per gene and 1 / [n_pos/n, n_neg/n].
+            recip_in, recip_cols = [], []
+            if cfg.standardize:
+                if split == "horizontal":
+                    total = xs[0].reduce_sum(axis=0, keepdims=True)
+                    for part in xs[1:]:
+                        total = total + part.reduce_sum(axis=0, keepdims=True)
+                    mean = mul_const(prot, total, 1.0 / n)
+                    ss = column_sum_squares(prot, xs[0], mean)
+                    for part in xs[1:]:
+                        ss = ss + column_sum_squares(prot, part, mean)
+                    neg_mean = -mean
+                    X = prot.concat(xs + [neg_mean], axis=0)
+                else:
+                    means = [mul_const(prot, part.reduce_sum(axis=0, keepdims=True), 1.0 / n) for part in xs]
+                    ss = prot.concat([column_sum_squares(prot, p, m) for p, m in zip(xs, means)], axis=1)
+                    neg_mean = -(means[0] if len(means) == 1 else prot.concat(means, axis=1))
+                    X = prot.concat([xs[0] if len(xs) == 1 else prot.concat(xs, axis=1), neg_mean], axis=0)
+                var = mul_const(prot, ss, 1.0 / n)
+                recip_in.append(var + STANDARDIZE_EPS)
+                recip_cols.append(int(var.shape[1]))
+                out["neg_mean"] = neg_mean
+            else:
+                X = xs[0] if len(xs) == 1 else prot.concat(xs, axis=0 if split == "horizontal" else 1)
+            out["X"] = X
+            if cfg.class_weight == "balanced":
+                # n_pos / n as a sum of shares; its reciprocal and that of 1 - n_pos/n.
+                frac = mul_const(prot, prot.reduce_sum(y, axis=0, keepdims=True), 1.0 / n)
+                recip_in.append(prot.concat([frac, 1.0 - frac], axis=1))
+                recip_cols.append(2)
+            if recip_in:
+                both = recip_in[0] if len(recip_in) == 1 else prot.concat(recip_in, axis=1)
+                inv = prot.reciprocal(both, nonsigned=True)
+                pos = 0
+                parts = []
+                for w in recip_cols:
+                    parts.append(inv[:, pos:pos + w])
+                    pos += w
+                if cfg.standardize:
+                    out["q"] = prot.transpose(mul_const(prot, parts[0], shift["c"]))  # [d, 1] like v
+                if cfg.class_weight == "balanced":
+                    cw = prot.transpose(parts[-1] * 0.5)  # [[n/(2 n_pos)], [n/(2 n_neg)]]
+                    c_pos = prot.gather(cw, [0], axis=0)
+                    c_neg = prot.gather(cw, [1], axis=0)
+                    out["c"], out["cw"] = c_neg + y * (c_pos - c_neg), cw
+            if cfg.class_weight == "public":
+                c_pos, c_neg = pub_w
+                out["c"] = mul_const(prot, y, c_pos - c_neg) + c_neg
+            return out
+
+        return tfe_function(preprocess, name="secure_preprocessing", grappler=False)
+
+    def _update_shift(self, prot):
+        """The per-gene step LR/|B| / (var + eps) is tiny: it is carried as c' / (var + eps) with
+        c' = LR/|B| * 2^k in [0.5, 1) (k as large as TFE's truncation allows) and the update's
+        product is truncated once by f + k."""
+        f = prot.fixedpoint_config.precision_fractional
+        step = self.config.learning_rate / self._m
+        k = max(0, -int(math.floor(math.log2(step))) - 1)
+        k = min(k, max_truncation(prot) - f)
+        return {"k": k, "c": step * 2.0 ** k, "amount": f + k}
+
+    def _step(self, prot, Xb, yb, cb, vv, bv, with_row: bool):
+        """One gradient step on batch rows Xb (with the -mean row last when standardising)."""
+        cfg = self.config
+        m = self._m
+        lr, l2 = cfg.learning_rate, cfg.l2
+        za = prot.matmul(Xb, vv)
+        z = (za[:m] + za[m:m + 1] if with_row else za) + bv
+        p = prot.sigmoid(z, approx_type=SIGMOIDS[cfg.sigmoid]["tfe"])
+        diff = p - yb
+        r = diff * cb if cb is not None else diff
+        rs = prot.reduce_sum(r, axis=0, keepdims=True)
+        g = prot.matmul(prot.transpose(Xb), prot.concat([r, rs], axis=0) if with_row else r)
+        if with_row:  # raw-space weights v: v -= LR/|B| (X - mean)^T r / (var + eps)
+            u = mul_shifted(prot, g, self._shared["q"], self._shift["amount"])
         else:
-            x = xs[0] if len(xs) == 1 else prot.concat(xs, axis=1)
-            y = ys[0]
-        return x, y
+            u = mul_const(prot, g, lr / m)
+        if l2 > 0:  # the penalty l2 * w of the standardised model is l2 * v in the raw space
+            u = u + mul_const(prot, vv, lr * l2)
+        v_new = vv - u
+        b_new = bv - mul_const(prot, rs, lr / m)
+        loss = mul_const(prot, prot.reduce_sum(r * diff, axis=0, keepdims=True), 1.0 / m) if cfg.reveal_loss else None
+        return v_new, b_new, loss
+
+    def _epoch_fn(self, prot, v, b, n, full: bool):
+        """One epoch as one compiled call: every batch of the epoch in one graph (a tf.while_loop over
+        the batch schedule for mini-batches), the model variables read once and assigned once."""
+        import tensorflow as tf
+
+        cfg = self.config
+        with_row = cfg.standardize
+        info = {}
+
+        def epoch(X, y, c, idx):
+            fresh_op_cache()
+            v0, b0 = v.read_value(), b.read_value()
+            if full:
+                v1, b1, loss = self._step(prot, X, y, c, v0, b0, with_row)
+                info["step_graph"] = None
+            else:
+                steps = int(idx.shape[0])
+                row = tf.constant([n], tf.int32)
+
+                def body(k, state):
+                    vv, bv = state[0], state[1]
+                    rows = idx[k]
+                    Xb = prot.gather(X, tf.concat([rows, row], 0) if with_row else rows, axis=0)
+                    yb = prot.gather(y, rows, axis=0)
+                    cb = prot.gather(c, rows, axis=0) if c is not None else None
+                    v2, b2, l2_ = self._step(prot, Xb, yb, cb, vv, bv, with_row)
+                    return [v2, b2] + ([state[2] + l2_] if cfg.reveal_loss else [])
+
+                init = [v0, b0] + ([b0 - b0] if cfg.reveal_loss else [])
+                final, graph = private_steps(prot, steps, body, init, name="batches")
+                v1, b1 = final[0], final[1]
+                loss = final[2] if cfg.reveal_loss else None
+                info["step_graph"] = graph
+            prot.assign(v, v1)
+            prot.assign(b, b1)
+            if loss is not None:
+                return loss.reveal().to_native()
+            return None
+
+        return tfe_function(epoch, name="secure_epoch"), info
 
     def _public_class_weights(self, owners):
         # Explicit opt-in: every owner discloses its class counts; the weights become public.
@@ -297,99 +414,30 @@ class SecureLogisticRegression:
         check_owners(owners, split)  # gene lists, record counts, labels, both classes
         n = owners[0].n if split == "vertical" else sum(o.n for o in owners)
         d = sum(o.d for o in owners) if split == "vertical" else owners[0].d
+        full = cfg.batch_size is None or cfg.batch_size >= n
+        self._m = n if full else cfg.batch_size
         tfe, prot = self._setup(len(owners))
+        self._shift = self._update_shift(prot)
 
         t0 = time.perf_counter()
-        x, y = self._share_inputs(prot, owners, split)
+        x_parts, y_parts = self._owner_inputs(prot, owners)
         pub_w = self._public_class_weights(owners) if cfg.class_weight == "public" else None
+        prep_fn = self._preprocess_fn(prot, n, split, pub_w)
+        sh = prep_fn(x_parts, y_parts)
+        del x_parts, y_parts  # the owners' encoded copies: only the shares are needed from here on
+        self._shared = sh
+        self._class_weights = sh["cw"]
 
-        # Run once, eagerly: tracing inv_sqrt/reciprocal into a graph costs ~20x more than running them.
-        def preprocess(x, y):
-            fresh_op_cache()
-            if cfg.standardize:
-                mean = mul_const(prot, prot.reduce_sum(x, axis=0, keepdims=True), 1.0 / n)
-                xc = x - mean
-                var = mul_const(prot, prot.reduce_sum(prot.square(xc), axis=0, keepdims=True), 1.0 / n)
-                inv_std = prot.inv_sqrt(var + STANDARDIZE_EPS)
-                xs = xc * inv_std
-            else:
-                mean = inv_std = None
-                xs = x
-            if cfg.class_weight == "balanced":
-                # n_pos / n as a sum of shares; one secure reciprocal of [n_pos/n, 1 - n_pos/n].
-                frac = mul_const(prot, prot.reduce_sum(y, axis=0, keepdims=True), 1.0 / n)
-                inv = prot.reciprocal(prot.concat([frac, 1.0 - frac], axis=0), nonsigned=True)
-                cw = inv * 0.5  # [[n/(2 n_pos)], [n/(2 n_neg)]]
-                c_pos = prot.gather(cw, [0], axis=0)
-                c_neg = prot.gather(cw, [1], axis=0)
-                c = c_neg + y * (c_pos - c_neg)
-            elif cfg.class_weight == "public":
-                c_pos, c_neg = pub_w
-                c = mul_const(prot, y, c_pos - c_neg) + c_neg
-                cw = None
-            else:
-                c = cw = None
-            return [t for t in (xs, c, cw, mean, inv_std) if t is not None]
-
-        outs = preprocess(x, y)
-        it = iter(outs)
-        xs = next(it)
-        c = next(it) if cfg.class_weight != "none" else None
-        self._class_weights = next(it) if cfg.class_weight == "balanced" else None
-        mean, inv_std = (next(it), next(it)) if cfg.standardize else (None, None)
-        self._shared = dict(x=xs, y=y, c=c, mean=mean, inv_std=inv_std)
-
-        w = prot.define_private_variable(np.zeros((d, 1)), name="w")
+        v = prot.define_private_variable(np.zeros((d, 1)), name="w")
         b = prot.define_private_variable(np.zeros((1, 1)), name="b")
-        self._w, self._b = w, b
+        self._w, self._b = v, b
         setup_seconds = time.perf_counter() - t0
 
         start_epoch = 0
         if cfg.resume:
-            start_epoch = self._restore(prot, w, b, n, d, split)
+            start_epoch = self._restore(prot, v, b, n, d, split)
 
-        full = cfg.batch_size is None or cfg.batch_size >= n
-        m = n if full else cfg.batch_size
-        lr, l2 = cfg.learning_rate, cfg.l2
-        approx = SIGMOIDS[cfg.sigmoid]["tfe"]
-        with_c = c is not None
-
-        def _step(xb, yb, cb):
-            fresh_op_cache()
-            wv = w.read_value()  # SPEC §7: read inside tfe.function, never the captured snapshot
-            bv = b.read_value()
-            z = prot.matmul(xb, wv) + bv
-            p = prot.sigmoid(z, approx_type=approx)
-            diff = p - yb
-            r = diff * cb if with_c else diff
-            gw = mul_const(prot, prot.matmul(prot.transpose(xb), r), lr / m)
-            if l2 > 0:
-                gw = gw + mul_const(prot, wv, lr * l2)
-            gb = mul_const(prot, prot.reduce_sum(r, axis=0, keepdims=True), lr / m)
-            prot.assign(w, wv - gw)
-            prot.assign(b, bv - gb)
-            if cfg.reveal_loss:
-                return mul_const(prot, prot.reduce_sum(r * diff, axis=0, keepdims=True), 1.0 / m)
-            return None
-
-        if full:
-            @tfe.function
-            def step_full(xb, yb, cb):
-                return _step(xb, yb, cb)
-
-            def run_batch(idx):
-                return step_full(xs, y, c if with_c else 0)
-        else:
-            @tfe.function
-            def step_mini(xf, yf, cf, idx):
-                xb = prot.gather(xf, idx, axis=0)
-                yb = prot.gather(yf, idx, axis=0)
-                cb = prot.gather(cf, idx, axis=0) if with_c else None
-                return _step(xb, yb, cb)
-
-            def run_batch(idx):
-                return step_mini(xs, y, c if with_c else 0, tf.constant(idx, dtype=tf.int32))
-
+        epoch_fn, info = self._epoch_fn(prot, v, b, n, full)
         losses, epoch_times = [], []
         bar = None
         if self.progress:
@@ -398,86 +446,96 @@ class SecureLogisticRegression:
             bar = tqdm(total=cfg.epochs, initial=min(start_epoch, cfg.epochs), unit="epoch",
                        desc=f"secure training ({self.resolved_protocol})", leave=True)
         t_train = time.perf_counter()
+        steps = 1
         for epoch in range(start_epoch, cfg.epochs):
             te = time.perf_counter()
-            batches = batch_schedule(n, None if full else cfg.batch_size, epoch, cfg.seed)
-            epoch_loss = 0.0
-            for idx in batches:
-                out = run_batch(idx)
-                if cfg.reveal_loss:
-                    fresh_op_cache()
-                    epoch_loss += float(np.asarray(out.reveal().to_native()).reshape(-1)[0])
-            if not cfg.reveal_loss:
-                # Wait for this epoch's updates (no reveal: a local read on server0's device).
-                _ = w.unwrapped[0][0].variable.read_value().numpy()
+            if full:
+                idx = None
             else:
-                losses.append(epoch_loss / len(batches))
+                batches = batch_schedule(n, cfg.batch_size, epoch, cfg.seed)
+                steps = len(batches)
+                idx = tf.constant(np.stack(batches).astype(np.int32))
+            out = epoch_fn(sh["X"], sh["y"], sh["c"], idx)
+            if cfg.reveal_loss:
+                losses.append(float(np.asarray(out).reshape(-1)[0]) / steps)
+            else:
+                # Wait for this epoch's updates (no reveal: a local read on server0's device).
+                _ = v.unwrapped[0][0].variable.read_value().numpy()
             dt = time.perf_counter() - te
             epoch_times.append(dt)
             if bar is not None:
-                bar.set_postfix(records_per_s=f"{len(batches) * m / dt:,.0f}")
+                bar.set_postfix(records_per_s=f"{steps * self._m / dt:,.0f}")
                 bar.update(1)
             if cfg.checkpoint_every and (epoch + 1) % cfg.checkpoint_every == 0:
-                self._save(prot, w, b, epoch + 1, n, d, split)
+                self._save(prot, v, b, epoch + 1, n, d, split)
         if bar is not None:
             bar.close()
         train_seconds = time.perf_counter() - t_train
 
-        comm = self._epoch_communication(
-            lambda: _step(xs, y, c) if full else _step(
-                prot.gather(xs, list(range(m)), axis=0), prot.gather(y, list(range(m)), axis=0),
-                prot.gather(c, list(range(m)), axis=0) if with_c else None),
-            len(batch_schedule(n, None if full else cfg.batch_size, 0, cfg.seed)))
-        weights, bias = self._reveal_model(prot, w, b, mean, inv_std)
+        if not full:
+            steps = len(batch_schedule(n, cfg.batch_size, 0, cfg.seed))
+        comm = self._epoch_communication(epoch_fn, info, steps, sh, n, full)
+        t_rev = time.perf_counter()
+        weights, bias, reveal_fn = self._reveal_model(prot, v, b, sh["neg_mean"])
+        reveal_seconds = time.perf_counter() - t_rev
         return SecureResult(weights=weights, bias=bias, losses=losses, epoch_times=epoch_times,
                             setup_seconds=setup_seconds, train_seconds=train_seconds,
                             start_epoch=start_epoch, protocol=self.resolved_protocol,
                             n_train=n, n_features=d, communication=comm,
                             placement=prot.placement.describe() if hasattr(prot, "placement") else [],
-                            placement_summary=prot.placement.summary() if hasattr(prot, "placement") else "")
+                            placement_summary=prot.placement.summary() if hasattr(prot, "placement") else "",
+                            trace_seconds={"preprocessing": prep_fn.trace_seconds,
+                                           "epoch": epoch_fn.trace_seconds,
+                                           "reveal": reveal_fn.trace_seconds},
+                            phase_seconds={"sharing_and_preprocessing": setup_seconds,
+                                           "epochs": train_seconds, "reveal": reveal_seconds},
+                            peak_rss_bytes=peak_rss_bytes())
 
-    @staticmethod
-    def _epoch_communication(step_body, batches_per_epoch):
-        """Messages, bytes and rounds of one epoch, read from a traced training step."""
-        from ..accounting import communication
+    def _epoch_communication(self, epoch_fn, info, steps, sh, n, full):
+        """Messages, bytes and rounds of one epoch, read from the traced epoch graph (and, for
+        mini-batches, its loop body: one batch step)."""
+        import tensorflow as tf
+
+        from ..accounting import graph_stats, party_devices
 
         try:
-            stats = communication(step_body)
+            party_devices()
         except ValueError as exc:  # players share a device: parties cannot be told apart
             return {"measured": False, "reason": str(exc)}
+        if full:
+            if not epoch_fn.concrete_functions:  # no epoch ran (e.g. resumed at the last epoch)
+                epoch_fn.get_concrete_function(sh["X"], sh["y"], sh["c"], None)
+            stats = graph_stats(epoch_fn.concrete_functions[0])
+        else:
+            if info.get("step_graph") is None:
+                idx = tf.zeros([steps, self._m], tf.int32)
+                epoch_fn.get_concrete_function(sh["X"], sh["y"], sh["c"], idx)
+            stats = graph_stats(info["step_graph"])
         return {
             "measured": True,
             "per_step": {"messages": stats.messages, "bytes": stats.bytes, "rounds": stats.rounds,
                          "graph_nodes": stats.nodes},
-            "steps_per_epoch": batches_per_epoch,
-            "per_epoch": {"messages": stats.messages * batches_per_epoch,
-                          "bytes": stats.bytes * batches_per_epoch,
-                          "rounds": stats.rounds * batches_per_epoch},
+            "steps_per_epoch": steps,
+            "per_epoch": {"messages": stats.messages * steps, "bytes": stats.bytes * steps,
+                          "rounds": stats.rounds * steps},
         }
 
-    def _reveal_model(self, prot, w, b, mean, inv_std):
-        """The only reveal by default: the final model, mapped to the raw gene space inside MPC
-        (w_raw = w / std, b_raw = b - sum(w_raw * mean)) so the scaling statistics stay secret."""
-        import tf_encrypted as tfe
+    def _reveal_model(self, prot, v, b, neg_mean):
+        """The only reveal by default: the final model in the raw gene space (v, and
+        b_raw = b - mean . v computed inside MPC), so the scaling statistics stay secret."""
 
-        @tfe.function
-        def final(mean, inv_std):
+        def final(neg_mean):
             fresh_op_cache()
-            wv, bv = w.read_value(), b.read_value()
-            if mean is None:
-                return [wv, bv]
-            w_raw = wv * prot.transpose(inv_std)
-            b_raw = bv - prot.matmul(mean, w_raw)
-            return [w_raw, b_raw]
+            vv, bv = v.read_value(), b.read_value()
+            if neg_mean is not None:
+                bv = bv + prot.matmul(neg_mean, vv)
+            return [vv.reveal().to_native(), bv.reveal().to_native()]
 
-        if mean is None:
-            wv, bv = w.read_value(), b.read_value()
-        else:
-            wv, bv = final(mean, inv_std)
-        fresh_op_cache()
-        weights = np.asarray(wv.reveal().to_native(), dtype=np.float64).reshape(-1)
-        bias = float(np.asarray(bv.reveal().to_native()).reshape(-1)[0])
-        return weights, bias
+        fn = tfe_function(final, name="secure_reveal_model", grappler=False)
+        wv, bv = fn(neg_mean)
+        weights = np.asarray(wv, dtype=np.float64).reshape(-1)
+        bias = float(np.asarray(bv).reshape(-1)[0])
+        return weights, bias, fn
 
     def reveal_class_weights(self):
         """[n/(2 n_pos), n/(2 n_neg)] from inside MPC (for tests and debugging only: it reveals the
@@ -492,7 +550,8 @@ class SecureLogisticRegression:
         cfg = dataclasses.asdict(self.config)
         for k in ("epochs", "checkpoint_every", "checkpoint_dir", "resume", "reveal_loss"):
             cfg.pop(k)
-        cfg.update(n=n, d=d, split=split)
+        # format 2: the model is trained in the raw gene space (v = inv_std * w)
+        cfg.update(n=n, d=d, split=split, parametrisation="raw-space weights")
         return hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:16], cfg
 
     def _share_paths(self, epoch):

@@ -43,11 +43,15 @@ class AcceleratedABY3(ABY3):
         build has TF GPU kernels, else its CPU; logged), ``"cpu"``, or ``"gpu"`` (a
         :class:`tfe_accel.placement.PlacementError` when a party has no GPU). See
         :mod:`tfe_accel.placement`.
+    :param fast_function: ``tfe.function`` takes tfe-accel's fast path (:func:`tfe_accel.function`:
+        no AutoGraph, flat calls) while this protocol is active (default); False keeps stock
+        ``tfe.function`` (AutoGraph, nested arguments).
     """
 
     def __init__(self, server_0=None, server_1=None, server_2=None, fixedpoint_config=None,
                  truncation: str = "heuristic", accelerate: bool = True,
-                 fresh_randomness_per_call: bool = True, placement: str = "auto"):
+                 fresh_randomness_per_call: bool = True, placement: str = "auto",
+                 fast_function: bool = True):
         if truncation not in TRUNCATION_METHODS:
             raise ValueError(f"truncation must be one of {TRUNCATION_METHODS}, got {truncation!r}")
         if placement not in _placement.PLACEMENTS:
@@ -56,6 +60,7 @@ class AcceleratedABY3(ABY3):
         self.truncation_method = truncation
         self.accelerate = accelerate
         self.fresh_randomness_per_call = fresh_randomness_per_call
+        self.fast_function = fast_function
         self._fallbacks_logged = set()
         self._call_counters = None
         self._graph_keys = weakref.WeakKeyDictionary()  # FuncGraph -> per-call derived keys
@@ -88,6 +93,28 @@ class AcceleratedABY3(ABY3):
                 words = tf.bitcast(t, tf.int32)  # [lo, hi] (little-endian)
                 tweaks[("tweak", i)] = tf.concat([words, tf.zeros([6], tf.int32)], 0)
         return tweaks[("tweak", i)]
+
+    def loop_tweaks(self):
+        """Each party's call tweak in the function being traced (None without fresh randomness or
+        outside a trace), to hand to :meth:`enter_loop_body` of a loop inside that function."""
+        if not self._fresh():
+            return None
+        return [self._call_tweak(i) for i in range(3)]
+
+    def enter_loop_body(self, outer_tweaks, iterations):
+        """In a ``tf.while_loop`` body being traced: this iteration's per-party key tweak is the
+        enclosing call's tweak with the party's own iteration number (>= 1, an int64 scalar on its
+        device) in words 2-3, so each iteration of each call expands fresh correlated randomness.
+        Every party counts identically (no message)."""
+        if outer_tweaks is None:
+            return
+        graph = tf.compat.v1.get_default_graph()
+        tweaks = self._graph_keys.setdefault(graph, {})
+        for i, server in enumerate(self.servers):
+            with tf.device(server.device_name), tf.name_scope(f"iteration-key-{i}"):
+                words = tf.bitcast(tf.cast(iterations[i], tf.int64), tf.int32)  # [lo, hi]
+                extra = tf.concat([tf.zeros([2], tf.int32), words, tf.zeros([4], tf.int32)], 0)
+                tweaks[("tweak", i)] = tf.bitwise.bitwise_xor(outer_tweaks[i], extra)
 
     def _derived_key(self, table_name, table, i, j):
         graph = tf.compat.v1.get_default_graph()

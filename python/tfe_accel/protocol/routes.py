@@ -117,6 +117,34 @@ def _mul_private_private(prot, x, y):
         return prot.truncate(z) if x.is_scaled and y.is_scaled else z
 
 
+def column_sum_squares(prot, x, m):
+    """sum_r (x[r, c] - m[c])^2 for a private matrix x [rows, cols] and private centres m [1, cols]:
+    one TfeAccelRssColumnSquares per party (its local product terms summed over the rows, with its
+    zero share), one resharing of `cols` values, then TFE's truncation. Not a stock dispatch target
+    (the trainer's standardisation calls it; see tfe_accel.models.mpc.column_sum_squares)."""
+    if not (x.is_arithmetic() and m.is_arithmetic()):
+        return Fallback("boolean shares")
+    if x.shape.rank != 2 or m.shape.rank != 2 or not (x.shape.is_fully_defined() and m.shape.is_fully_defined()):
+        return Fallback("x must be a matrix and m a [1, cols] row of known shapes")
+    if m.shape[0] != 1 or m.shape[1] != x.shape[1]:
+        return Fallback(f"centres of shape {m.shape} for a matrix of shape {x.shape}")
+    if not _is_int64(prot, x, m):
+        return Fallback("non-int64 backing")
+    xs, ms = x.unwrapped, m.unwrapped
+    factory = xs[0][0].factory
+    with tf.name_scope("column-sum-squares"):
+        z_vals = []
+        for i in range(3):
+            k0, n0, k1, n1 = _party_zero_args(prot, i)
+            with _on(prot, i, "TfeAccelRssColumnSquares"):
+                z_vals.append(ops.rss_column_squares(xs[i][0].value, xs[i][1].value, ms[i][0].value,
+                                                     ms[i][1].value, k0, k1, n0, n1))
+        prot._update_pairwise_nonces()
+        z = ABY3PrivateTensor(prot, _reshare(prot, z_vals, factory), x.is_scaled or m.is_scaled,
+                              x.share_type)
+        return prot.truncate(z) if x.is_scaled and m.is_scaled else z
+
+
 def _matmul_private_private(prot, x, y):
     if not (x.is_arithmetic() and y.is_arithmetic()):
         return Fallback("boolean shares")

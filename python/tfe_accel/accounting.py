@@ -61,7 +61,7 @@ def trace(func: Callable, *args, **kwargs):
     """Trace `func(*args, **kwargs)` (TFE code) into a ConcreteFunction without running it."""
     from tf_encrypted.protocol import protocol as tfe_protocol
 
-    @tf.function
+    @tf.function(autograph=False)  # TFE code emits graph ops itself (tfe_accel.function)
     def graph_fn():
         tfe_protocol.nodes.clear()  # a retrace must not reuse tensors of an earlier trace
         return tfe_protocol.unwrap_func(func(*args, **kwargs))

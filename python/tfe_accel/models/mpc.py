@@ -108,6 +108,40 @@ def column_sum_squares(prot, x, centre):
     return prot.reduce_sum(prot.square(x - centre), axis=0, keepdims=True)
 
 
+def reciprocal_pieces(prot):
+    """Pivots and linear pieces of the first guess of 1/x for 2^-(f-1) < x <= 2^I (f fractional,
+    I integral bits): piece j is the chord of 1/x over the octave (2^(j-1), 2^j] (within 12.5% of
+    1/x), or where its slope would not survive the fixed-point encoding, the constant 1/(a sqrt 2)
+    (within 41%); above 2^I the constant 2^-I."""
+    cfg = prot.fixedpoint_config
+    f, top = cfg.precision_fractional, cfg.precision_integral
+    pivots, coeffs = [], []
+    for j in range(-(f - 1), top + 1):
+        a = 2.0 ** (j - 1)
+        pivots.append(2.0 ** j)
+        slope = 1.0 / (2.0 * a * a)
+        if slope * 2.0 ** f >= 2.0 ** 8:
+            coeffs.append((3.0 / (2.0 * a), -slope))
+        else:
+            coeffs.append((1.0 / (a * math.sqrt(2.0)),))
+    coeffs.append((2.0 ** -top,))
+    return pivots, coeffs
+
+
+def reciprocal(prot, x, iterations: int = 3):
+    """1/x for a private x > 0 (2^-(f-1) < x <= 2^I, the positive range of the fixed-point format):
+    a piecewise-linear first guess over the octaves (TFE's parallel ``polynomial_piecewise``: one
+    batched comparison with all pivots, fused by AcceleratedABY3) refined by Newton's
+    y <- y (2 - x y) (each iteration squares the relative error: 12.5% -> 1.6% -> 2.4e-4 -> 6e-8,
+    below the fixed-point resolution). Far fewer operations than TFE's bit-decomposition reciprocal,
+    so it traces and runs several times faster; same range."""
+    pivots, coeffs = reciprocal_pieces(prot)
+    y = prot.polynomial_piecewise(x, pivots, coeffs)
+    for _ in range(iterations):
+        y = y * (2.0 - x * y)
+    return y
+
+
 def share_encoded(prot, player, encoded, name: str = "input"):
     """Secret-share an owner's already-encoded ring values (int64, ``round(x * 2^f)``) from the
     owner's device: the owner draws two shares from fresh seeds and sends the seeds and the third
@@ -214,6 +248,6 @@ def private_steps(prot, steps: int, body, state: Sequence, parallel_iterations: 
 
 
 __all__ = ["fresh_op_cache", "fixedpoint_config", "max_truncation", "mul_const", "as_unscaled",
-           "mul_shifted", "column_sum_squares", "share_encoded", "encode_fixed_point",
+           "mul_shifted", "column_sum_squares", "reciprocal_pieces", "reciprocal", "share_encoded", "encode_fixed_point",
            "private_shares", "private_from_shares", "private_steps"]
 

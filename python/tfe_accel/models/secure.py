@@ -130,7 +130,7 @@ def protocol_class(name: str = "auto"):
 # MPC helpers (tfe_accel.models.mpc; re-exported here for existing callers)
 
 from .mpc import (  # noqa: E402,F401
-    column_sum_squares, encode_fixed_point, fixedpoint_config, fresh_op_cache, max_truncation,
+    column_sum_squares, encode_fixed_point, fixedpoint_config, fresh_op_cache, max_truncation, reciprocal,
     mul_const, mul_shifted, private_steps, share_encoded,
 )
 
@@ -271,7 +271,7 @@ class SecureLogisticRegression:
                   for k, y in enumerate(y_parts) if y is not None]
             y = ys[0] if len(ys) == 1 or split == "vertical" else prot.concat(ys, axis=0)
             out = dict(X=None, y=y, c=None, cw=None, q=None, neg_mean=None)
-            # Every secure reciprocal of the preprocessing in one call (one bit decomposition,
+            # Every secure reciprocal of the preprocessing in one call (one batched comparison,
             # whatever the number of values): 1 / (var + eps) per gene and 1 / [n_pos/n, n_neg/n].
             recip_in, recip_cols = [], []
             if cfg.standardize:
@@ -304,7 +304,7 @@ class SecureLogisticRegression:
                 recip_cols.append(2)
             if recip_in:
                 both = recip_in[0] if len(recip_in) == 1 else prot.concat(recip_in, axis=1)
-                inv = prot.reciprocal(both, nonsigned=True)
+                inv = reciprocal(prot, both)
                 pos = 0
                 parts = []
                 for w in recip_cols:

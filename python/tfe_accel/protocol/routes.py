@@ -14,7 +14,8 @@ from tf_encrypted.protocol.aby3.aby3 import ABY3PrivateTensor, ABY3PublicTensor,
 from .. import ops
 
 HELPERS = {"_untransposed", "_party_zero_args", "_reshare", "_wrap", "_is_int64", "_public_private_matmul",
-           "_truncation_guard", "_recv", "_kn", "_msb_steps", "_const", "_on", "_home", "_held", "_wrap_held"}
+           "_truncation_guard", "_recv", "_kn", "_msb_steps", "_const", "_on", "_home", "_held", "_wrap_held",
+           "_piecewise_linear"}
 
 
 def _on(prot, i, op_type):
@@ -386,19 +387,34 @@ def _msb_private(prot, x):
 
 
 def _sigmoid_private(prot, x, approx_type):
-    """TFE's parallel piecewise-linear sigmoid (`_sigmoid_private` -> `polynomial_piecewise`):
-    all pivots compared in one batched msb, piece selection (one AND), the linear pieces with one
-    fused truncation, `mul_ab` (two 3-party OTs) and the sum over pieces, one fused op per party
-    and step; same rounds, messages and nonce consumption (20) as stock."""
+    """TFE's parallel piecewise-linear sigmoid (`_sigmoid_private` -> `polynomial_piecewise`) with
+    TFE's 3- or 5-piece table: see `_polynomial_piecewise_private`."""
     if approx_type not in ops.SIGMOID_APPROX:
         return Fallback(f"approximation {approx_type!r}")
+    c, coeffs = ops.SIGMOID_APPROX[approx_type]
+    return _piecewise_linear(prot, x, c, coeffs, scope="sigmoid")
+
+
+def _polynomial_piecewise_private(prot, x, c, coeffs):
+    """TFE's `polynomial_piecewise` with linear (or constant) pieces: see `_piecewise_linear`."""
+    if len(c) + 1 != len(coeffs):
+        return Fallback(f"{len(c)} pivots for {len(coeffs)} pieces")
+    if any(len(cf) > 2 for cf in coeffs):
+        return Fallback("pieces of degree > 1")
+    return _piecewise_linear(prot, x, c, coeffs, scope="polynomial_piecewise")
+
+
+def _piecewise_linear(prot, x, c, coeffs, scope):
+    """TFE's parallel piecewise-linear evaluation (`polynomial_piecewise`, pieces k applying for
+    c[k-1] < x <= c[k]): all pivots compared in one batched msb, piece selection (one AND), the
+    linear pieces with one fused truncation, `mul_ab` (two 3-party OTs) and the sum over pieces, one
+    fused op per party and step; same rounds, messages and nonce consumption (20) as stock."""
     if not x.is_arithmetic() or not x.is_scaled:
         return Fallback("boolean or unscaled input")
     if not x.shape.is_fully_defined() or not _is_int64(prot, x):
         return Fallback("unknown shape or non-int64 backing")
     cfg = prot.fixedpoint_config
     amount = cfg.precision_fractional
-    c, coeffs = ops.SIGMOID_APPROX[approx_type]
     piv, c0, c1 = ops.piecewise_constants(c, coeffs, scaling_factor=cfg.scaling_factor)
     K = len(c) + 1
     s = x.unwrapped
@@ -406,7 +422,7 @@ def _sigmoid_private(prot, x, approx_type):
     dev = [sv.device_name for sv in prot.servers]
     keys, nonces = prot.pairwise_keys(), prot.pairwise_nonces()
     sh = [(s[i][0].value, s[i][1].value) for i in range(3)]
-    with tf.name_scope("sigmoid"):
+    with tf.name_scope(scope):
         # 1. comparisons msb(c - tile(x)) for all pivots at once (nonces +0 .. +13)
         d = []
         for i in range(3):

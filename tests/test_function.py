@@ -21,8 +21,10 @@ ULP = 2.0**-16
 
 @pytest.fixture(scope="module", autouse=True)
 def partitioned():
+    before = tfe.get_config()
     tfe.set_config(PartitionedLocalConfig())
     yield
+    tfe.set_config(before)
 
 
 def _reveal(t):
@@ -140,31 +142,36 @@ def test_python_control_flow_on_python_values():
 
 def test_tensor_control_flow_retraces_with_autograph_and_says_so(caplog):
     """`if` on a tensor: TF refuses it without AutoGraph; the function is traced again with AutoGraph
-    (a WARNING names it) and gives stock's result. autograph=True asks for that directly."""
+    (a WARNING names it) and gives stock's result. autograph=True asks for that directly. (TFE tensors
+    cannot be tf.cond outputs under stock tfe.function either: the branches here compute plain
+    tensors, as they must in TFE code.)"""
     prot = AcceleratedABY3()
     tfe.set_protocol(prot)
     x = tfe.define_private_variable(np.full((2,), 2.0))
 
     def branchy(x, t):
         if tf.reduce_sum(t) > 0:
-            return x * 3.0
-        return x * 5.0
+            k = t * 3.0
+        else:
+            k = t * 5.0
+        return x * 2.0, k
 
     fast = tfe_accel.function(branchy)
     with caplog.at_level(logging.WARNING, logger="tfe_accel"):
-        out_pos = _reveal(fast(x, tf.constant([1.0])))
+        y_pos, k_pos = fast(x, tf.constant([1.0]))
     assert any("Python control flow on a tensor" in r.getMessage() and "branchy" in r.getMessage()
                for r in caplog.records)
-    out_neg = _reveal(fast(x, tf.constant([-1.0])))  # same signature: the tf.cond graph, no retrace
-    np.testing.assert_allclose(out_pos, 6.0, atol=4 * ULP)
-    np.testing.assert_allclose(out_neg, 10.0, atol=4 * ULP)
+    y_neg, k_neg = fast(x, tf.constant([-1.0]))  # same signature: the tf.cond graph, no retrace
+    np.testing.assert_allclose(k_pos.numpy(), [3.0])
+    np.testing.assert_allclose(k_neg.numpy(), [-5.0])
+    np.testing.assert_allclose(_reveal(y_neg), 4.0, atol=4 * ULP)
     assert fast.trace_count == 1
     stock = F.stock_tfe_function()(branchy)
-    np.testing.assert_allclose(_reveal(stock(x, tf.constant([-1.0]))), out_neg, atol=4 * ULP)
+    np.testing.assert_allclose(stock(x, tf.constant([-1.0]))[1].numpy(), k_neg.numpy())
     caplog.clear()
     explicit = tfe_accel.function(branchy, autograph=True)
     with caplog.at_level(logging.WARNING, logger="tfe_accel"):
-        np.testing.assert_allclose(_reveal(explicit(x, tf.constant([1.0]))), 6.0, atol=4 * ULP)
+        np.testing.assert_allclose(explicit(x, tf.constant([1.0]))[1].numpy(), [3.0])
     assert not caplog.records
 
 
@@ -262,15 +269,16 @@ def test_loop_iterations_get_fresh_randomness():
 
 def test_keras_dense_fit_takes_the_fast_path():
     """TFE's Keras API: a one-layer logistic regression's compiled train step runs through
-    tfe_accel.function under AcceleratedABY3 (no code change) and learns as under stock."""
+    tfe_accel.function under AcceleratedABY3 (no code change) and trains as under stock (same
+    initial weights, same predictions within fixed-point noise)."""
     rng = np.random.default_rng(7)
     xv = rng.normal(size=(64, 4))
     yv = (xv @ np.array([1.0, -2.0, 0.5, 0.0]) > 0).astype(np.float64).reshape(-1, 1)
-    losses = {}
+    preds = {}
     for label, prot in (("acc", AcceleratedABY3()), ("stock", tfe.protocol.ABY3())):
         tfe.set_protocol(prot)
-        model = tfe.keras.Sequential([tfe.keras.layers.Dense(1, batch_input_shape=[16, 4],
-                                                             activation="sigmoid")])
+        model = tfe.keras.Sequential([tfe.keras.layers.Dense(1, batch_input_shape=[16, 4], activation="sigmoid",
+                                                             kernel_initializer="zeros")])
         model.compile(optimizer=tfe.keras.optimizers.SGD(learning_rate=0.5),
                       loss=tfe.keras.losses.BinaryCrossentropy())
         x = tfe.define_private_variable(xv)
@@ -279,9 +287,9 @@ def test_keras_dense_fit_takes_the_fast_path():
         if label == "acc":
             assert isinstance(model.train_function, F._TfeFunction)
             assert model.train_function._fast is not None and model.train_function._fast.trace_count == 1
-        pred = np.asarray(model.predict(x, batch_size=16)).reshape(-1)
-        losses[label] = float(np.mean((pred > 0.5) == (yv.reshape(-1) > 0.5)))
-    assert losses["acc"] >= 0.8 and losses["stock"] >= 0.8
+        preds[label] = np.asarray(model.predict(x, batch_size=16)).reshape(-1)
+    np.testing.assert_allclose(preds["acc"], preds["stock"], atol=1e-3)
+    assert np.mean((preds["acc"] > 0.5) == (yv.reshape(-1) > 0.5)) >= 0.7
 
 
 @pytest.mark.parametrize("caller", ["call_flat", "public"])

@@ -106,10 +106,19 @@ def train_plaintext(x, y, *, epochs: int, learning_rate: float, batch_size=None,
                     class_weight: str = "balanced", sigmoid: str = "5-piece",
                     standardize: bool = True, l2: float = 0.0, seed: int = 0) -> PlainModel:
     """Float64 reference trained exactly as the secure trainer; ``sigmoid='exact'`` for the ideal."""
+    return train_plaintext_variants(x, y, sigmoids=[sigmoid], epochs=epochs, learning_rate=learning_rate,
+                                    batch_size=batch_size, class_weight=class_weight,
+                                    standardize=standardize, l2=l2, seed=seed)[sigmoid]
+
+
+def train_plaintext_variants(x, y, *, sigmoids, epochs: int, learning_rate: float, batch_size=None,
+                             class_weight: str = "balanced", standardize: bool = True, l2: float = 0.0,
+                             seed: int = 0) -> dict:
+    """:func:`train_plaintext` for several sigmoids (name -> PlainModel), standardising the records
+    once for all of them."""
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64).reshape(-1)
     n, d = x.shape
-    sig = sigmoid_fn(sigmoid)
     if standardize:
         mean, inv_std = standardize_stats(x)
         xs = x - mean
@@ -118,6 +127,13 @@ def train_plaintext(x, y, *, epochs: int, learning_rate: float, batch_size=None,
         mean, inv_std = np.zeros(d), np.ones(d)
         xs = x
     c = class_weights(y, class_weight)
+    return {name: _train_standardized(xs, y, c, mean, inv_std, sigmoid_fn(name), epochs=epochs,
+                                      learning_rate=learning_rate, batch_size=batch_size, l2=l2, seed=seed)
+            for name in sigmoids}
+
+
+def _train_standardized(xs, y, c, mean, inv_std, sig, *, epochs, learning_rate, batch_size, l2, seed):
+    n, d = xs.shape
     w = np.zeros(d)
     b = 0.0
     losses = []

@@ -10,7 +10,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from .metrics import classification_metrics, relative_l2, roc_curve
-from .plaintext import sigmoid_exact, train_plaintext
+from .plaintext import sigmoid_exact, train_plaintext_variants
 from .secure import SecureLogisticRegression, TrainConfig
 
 # Targets of the issue, checked and printed in every report.
@@ -59,8 +59,8 @@ def run_training(owners: Sequence, *, split: str = "horizontal", config: Optiona
     common = dict(epochs=config.epochs, learning_rate=config.learning_rate, batch_size=config.batch_size,
                   class_weight=config.class_weight, standardize=config.standardize, l2=config.l2,
                   seed=config.seed)
-    plain = train_plaintext(xtr, ytr, sigmoid=config.sigmoid, **common)
-    exact = train_plaintext(xtr, ytr, sigmoid="exact", **common)
+    variants = train_plaintext_variants(xtr, ytr, sigmoids=[config.sigmoid, "exact"], **common)
+    plain, exact = variants[config.sigmoid], variants["exact"]
 
     eval_x, eval_y, eval_on = (xte, yte, "held-out") if len(yte) else (xtr, ytr, "training (test fraction 0)")
     models = {

@@ -76,6 +76,38 @@ def _caller_inference(concrete):
     return run
 
 
+def _caller_execute(concrete):
+    """TF 2.12/2.13: TF's eager ``execute`` of the inference function's op, with the per-call
+    options ``_EagerDefinedFunction.call`` would pass (executor type, config proto), minus its
+    bookkeeping: the handle-data copy it does for resource/variant outputs (this caller is not used
+    when the function returns any) and the argument-count check (the flat list is built from the
+    traced signature)."""
+    from tensorflow.python.eager import context, execute
+
+    fn = concrete._inference_function  # noqa: SLF001  (guarded by _select_caller)
+    op_name = str(fn.signature.name)
+    num_outputs = len(fn.signature.output_arg)
+    captured = list(concrete.captured_inputs)
+    ctx = context.context()
+    disabled = None
+
+    def run(flat):
+        nonlocal disabled
+        opts = ctx.function_call_options
+        config = opts.config_proto_serialized
+        if config is None:
+            if disabled is None:
+                from tensorflow.python.eager.polymorphic_function import function_utils
+
+                disabled = function_utils.get_disabled_rewriter_config()
+            config = disabled
+        attrs = ("executor_type", opts.executor_type or "", "config_proto", config)
+        return execute.execute(op_name, num_outputs=num_outputs, inputs=flat + captured, attrs=attrs,
+                               ctx=ctx) or None
+
+    return run
+
+
 def _caller_call_flat(concrete):
     """TF's ``ConcreteFunction._call_flat(args, captured_inputs)`` (TF 2.x internal)."""
     captured = list(concrete.captured_inputs)
@@ -96,7 +128,8 @@ def _caller_public(concrete):
     return run
 
 
-_CALLERS = {"inference": _caller_inference, "call_flat": _caller_call_flat, "public": _caller_public}
+_CALLERS = {"execute": _caller_execute, "inference": _caller_inference, "call_flat": _caller_call_flat,
+            "public": _caller_public}
 
 
 def _without_grappler(run):
@@ -134,32 +167,47 @@ def _without_grappler(run):
 CALL_PATH: Optional[str] = None  # the entry point chosen on first use (``_select_caller``)
 
 
-def _select_caller(concrete) -> str:
-    """Pick the fastest entry point this TF offers, checking it on the first traced function.
+def _execute_ok(concrete) -> bool:
+    fn = getattr(concrete, "_inference_function", None)
+    try:
+        from tensorflow.python.eager import execute  # noqa: F401
+        from tensorflow.python.eager.polymorphic_function import function_utils  # noqa: F401
 
-    Feature-detected, never by version string alone: ``_inference_function.call(ctx, args)`` (TF
-    2.12-2.13), else ``_call_flat(args, captured)``, else the public call. The choice is logged once
-    (a WARNING for the public fallback). ``TFE_ACCEL_FUNCTION_CALLER=inference|call_flat|public``
-    forces one (tests)."""
+        return bool(str(fn.signature.name)) and all(
+            o.dtype not in (tf.resource, tf.variant) for o in concrete.outputs)
+    except (AttributeError, ImportError):
+        return False
+
+
+def _select_caller(concrete) -> str:
+    """The fastest entry point this TF offers for ``concrete``.
+
+    Feature-detected, never by version string alone: TF's eager ``execute`` of the inference
+    function's op (TF 2.12-2.13; not for functions returning resources or variants), else the
+    inference function's ``call(ctx, args)``, else ``_call_flat(args, captured)``, else the public
+    call. The process-wide choice (``CALL_PATH``) is logged once (a WARNING for the public fallback).
+    ``TFE_ACCEL_FUNCTION_CALLER=execute|inference|call_flat|public`` forces one (tests)."""
     global CALL_PATH
-    if CALL_PATH is not None:
-        return CALL_PATH
-    forced = os.environ.get("TFE_ACCEL_FUNCTION_CALLER")
-    if forced:
-        if forced not in _CALLERS:
-            raise ValueError(f"TFE_ACCEL_FUNCTION_CALLER must be one of {sorted(_CALLERS)}, got {forced!r}")
-        CALL_PATH = forced
-    else:
-        fn = getattr(concrete, "_inference_function", None)
-        if fn is not None and callable(getattr(fn, "call", None)) and hasattr(concrete, "captured_inputs"):
-            CALL_PATH = "inference"
-        elif callable(getattr(concrete, "_call_flat", None)):
-            CALL_PATH = "call_flat"
+    if CALL_PATH is None:
+        forced = os.environ.get("TFE_ACCEL_FUNCTION_CALLER")
+        if forced:
+            if forced not in _CALLERS:
+                raise ValueError(f"TFE_ACCEL_FUNCTION_CALLER must be one of {sorted(_CALLERS)}, got {forced!r}")
+            CALL_PATH = forced
         else:
-            CALL_PATH = "public"
-    log = logger.warning if CALL_PATH == "public" else logger.debug
-    log("tfe_accel.function: calling traced graphs through %s (TensorFlow %s)%s", CALL_PATH,
-        tf.__version__, "; this TF lacks the flat call entry points, calls are slower" if CALL_PATH == "public" else "")
+            fn = getattr(concrete, "_inference_function", None)
+            if fn is not None and callable(getattr(fn, "call", None)) and hasattr(concrete, "captured_inputs"):
+                CALL_PATH = "execute" if _execute_ok(concrete) else "inference"
+            elif callable(getattr(concrete, "_call_flat", None)):
+                CALL_PATH = "call_flat"
+            else:
+                CALL_PATH = "public"
+        log = logger.warning if CALL_PATH == "public" else logger.debug
+        log("tfe_accel.function: calling traced graphs through %s (TensorFlow %s)%s", CALL_PATH,
+            tf.__version__,
+            "; this TF lacks the flat call entry points, calls are slower" if CALL_PATH == "public" else "")
+    if CALL_PATH == "execute" and not _execute_ok(concrete):
+        return "inference"  # this function returns a resource or variant: TF's call copies handle data
     return CALL_PATH
 
 
@@ -176,24 +224,43 @@ def _tfe_classes():
 
 
 class _Flattener:
-    """Turns a call's (args, kwargs) into (flat tensors, hashable signature, objects to keep)."""
+    """Turns a call's (args, kwargs) into (flat tensors, hashable signature, objects to keep).
+
+    A TFE tensor's shares never change after construction (a private variable's ``.value`` is its
+    creation snapshot too), so its signature and tensors are computed once per object and kept in a
+    small cache keyed by ``id`` (checked against a weak reference, so a recycled id never hits)."""
 
     def __init__(self):
         self._priv, self._pub = _tfe_classes()
+        self._leaves: Dict[int, tuple] = {}
 
-    def __call__(self, value, flat: list, keep: list):
-        priv, pub = self._priv, self._pub
-        if isinstance(value, priv):
-            shares = value.shares
-            s0, s1, s2 = shares
+    def _leaf(self, value):
+        hit = self._leaves.get(id(value))
+        if hit is not None and hit[0]() is value:
+            return hit[1], hit[2]
+        if isinstance(value, self._priv):
+            s0, s1, s2 = value.shares
             a = s0[0].value
-            flat += (a, s0[1].value, s1[0].value, s1[1].value, s2[0].value, s2[1].value)
-            return (_PRIV, value.is_scaled, value.share_type, s0[0].factory, tuple(a.shape.as_list()), a.dtype)
-        if isinstance(value, pub):
+            tensors = (a, s0[1].value, s1[0].value, s1[1].value, s2[0].value, s2[1].value)
+            sig = (_PRIV, value.is_scaled, value.share_type, s0[0].factory, tuple(a.shape.as_list()), a.dtype)
+        else:
             v0, v1, v2 = value.values
             a = v0.value
-            flat += (a, v1.value, v2.value)
-            return (_PUB, value.is_scaled, v0.factory, tuple(a.shape.as_list()), a.dtype)
+            tensors = (a, v1.value, v2.value)
+            sig = (_PUB, value.is_scaled, v0.factory, tuple(a.shape.as_list()), a.dtype)
+        if len(self._leaves) > 4096:  # bound the cache: forget everything, it refills as needed
+            self._leaves.clear()
+        try:
+            self._leaves[id(value)] = (weakref.ref(value), sig, tensors)
+        except TypeError:  # not weak-referenceable: no caching
+            pass
+        return sig, tensors
+
+    def __call__(self, value, flat: list, keep: list):
+        if isinstance(value, (self._priv, self._pub)):
+            sig, tensors = self._leaf(value)
+            flat += tensors
+            return sig
         if isinstance(value, tf.Tensor):
             flat.append(value)
             return (_TENSOR, tuple(value.shape.as_list()), value.dtype)
@@ -304,37 +371,82 @@ def _on_device(t, device: str, cache: dict):
         return tf.identity(t)
 
 
-def _wrap_outputs(sig, outs, pos: List[int], prot, devcache):
-    kind = sig[0]
-    if kind == _PRIV:
-        from tf_encrypted.protocol.aby3.aby3_tensors import ABY3PrivateTensor
+_TENSOR_ATTRS = {"prot", "is_scaled", "share_type", "shares"}
 
-        _, is_scaled, share_type, factory = sig
-        p = pos[0]
-        pos[0] += 6
-        shares = [[factory.tensor(_on_device(outs[p + 2 * i + j], prot.servers[i].device_name, devcache),
-                                  encode=False) for j in range(2)] for i in range(3)]
-        return ABY3PrivateTensor(prot, shares, is_scaled, share_type)
-    if kind == _PUB:
-        from tf_encrypted.protocol.aby3.aby3_tensors import ABY3PublicTensor
 
-        _, is_scaled, factory = sig
-        p = pos[0]
-        pos[0] += 3
-        values = [factory.tensor(_on_device(outs[p + i], prot.servers[i].device_name, devcache), encode=False)
-                  for i in range(3)]
-        return ABY3PublicTensor(prot, values, is_scaled)
-    if kind == _TENSOR:
-        t = outs[pos[0]]
-        pos[0] += 1
-        return t
-    if kind == _LIST:
-        return [_wrap_outputs(s, outs, pos, prot, devcache) for s in sig[1]]
-    if kind == _TUPLE:
-        return tuple(_wrap_outputs(s, outs, pos, prot, devcache) for s in sig[1])
-    if kind == _DICT:
-        return {k: _wrap_outputs(s, outs, pos, prot, devcache) for k, s in sig[1]}
-    return sig[1]
+class _Wrapper:
+    """Builds a call's outputs (TFE tensors, tensors, Python values) from its flat results.
+
+    The first call of a traced signature builds private tensors with TFE's constructor, which checks
+    every share's shape and device (and copies a share that is not on its party's device). When that
+    found everything in place, later calls build them directly: the shapes and devices of a traced
+    graph's outputs do not change between calls."""
+
+    def __init__(self, sig, prot):
+        self.sig, self.prot = sig, prot
+        self.devcache = {}
+        self.checked = False
+
+    def __call__(self, outs):
+        if self.checked:
+            return self._build(self.sig, outs, [0], True)
+        out = self._build(self.sig, outs, [0], False)
+        self.checked = all(self.devcache.values()) and self._plain(out)
+        return out
+
+    @staticmethod
+    def _plain(out) -> bool:
+        """Whether TFE's private tensors carry exactly the attributes the direct build sets."""
+        priv, _ = _tfe_classes()
+        stack = [out]
+        while stack:
+            v = stack.pop()
+            if isinstance(v, (list, tuple)):
+                stack.extend(v)
+            elif isinstance(v, dict):
+                stack.extend(v.values())
+            elif type(v) is priv and set(vars(v)) != _TENSOR_ATTRS:
+                return False
+        return True
+
+    def _build(self, sig, outs, pos, fast):
+        kind = sig[0]
+        prot = self.prot
+        if kind == _PRIV:
+            _, is_scaled, share_type, factory = sig
+            p = pos[0]
+            pos[0] += 6
+            priv, _ = _tfe_classes()
+            if fast:
+                t = factory.tensor
+                obj = priv.__new__(priv)
+                obj.prot, obj.is_scaled, obj.share_type = prot, is_scaled, share_type
+                obj.shares = [[t(outs[p], encode=False), t(outs[p + 1], encode=False)],
+                              [t(outs[p + 2], encode=False), t(outs[p + 3], encode=False)],
+                              [t(outs[p + 4], encode=False), t(outs[p + 5], encode=False)]]
+                return obj
+            shares = [[factory.tensor(_on_device(outs[p + 2 * i + j], prot.servers[i].device_name, self.devcache),
+                                      encode=False) for j in range(2)] for i in range(3)]
+            return priv(prot, shares, is_scaled, share_type)
+        if kind == _PUB:
+            _, is_scaled, factory = sig
+            p = pos[0]
+            pos[0] += 3
+            _, pub = _tfe_classes()
+            values = [factory.tensor(_on_device(outs[p + i], prot.servers[i].device_name, self.devcache),
+                                     encode=False) for i in range(3)]
+            return pub(prot, values, is_scaled)
+        if kind == _TENSOR:
+            t = outs[pos[0]]
+            pos[0] += 1
+            return t
+        if kind == _LIST:
+            return [self._build(s, outs, pos, fast) for s in sig[1]]
+        if kind == _TUPLE:
+            return tuple(self._build(s, outs, pos, fast) for s in sig[1])
+        if kind == _DICT:
+            return {k: self._build(s, outs, pos, fast) for k, s in sig[1]}
+        return sig[1]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -344,15 +456,15 @@ def _wrap_outputs(sig, outs, pos: List[int], prot, devcache):
 class _Trace:
     """One traced signature: the ConcreteFunction, how to call it and how to wrap its outputs."""
 
-    __slots__ = ("concrete", "run", "out_sig", "n_out", "prot", "keep", "devcache", "autograph")
+    __slots__ = ("concrete", "run", "out_sig", "n_out", "prot", "keep", "wrap", "autograph")
 
     def __call__(self, flat):
-        outs = self.run(flat) if flat or self.n_out else self.run([])
+        outs = self.run(flat)
         if self.n_out == 0:
             outs = ()
         elif not isinstance(outs, (list, tuple)):
             outs = (outs,)
-        return _wrap_outputs(self.out_sig, outs, [0], self.prot, self.devcache)
+        return self.wrap(outs)
 
 
 class Function:
@@ -487,7 +599,7 @@ class Function:
         entry.n_out = len(concrete.outputs)
         entry.prot = prot
         entry.keep = keep  # objects keyed by id in the signature stay alive with the entry
-        entry.devcache = {}
+        entry.wrap = _Wrapper(entry.out_sig, prot)
         entry.autograph = autograph
         self._cache[sig] = entry
         return entry

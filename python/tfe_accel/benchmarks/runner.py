@@ -3,7 +3,8 @@
 Each callable is warmed up, then the candidates are timed *interleaved* (stock, ours, stock, ours,
 ...) so that load from other processes hits both alike. A "run" times ``inner`` back-to-back calls
 and divides (``inner`` is calibrated from the warm-up so one run lasts at least ``min_run_s``), so
-that very fast ops are not dominated by timer resolution. Reported: median and inter-quartile range
+that very fast ops are not dominated by timer resolution and a run measures sustained calls (as a
+training loop makes them). Reported: median and inter-quartile range
 of the per-call times of >= 5 runs.
 """
 from __future__ import annotations
@@ -44,7 +45,7 @@ def summarize(times: List[float], inner: int = 1) -> dict:
 
 
 def interleaved(fns: Dict[str, Callable[[], object]], runs: int = MIN_RUNS, warmup: int = 1,
-                min_run_s: float = 0.02, max_inner: int = 200) -> Dict[str, dict]:
+                min_run_s: float = 0.2, max_inner: int = 1000) -> Dict[str, dict]:
     """Time each zero-argument callable ``runs`` times, interleaved; returns name -> summarize()."""
     if runs < MIN_RUNS:
         raise ValueError(f"runs must be >= {MIN_RUNS} (median and IQR need them), got {runs}")

@@ -75,9 +75,7 @@ class CompiledTFE:
         import tf_encrypted as tfe
 
         tfe.set_protocol(self.prot)
-        out = self.fn(*self._tensors)
-        _block(out)
-        return out
+        return self.fn(*self._tensors)  # returns when the graph has run (local eager execution)
 
     def outputs(self):
         """Run once and return the TFE tensors."""

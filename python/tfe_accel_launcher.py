@@ -34,6 +34,11 @@ def main() -> int:
     finally:
         if skip is not None:
             sys.meta_path.remove(skip)
+    # Every object alive now (TensorFlow's and TF Encrypted's modules) lives as long as the command:
+    # keep the cyclic GC from walking them again on every collection.
+    import gc
+
+    gc.freeze()
     try:
         from tfe_accel.cli import main as cli_main
     except ImportError as exc:

@@ -56,8 +56,12 @@ def test_quick_suite_writes_sane_files(quick_run):
             assert s["q1_s"] <= s["median_s"] <= s["q3_s"]
             assert len(s["times_s"]) == s["runs"] >= 5
             assert s["nodes"] > 0 and s["messages"] > 0 and s["bytes"] > 0 and s["rounds"] > 0
-        assert _positive_finite(c["speedup"])
+        assert _positive_finite(c["speedup"]) and _positive_finite(c["speedup_vs_today"])
         assert isinstance(c["routed"], bool)
+        for side in ("stock_tfe_function", "stock", "accelerated"):  # what users run today, like for like
+            assert _positive_finite(c[side]["median_s"]) and _positive_finite(c[side]["first_call_s"])
+        assert c["stock_tfe_function"]["path"] == "tfe_function" and c["accelerated"]["path"] == "fast"
+        assert _positive_finite(c["accelerated"]["trace_s"])
     # something is routed today (matmul); the accelerated graph of a routed op holds fused ops
     assert any(c["routed"] for c in prot["cases"])
 
@@ -67,6 +71,23 @@ def test_quick_suite_writes_sane_files(quick_run):
         assert _positive_finite(tr[key]["stock"]["median_s"])
         assert _positive_finite(tr[key]["accelerated"]["median_s"])
     assert set(tr["lr_step"]["stock"]["breakdown"]) >= {"forward matmul", "sigmoid"}
+    for key in ("stock_tfe_function", "accelerated_tfe_function"):
+        assert _positive_finite(tr["lr_step"][key]["median_s"])
+        assert _positive_finite(tr["lr_step"][key]["first_call_s"])
+    assert _positive_finite(tr["lr_step"]["speedup_vs_today"]) and _positive_finite(tr["lr_step"]["fast_path_gain"])
+    loc = tr["lr_iterations_d10_b128_localconfig"]
+    assert loc["status"] == "ok" and loc["config"] == "localconfig" and loc["accelerated"]["messages"] is None
+    k = tr["keras_dense_d10_b128"]
+    assert k["status"] == "ok", k.get("error")
+    assert all(_positive_finite(k[v]["iterations_per_s"]) for v in ("stock", "accelerated_tfe_function", "accelerated"))
+    el = tr["epoch_loop_d10_b128"]
+    assert el["status"] == "ok" and el["steps_per_epoch"] == 10 and _positive_finite(el["accelerated"]["batches_per_s"])
+    tc = tr["train_cli"]
+    assert tc["status"] == "ok", tc.get("error")
+    for side in ("stock", "accelerated"):
+        assert _positive_finite(tc[side]["wall_s"]) and tc[side]["peak_rss_bytes"] > 100e6
+        assert set(tc[side]["phase_seconds"]) == {"sharing_and_preprocessing", "epochs", "reveal"}
+        assert tc[side]["weights_relative_l2_max"] < 1e-2
     assert tr["lr_iterations_d10_b128"]["hong_et_al_iterations_per_s"] == 754.0
     assert _positive_finite(tr["lr_iterations_d10_b128"]["accelerated"]["iterations_per_s"])
 
@@ -76,7 +97,8 @@ def test_quick_suite_writes_sane_files(quick_run):
         assert k["status"] == "ok" or k["error"]
     assert res["gpu"]["status"] in ("ok", "skipped", "missing", "failed")
 
-    for png in ("protocol_speedup.png", "training_step_breakdown.png", "kernels_speedup.png"):
+    for png in ("protocol_speedup.png", "training_step_breakdown.png", "kernels_speedup.png",
+                "train_cli_phases.png"):
         data = (out / png).read_bytes()
         assert data[:8] == PNG_MAGIC and len(data) > 5000, png
     md = (out / "README_section.md").read_text()
@@ -135,5 +157,5 @@ def test_regenerate_rewrites_plots_and_section_from_results_json(quick_run):
     _, out = quick_run
     (out / "README_section.md").unlink()
     files = report.regenerate(str(out))
-    assert len(files) == 4 and all(os.path.getsize(f) > 0 for f in files)
+    assert len(files) == 5 and all(os.path.getsize(f) > 0 for f in files)  # 4 plots + the section
     assert "Measured speedups" in (out / "README_section.md").read_text()

@@ -313,3 +313,36 @@ def test_call_path_fallbacks(caller):
     np.testing.assert_allclose(eval(line.split(" ", 2)[2]), [3.25] * 3, atol=4 * ULP)
     if caller == "public":
         assert "lacks the flat call entry points" in res.stderr
+
+
+def test_readme_example_runs_after_a_bare_import():
+    """The README's first example: `import tfe_accel`, then `tfe_accel.protocol.AcceleratedABY3()`
+    (sub-packages are attributes of the package after a bare import)."""
+    code = (
+        "import numpy as np, tfe_accel, tf_encrypted as tfe\n"
+        "tfe.set_protocol(tfe_accel.protocol.AcceleratedABY3())\n"
+        "x = tfe.define_private_variable(np.full((4, 3), 0.5))\n"
+        "w = tfe.define_private_variable(np.full((3, 1), 0.25))\n"
+        "print('RESULT', np.asarray(tfe.sigmoid(tfe.matmul(x, w)).reveal().to_native()).ravel().tolist())\n"
+    )
+    res = run_python(code)
+    assert res.returncode == 0, res.stderr[-2000:]
+    got = eval([ln for ln in res.stdout.splitlines() if ln.startswith("RESULT")][0].split(" ", 1)[1])
+    np.testing.assert_allclose(got, [0.5 + 0.212 * 0.375] * 4, atol=1e-3)  # 5-piece sigmoid(0.375)
+
+
+@pytest.mark.parametrize("allow", [False, True])
+def test_launcher_skips_tensorflows_optional_jax_import(allow):
+    code = (
+        "import sys\n"
+        "sys.argv = ['tfe-accel', 'info']\n"
+        "import tfe_accel_launcher as L\n"
+        "rc = L.main()\n"
+        "print('RC', rc, 'JAX', 'jax' in sys.modules)\n"
+        "import jax  # imports normally once the command has started\n"
+        "print('LATER', 'jax' in sys.modules)\n"
+    )
+    res = run_python(code, env_extra={"TFE_ACCEL_IMPORT_JAX": "1" if allow else "0"})
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert f"RC 0 JAX {allow}" in res.stdout
+    assert "LATER True" in res.stdout

@@ -178,6 +178,11 @@ def test_cli_end_to_end_tiny(tmp_path, capsys):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["weights_relative_l2"] < REL_L2 and len(metrics["losses"]["secure"]) == 3
     assert (out / "loss.png").exists()
+    t = metrics["timing"]
+    assert set(t["phase_seconds"]) == {"sharing_and_preprocessing", "epochs", "reveal"}
+    assert set(t["trace_seconds"]) == {"preprocessing", "epoch", "reveal"}
+    assert all(v >= 0 for v in t["phase_seconds"].values()) and t["peak_rss_bytes"] > 100e6
+    assert "secure phases" in text.out and "peak RSS" in text.out and "since tfe-accel started" in text.out
     # A loader error: clear message, exit status 2, no traceback.
     (tmp_path / "bad.csv").write_text("G0,label\n1,1\nx,0\n")
     rc = main(["train", "--data", str(tmp_path / "bad.csv"), "--output", str(out)])

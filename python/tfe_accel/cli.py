@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import sys
 import time
@@ -24,13 +23,6 @@ def process_seconds() -> float:
         return max(0.0, uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
     except (OSError, ValueError, IndexError):
         return time.perf_counter() - _LOADED
-
-
-def settle_imports() -> None:
-    """After the heavy imports (TensorFlow, TF Encrypted): move every object alive now into the GC's
-    permanent generation, so later collections do not walk TF's millions of module-level objects
-    again and again (they live as long as the process anyway)."""
-    gc.freeze()
 
 
 def cmd_info(args) -> int:

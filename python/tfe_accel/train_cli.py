@@ -81,12 +81,11 @@ def register(subparsers) -> None:
 def cmd_train(args) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tfe_accel  # noqa: F401  (installs the secure ops into TFE)
-    from .cli import process_seconds, settle_imports
+    from .cli import process_seconds
     from .data import DataError, load_golub, load_owner, split_owners
     from .models import ProtocolUnavailable, TrainConfig, accelerated_available
     from .models.report import run_training, summary_table
 
-    settle_imports()
 
     protocol = args.protocol or ("accelerated" if accelerated_available() else "stock")
     tfe_config = None

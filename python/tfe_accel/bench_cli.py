@@ -15,7 +15,8 @@ def cmd_bench(args) -> int:
     command = "tfe-accel bench " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else None
     try:
         results = suite.run(args.section, quick=args.quick, output=args.output, runs=args.runs,
-                            warmup=args.warmup, threads=tuple(threads), command=command)
+                            warmup=args.warmup, threads=tuple(threads), command=command,
+                            merge=args.merge)
     except ValueError as exc:
         print(f"tfe-accel bench: {exc}", file=sys.stderr)
         return 2
@@ -54,6 +55,8 @@ def register(subparsers) -> None:
     sp.add_argument("--warmup", type=int, default=None, help="warm-up calls (default 1 quick, 2 full)")
     sp.add_argument("--threads", type=int, nargs="+", default=None,
                     help="thread counts for the kernel benchmarks (default: 1 2; --quick: 1)")
+    sp.add_argument("--merge", action="store_true",
+                    help="keep the other sections of an existing OUTPUT/results.json (re-run one section)")
     sp.add_argument("--update-readme", metavar="README", default=None,
                     help="also replace the <!-- bench:start -->...<!-- bench:end --> block of README")
     sp.set_defaults(func=cmd_bench)

@@ -10,7 +10,7 @@ SECTIONS = ("kernels", "protocol", "training", "gpu")
 
 
 def run(section: str = "all", quick: bool = False, output: str = None, runs: int = None,
-        warmup: int = None, threads=(1, 2), command: str = None, log=None) -> dict:
+        warmup: int = None, threads=(1, 2), command: str = None, log=None, merge: bool = False) -> dict:
     from . import kernels, machine, protocol, report, training
 
     if section != "all" and section not in SECTIONS:
@@ -31,6 +31,20 @@ def run(section: str = "all", quick: bool = False, output: str = None, runs: int
                      "threads": list(threads),
                      "command": command or ("tfe-accel bench " + section + (" --quick" if quick else ""))},
     }
+    if merge:  # keep the other sections of an earlier results.json (each records when it ran)
+        import json
+
+        path = os.path.join(output, "results.json")
+        if os.path.exists(path):
+            with open(path) as f:
+                earlier = json.load(f)
+            for name in SECTIONS:
+                if name not in chosen and name in earlier:
+                    results[name] = earlier[name]
+            results["settings"]["merged_from"] = {
+                "sections": [n for n in SECTIONS if n not in chosen and n in earlier],
+                "machine": earlier.get("machine", {}).get("timestamp_utc"),
+                "command": earlier.get("settings", {}).get("command")}
     tables = []
     for name in chosen:
         log(f"tfe-accel bench: {name} ...")

@@ -172,7 +172,7 @@ def keras_benchmark(d, batch, runs, warmup, seed, log=print) -> dict:
     out = {"d": d, "batch": batch, "status": "ok",
            "settings": "tfe.keras.Sequential([Dense(1, activation='sigmoid')]), SGD, BinaryCrossentropy; "
                        "model.make_train_function() called per batch (fit_batch: forward, backward, "
-                       "update, reveal of the loss), tfe.LocalConfig default devices as configured"}
+                       "update, reveal of the loss)"}
     for name in protocols:
         out[name] = {**timing[name], "first_call_s": first[name],
                      "iterations_per_s": 1.0 / timing[name]["median_s"]}
@@ -271,7 +271,8 @@ def train_cli_benchmark(shape, rounds, seed, log=print) -> dict:
             for name in samples:
                 log(f"  training: tfe-accel train --protocol {name} (round {r + 1}/{rounds}) ...")
                 samples[name].append(_run_cli(paths, name, os.path.join(tmp, f"out-{name}-{r}")))
-    out = {"shape": list(shape), "owners": 2, "rounds": rounds, "status": "ok",
+    out = {"shape": shape if isinstance(shape, str) else list(shape), "owners": 2, "rounds": rounds,
+           "status": "ok",
            "settings": "tfe-accel train defaults (20 full-batch epochs, balanced class weights in MPC, "
                        "standardisation in MPC, 5-piece sigmoid, 20% held out), one process per run, "
                        "stock and accelerated alternating; wall = process start to exit"}
@@ -328,10 +329,10 @@ def run(quick: bool = False, runs: int = None, warmup: int = None, seed: int = 4
     def step():
         r = step_benchmark(n, d, runs, warmup, seed, log=log)
         if not quick:
-            a = r["accelerated"]
-            r["target"] = {"speedup": 1.8, "first_call_s": 0.5,
-                           "note": "issue 4: n=386, d=17814 >= 1.8x; issue 15: first trace <= 0.5 s",
-                           "met": bool(r["speedup"] >= 1.8 and a["trace_s"] <= 0.5)}
+            r["target"] = {"speedup": 1.8, "note": "issue 4: n=386, d=17814 >= 1.8x",
+                           "met": bool(r["speedup"] >= 1.8)}
+            r["trace_target"] = {"trace_s": 0.5, "note": "issue 15: first trace of the step <= 0.5 s",
+                                 "met": bool(r["accelerated"]["trace_s"] <= 0.5)}
         return r
 
     guarded("lr_step", step)
@@ -362,8 +363,21 @@ def run(quick: bool = False, runs: int = None, warmup: int = None, seed: int = 4
 
     guarded("lr_iterations_d10_b128", its("partitioned"))
     guarded("lr_iterations_d10_b128_localconfig", its("localconfig"))
-    log("  training: TFE Keras Dense train step, D=10, batch 128 ...")
-    guarded("keras_dense_d10_b128", lambda: keras_benchmark(10, 128, max(runs, 9), warmup, seed + 2, log=log))
+    def keras(config_name):
+        def f():
+            log(f"  training: TFE Keras Dense train step, D=10, batch 128 ({config_name}) ...")
+            tfe.set_config(PartitionedLocalConfig() if config_name == "partitioned"
+                           else tfe.LocalConfig(["server0", "server1", "server2"]))
+            try:
+                r = keras_benchmark(10, 128, max(runs, 9), warmup, seed + 2, log=log)
+            finally:
+                tfe.set_config(PartitionedLocalConfig())
+            r["config"] = config_name
+            return r
+        return f
+
+    guarded("keras_dense_d10_b128", keras("partitioned"))
+    guarded("keras_dense_d10_b128_localconfig", keras("localconfig"))
     log("  training: one epoch per call, D=10, batch 128 ...")
     guarded("epoch_loop_d10_b128", lambda: epoch_benchmark(
         128 * (10 if quick else 100), 10, 128, epochs_timed=3 if quick else 5, rounds=1, seed=seed + 3, log=log))
@@ -394,11 +408,13 @@ def format_table(section: dict) -> str:
                      ft(step["stock"]["median_s"]), ft(step["accelerated_tfe_function"]["median_s"]),
                      ft(step["accelerated"]["median_s"]), f"{step['speedup']:.2f}x",
                      f"{step['speedup_vs_today']:.2f}x",
-                     ("target >= 1.8x, trace <= 0.5 s: " + ("met" if tgt.get("met") else "NOT met")) if tgt else ""))
+                     ("target >= 1.8x: " + ("met" if tgt.get("met") else "NOT met")) if tgt else ""))
+        tt = step.get("trace_target") or {}
         rows.append(("  first call (incl. tracing)", ft(step["stock_tfe_function"]["first_call_s"]),
                      ft(step["stock"]["first_call_s"]), ft(step["accelerated_tfe_function"]["first_call_s"]),
                      ft(step["accelerated"]["first_call_s"]), "", "",
-                     f"trace {ft(step['accelerated']['trace_s'])}"))
+                     f"trace {ft(step['accelerated']['trace_s'])}"
+                     + (("; target <= 0.5 s: " + ("met" if tt.get("met") else "NOT met")) if tt else "")))
         for piece in step["stock"].get("breakdown", {}):
             ps, pa = step["stock"]["breakdown"][piece], step["accelerated"]["breakdown"][piece]
             rows.append((f"  {piece}", "", ft(ps["median_s"]), "", ft(pa["median_s"]),
@@ -416,14 +432,16 @@ def format_table(section: dict) -> str:
                          f"target >= 1500 it/s, >= 5x today: {'met' if it['target']['met'] else 'NOT met'}"))
         elif it:
             rows.append((label, "FAILED", it.get("error", "")[:60], "", "", "", "", ""))
-    k = section.get("keras_dense_d10_b128", {})
-    if k.get("status") == "ok":
-        rows.append(("Keras Dense train step it/s", f"{k['stock']['iterations_per_s']:.0f}", "",
-                     f"{k['accelerated_tfe_function']['iterations_per_s']:.0f}",
-                     f"{k['accelerated']['iterations_per_s']:.0f}", f"{k['speedup']:.2f}x", "",
-                     f"target >= 754 it/s: {'met' if k['target']['met'] else 'NOT met'}"))
-    elif k:
-        rows.append(("Keras Dense", "FAILED", k.get("error", "")[:60], "", "", "", "", ""))
+    for key, label in (("keras_dense_d10_b128", "Keras Dense train step it/s"),
+                       ("keras_dense_d10_b128_localconfig", "Keras Dense train step it/s (LocalConfig)")):
+        k = section.get(key, {})
+        if k.get("status") == "ok":
+            rows.append((label, f"{k['stock']['iterations_per_s']:.0f}", "",
+                         f"{k['accelerated_tfe_function']['iterations_per_s']:.0f}",
+                         f"{k['accelerated']['iterations_per_s']:.0f}", f"{k['speedup']:.2f}x", "",
+                         f"target >= 754 it/s: {'met' if k['target']['met'] else 'NOT met'}"))
+        elif k:
+            rows.append((label, "FAILED", k.get("error", "")[:60], "", "", "", "", ""))
     el = section.get("epoch_loop_d10_b128", {})
     if el.get("status") == "ok":
         rows.append((f"epoch per call, D=10 b128 ({el['steps_per_epoch']} batches), batches/s", "",
@@ -440,7 +458,7 @@ def format_table(section: dict) -> str:
     tc = section.get("train_cli", {})
     if tc.get("status") == "ok":
         s, a = tc["stock"], tc["accelerated"]
-        rows.append((f"tfe-accel train {'x'.join(map(str, tc['shape'])) if isinstance(tc['shape'], list) else tc['shape']}",
+        rows.append((f"tfe-accel train {tc['shape'] if isinstance(tc['shape'], str) else 'x'.join(map(str, tc['shape']))}",
                      "", f"{s['wall_s']:.2f} s", "", f"{a['wall_s']:.2f} s", f"{tc['speedup']:.2f}x", "",
                      f"secure phases {s['secure_phases_s']:.2f}/{a['secure_phases_s']:.2f} s, peak RSS "
                      f"{s['peak_rss_bytes'] / 1e9:.2f}/{a['peak_rss_bytes'] / 1e9:.2f} GB; target "

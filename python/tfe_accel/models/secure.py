@@ -136,7 +136,16 @@ from .mpc import (  # noqa: E402,F401
 
 
 def peak_rss_bytes() -> Optional[int]:
-    """This process's peak resident set size (Linux/macOS ``getrusage``), or None."""
+    """This process's peak resident set size: ``VmHWM`` of /proc/self/status on Linux (the high-water
+    mark of this program's own address space; ``getrusage``'s ``ru_maxrss`` also counts a parent's
+    pages when the process was started by fork + exec from a large one), else ``getrusage``."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
     try:
         import resource
         import sys

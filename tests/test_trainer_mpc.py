@@ -146,9 +146,14 @@ def _owners(case):
     return split_owners(x, y, g, case["owners"], case["split"], seed=1)
 
 
-# Fixed-point noise of the secure trainer: run-to-run relative L2 distances of the baseline's own
-# runs were 2e-4 .. 2e-3 (tests/data/trainer_baseline_f37c3b4.json); the bound leaves 2.5x margin.
-SAME_WITHIN = 5e-3
+# Bounds on the relative L2 distance to every baseline run. golub_default (16 fractional bits, as
+# make run): the baseline's own runs differ by 1.9e-3 and 8 runs of the compiled trainer were
+# 1.2e-3 .. 2.1e-3 from them: 5e-3. The small cases use 20 fractional bits, where the run-to-run noise
+# is ~5e-5: 8 runs were 6e-5 .. 3.9e-4 from the baseline (the compiled trainer computes the same
+# model along another route: raw-space weights, one truncation per column sum of squares, another
+# reciprocal): 1e-3.
+SAME_WITHIN = {"golub_default": 5e-3}
+SAME_WITHIN_DEFAULT = 1e-3
 
 
 @pytest.mark.parametrize("name", sorted(_baseline()["cases"]))
@@ -161,7 +166,7 @@ def test_weights_unchanged_from_before_compilation(name):
     new = np.r_[res.weights, res.bias]
     for run in base["runs"]:
         old = np.r_[run["weights"], run["bias"]]
-        assert relative_l2(new, old) < SAME_WITHIN, (name, relative_l2(new, old))
+        assert relative_l2(new, old) < SAME_WITHIN.get(name, SAME_WITHIN_DEFAULT), (name, relative_l2(new, old))
     if case["split"] == "horizontal":
         X, Y = np.concatenate([o.x for o in owners]), np.concatenate([o.y for o in owners])
     else:

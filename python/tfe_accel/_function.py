@@ -261,7 +261,7 @@ class _Flattener:
             sig, tensors = self._leaf(value)
             flat += tensors
             return sig
-        if isinstance(value, tf.Tensor):
+        if isinstance(value, (tf.Tensor, tf.TensorSpec)):  # a spec: tracing ahead (output_specs)
             flat.append(value)
             return (_TENSOR, tuple(value.shape.as_list()), value.dtype)
         if isinstance(value, (list, tuple)):
@@ -387,6 +387,10 @@ class _Wrapper:
         self.devcache = {}
         self.checked = False
 
+    def specs(self, specs):
+        """The output structure with ``tf.TensorSpec`` shares (stand-ins for tracing ahead)."""
+        return self._build(self.sig, specs, [0], True)
+
     def __call__(self, outs):
         if self.checked:
             return self._build(self.sig, outs, [0], True)
@@ -433,6 +437,11 @@ class _Wrapper:
             p = pos[0]
             pos[0] += 3
             _, pub = _tfe_classes()
+            if fast and isinstance(outs[p], tf.TensorSpec):
+                obj = pub.__new__(pub)
+                obj.prot, obj.is_scaled, obj.share_type = prot, is_scaled, "PUBLIC"
+                obj.values = [factory.tensor(outs[p + i], encode=False) for i in range(3)]
+                return obj
             values = [factory.tensor(_on_device(outs[p + i], prot.servers[i].device_name, self.devcache),
                                      encode=False) for i in range(3)]
             return pub(prot, values, is_scaled)
@@ -523,6 +532,19 @@ class Function:
         return entry(flat)
 
     def get_concrete_function(self, *args, **kwargs):
+        """The traced graph for these arguments (tracing it if needed). TFE tensors and tensors may be
+        stand-ins holding ``tf.TensorSpec``s (see :meth:`output_specs`)."""
+        return self._entry(args, kwargs).concrete
+
+    def output_specs(self, *args, **kwargs):
+        """The outputs this function returns for these arguments (tracing it if needed), as stand-ins
+        whose shares are ``tf.TensorSpec``s: pass them to another ``tfe_accel.function``'s
+        ``get_concrete_function`` to trace it before this one has run (e.g. while it runs)."""
+        entry = self._entry(args, kwargs)
+        outs = [tf.TensorSpec(t.shape, t.dtype) for t in entry.concrete.outputs]
+        return _Wrapper(entry.out_sig, entry.prot).specs(outs)
+
+    def _entry(self, args, kwargs) -> "_Trace":
         import tf_encrypted as tfe
 
         prot = tfe.get_protocol()
@@ -531,8 +553,7 @@ class Function:
         if self._flatten is None:
             self._flatten = _Flattener()
         sig = (id(prot), self._flatten(args, flat, keep), self._flatten(kwargs, flat, keep))
-        entry = self._cache.get(sig) or self._trace(sig, prot, keep, args, kwargs, flat)
-        return entry.concrete
+        return self._cache.get(sig) or self._trace(sig, prot, keep, args, kwargs, flat)
 
     @property
     def concrete_functions(self) -> list:

@@ -87,6 +87,9 @@ def cmd_train(args) -> int:
     from .models.report import run_training, summary_table
 
 
+    from .models.report import preload_plotting
+
+    preload_plotting()  # matplotlib's import (~0.4 s) overlaps loading and the secure phases
     protocol = args.protocol or ("accelerated" if accelerated_available() else "stock")
     tfe_config = None
     if args.cluster:

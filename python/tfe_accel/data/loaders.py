@@ -203,7 +203,7 @@ def load_npz(path: str, label_column: Optional[str] = "label", require_label: bo
         raise DataError(f"{path}: array 'x' must be a non-empty 2-D samples x genes array, got shape {x.shape}")
     if not np.issubdtype(x.dtype, np.number):
         raise DataError(f"{path}: array 'x' is not numeric (dtype {x.dtype})")
-    x = x.astype(np.float64)
+    x = np.asarray(x, dtype=np.float64)  # no copy when the file already holds float64
     genes = [str(g) for g in z["genes"]] if "genes" in z else [f"g{j}" for j in range(x.shape[1])]
     if len(genes) != x.shape[1]:
         raise DataError(f"{path}: 'genes' has {len(genes)} names for {x.shape[1]} columns of 'x'")

@@ -61,9 +61,18 @@ def sigmoid_fn(name: str):
 
 
 def standardize_stats(x: np.ndarray, eps: float = STANDARDIZE_EPS):
+    mean, inv_std, _ = _standardized(x, eps)
+    return mean, inv_std
+
+
+def _standardized(x: np.ndarray, eps: float = STANDARDIZE_EPS):
+    """(mean, 1/sqrt(var + eps), the standardised records): one n x d allocation, no temporaries."""
     mean = x.mean(axis=0)
-    var = ((x - mean) ** 2).mean(axis=0)
-    return mean, 1.0 / np.sqrt(var + eps)
+    xs = x - mean
+    var = np.einsum("ij,ij->j", xs, xs) / x.shape[0]
+    inv_std = 1.0 / np.sqrt(var + eps)
+    xs *= inv_std
+    return mean, inv_std, xs
 
 
 def class_weights(y: np.ndarray, mode: str) -> np.ndarray:
@@ -120,9 +129,7 @@ def train_plaintext_variants(x, y, *, sigmoids, epochs: int, learning_rate: floa
     y = np.asarray(y, dtype=np.float64).reshape(-1)
     n, d = x.shape
     if standardize:
-        mean, inv_std = standardize_stats(x)
-        xs = x - mean
-        xs *= inv_std
+        mean, inv_std, xs = _standardized(x)
     else:
         mean, inv_std = np.zeros(d), np.ones(d)
         xs = x

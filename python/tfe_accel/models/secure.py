@@ -18,6 +18,7 @@ import math
 import os
 import shutil
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import List, Optional, Sequence
@@ -343,7 +344,7 @@ class SecureLogisticRegression:
         k = min(k, max_truncation(prot) - f)
         return {"k": k, "c": step * 2.0 ** k, "amount": f + k}
 
-    def _step(self, prot, Xb, yb, cb, vv, bv, with_row: bool):
+    def _step(self, prot, Xb, yb, cb, q, vv, bv, with_row: bool):
         """One gradient step on batch rows Xb (with the -mean row last when standardising)."""
         cfg = self.config
         m = self._m
@@ -356,7 +357,7 @@ class SecureLogisticRegression:
         rs = prot.reduce_sum(r, axis=0, keepdims=True)
         g = prot.matmul(prot.transpose(Xb), prot.concat([r, rs], axis=0) if with_row else r)
         if with_row:  # raw-space weights v: v -= LR/|B| (X - mean)^T r / (var + eps)
-            u = mul_shifted(prot, g, self._shared["q"], self._shift["amount"])
+            u = mul_shifted(prot, g, q, self._shift["amount"])
         else:
             u = mul_const(prot, g, lr / m)
         if l2 > 0:  # the penalty l2 * w of the standardised model is l2 * v in the raw space
@@ -375,11 +376,11 @@ class SecureLogisticRegression:
         with_row = cfg.standardize
         info = {}
 
-        def epoch(X, y, c, idx):
+        def epoch(X, y, c, q, idx):
             fresh_op_cache()
             v0, b0 = v.read_value(), b.read_value()
             if full:
-                v1, b1, loss = self._step(prot, X, y, c, v0, b0, with_row)
+                v1, b1, loss = self._step(prot, X, y, c, q, v0, b0, with_row)
                 info["step_graph"] = None
             else:
                 steps = int(idx.shape[0])
@@ -391,7 +392,7 @@ class SecureLogisticRegression:
                     Xb = prot.gather(X, tf.concat([rows, row], 0) if with_row else rows, axis=0)
                     yb = prot.gather(y, rows, axis=0)
                     cb = prot.gather(c, rows, axis=0) if c is not None else None
-                    v2, b2, l2_ = self._step(prot, Xb, yb, cb, vv, bv, with_row)
+                    v2, b2, l2_ = self._step(prot, Xb, yb, cb, q, vv, bv, with_row)
                     return [v2, b2] + ([state[2] + l2_] if cfg.reveal_loss else [])
 
                 init = [v0, b0] + ([b0 - b0] if cfg.reveal_loss else [])
@@ -405,7 +406,9 @@ class SecureLogisticRegression:
                 return loss.reveal().to_native()
             return None
 
-        return tfe_function(epoch, name="secure_epoch"), info
+        # Grappler: measured on this project's 2-core machine, it speeds a mini-batch epoch's loop up by
+        # ~10% but only costs ~0.09 s at the first call of a full-batch epoch (one step, no loop).
+        return tfe_function(epoch, name="secure_epoch", grappler=not full), info
 
     def _public_class_weights(self, owners):
         # Explicit opt-in: every owner discloses its class counts; the weights become public.
@@ -432,14 +435,38 @@ class SecureLogisticRegression:
         x_parts, y_parts = self._owner_inputs(prot, owners)
         pub_w = self._public_class_weights(owners) if cfg.class_weight == "public" else None
         prep_fn = self._preprocess_fn(prot, n, split, pub_w)
-        sh = prep_fn(x_parts, y_parts)
-        del x_parts, y_parts  # the owners' encoded copies: only the shares are needed from here on
-        self._shared = sh
-        self._class_weights = sh["cw"]
+        spec = prep_fn.output_specs(x_parts, y_parts)  # traces the preprocessing graph
 
         v = prot.define_private_variable(np.zeros((d, 1)), name="w")
         b = prot.define_private_variable(np.zeros((1, 1)), name="b")
         self._w, self._b = v, b
+        epoch_fn, info = self._epoch_fn(prot, v, b, n, full)
+        reveal_fn = self._reveal_fn(prot, v, b)
+        steps = 1 if full else len(batch_schedule(n, cfg.batch_size, 0, cfg.seed))
+        idx_spec = None if full else tf.TensorSpec([steps, self._m], tf.int32)
+        # The preprocessing graph runs (TF releases the GIL) while the epoch and reveal graphs are
+        # traced from the preprocessing's output signature (Python): the two overlap.
+        box = {}
+
+        def run_preprocessing():
+            try:
+                box["out"] = prep_fn(x_parts, y_parts)
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+                box["error"] = exc
+
+        worker = threading.Thread(target=run_preprocessing, name="tfe-accel-preprocessing")
+        worker.start()
+        try:
+            epoch_fn.get_concrete_function(spec["X"], spec["y"], spec["c"], spec["q"], idx_spec)
+            reveal_fn.get_concrete_function(spec["neg_mean"])
+        finally:
+            worker.join()
+        if "error" in box:
+            raise box["error"]
+        sh = box["out"]
+        del x_parts, y_parts, spec  # the owners' encoded copies: only the shares are needed from here on
+        self._shared = sh
+        self._class_weights = sh["cw"]
         setup_seconds = time.perf_counter() - t0
 
         start_epoch = 0
@@ -464,7 +491,7 @@ class SecureLogisticRegression:
                 batches = batch_schedule(n, cfg.batch_size, epoch, cfg.seed)
                 steps = len(batches)
                 idx = tf.constant(np.stack(batches).astype(np.int32))
-            out = epoch_fn(sh["X"], sh["y"], sh["c"], idx)
+            out = epoch_fn(sh["X"], sh["y"], sh["c"], sh["q"], idx)
             if cfg.reveal_loss:
                 losses.append(float(np.asarray(out).reshape(-1)[0]) / steps)
             else:
@@ -481,11 +508,9 @@ class SecureLogisticRegression:
             bar.close()
         train_seconds = time.perf_counter() - t_train
 
-        if not full:
-            steps = len(batch_schedule(n, cfg.batch_size, 0, cfg.seed))
-        comm = self._epoch_communication(epoch_fn, info, steps, sh, n, full)
+        comm = self._epoch_communication(epoch_fn, info, steps, full)
         t_rev = time.perf_counter()
-        weights, bias, reveal_fn = self._reveal_model(prot, v, b, sh["neg_mean"])
+        weights, bias = self._reveal_model(reveal_fn, sh["neg_mean"])
         reveal_seconds = time.perf_counter() - t_rev
         return SecureResult(weights=weights, bias=bias, losses=losses, epoch_times=epoch_times,
                             setup_seconds=setup_seconds, train_seconds=train_seconds,
@@ -500,26 +525,16 @@ class SecureLogisticRegression:
                                            "epochs": train_seconds, "reveal": reveal_seconds},
                             peak_rss_bytes=peak_rss_bytes())
 
-    def _epoch_communication(self, epoch_fn, info, steps, sh, n, full):
+    def _epoch_communication(self, epoch_fn, info, steps, full):
         """Messages, bytes and rounds of one epoch, read from the traced epoch graph (and, for
         mini-batches, its loop body: one batch step)."""
-        import tensorflow as tf
-
         from ..accounting import graph_stats, party_devices
 
         try:
             party_devices()
         except ValueError as exc:  # players share a device: parties cannot be told apart
             return {"measured": False, "reason": str(exc)}
-        if full:
-            if not epoch_fn.concrete_functions:  # no epoch ran (e.g. resumed at the last epoch)
-                epoch_fn.get_concrete_function(sh["X"], sh["y"], sh["c"], None)
-            stats = graph_stats(epoch_fn.concrete_functions[0])
-        else:
-            if info.get("step_graph") is None:
-                idx = tf.zeros([steps, self._m], tf.int32)
-                epoch_fn.get_concrete_function(sh["X"], sh["y"], sh["c"], idx)
-            stats = graph_stats(info["step_graph"])
+        stats = graph_stats(epoch_fn.concrete_functions[0] if full else info["step_graph"])
         return {
             "measured": True,
             "per_step": {"messages": stats.messages, "bytes": stats.bytes, "rounds": stats.rounds,
@@ -529,7 +544,7 @@ class SecureLogisticRegression:
                           "rounds": stats.rounds * steps},
         }
 
-    def _reveal_model(self, prot, v, b, neg_mean):
+    def _reveal_fn(self, prot, v, b):
         """The only reveal by default: the final model in the raw gene space (v, and
         b_raw = b - mean . v computed inside MPC), so the scaling statistics stay secret."""
 
@@ -540,11 +555,14 @@ class SecureLogisticRegression:
                 bv = bv + prot.matmul(neg_mean, vv)
             return [vv.reveal().to_native(), bv.reveal().to_native()]
 
-        fn = tfe_function(final, name="secure_reveal_model", grappler=False)
-        wv, bv = fn(neg_mean)
+        return tfe_function(final, name="secure_reveal_model", grappler=False)
+
+    @staticmethod
+    def _reveal_model(reveal_fn, neg_mean):
+        wv, bv = reveal_fn(neg_mean)
         weights = np.asarray(wv, dtype=np.float64).reshape(-1)
         bias = float(np.asarray(bv).reshape(-1)[0])
-        return weights, bias, fn
+        return weights, bias
 
     def reveal_class_weights(self):
         """[n/(2 n_pos), n/(2 n_neg)] from inside MPC (for tests and debugging only: it reveals the

@@ -8,7 +8,7 @@ Every row times what a user waits for, side by side in this process (interleaved
    call (tracing included) of each and a time breakdown (forward matmul, sigmoid, backward matmul +
    updates) from the same pieces compiled alone. The step is the secure trainer's rule
    (``tfe_accel.models.secure``): z = Xw + b, p = sigmoid_5piece(z), r = p - y, w -= lr/n X^T r,
-   b -= lr/n sum(r).
+   b -= lr/n sum(r), the constants with the trainer's per-step precision (``mul_const(terms=1)``).
 2. LR iterations per second at D = 10, batch 128 (the TF Encrypted issue #847 setting), the same
    four variants, next to the >= 754 it/s of Hong et al.; on ``PartitionedLocalConfig`` (one logical
    device per party, as every other row) and on TFE's default ``tfe.LocalConfig`` (every player on
@@ -52,8 +52,8 @@ def _lr_step(prot, x, y, w, b, n):
     z = prot.matmul(x, w) + b
     p = prot.sigmoid(z, approx_type="5_piecewise_linear")
     r = p - y
-    gw = mul_const(prot, prot.matmul(prot.transpose(x), r), LR / n)
-    gb = mul_const(prot, prot.reduce_sum(r, axis=0, keepdims=True), LR / n)
+    gw = mul_const(prot, prot.matmul(prot.transpose(x), r), LR / n, terms=1)
+    gb = mul_const(prot, prot.reduce_sum(r, axis=0, keepdims=True), LR / n, terms=1)
     return [w - gw, b - gb]
 
 
@@ -68,8 +68,8 @@ def _pieces(n):
         return prot.sigmoid(z, approx_type="5_piecewise_linear")
 
     def backward(prot, x, y, w, b, z, r):
-        gw = mul_const(prot, prot.matmul(prot.transpose(x), r), LR / n)
-        gb = mul_const(prot, prot.reduce_sum(r, axis=0, keepdims=True), LR / n)
+        gw = mul_const(prot, prot.matmul(prot.transpose(x), r), LR / n, terms=1)
+        gb = mul_const(prot, prot.reduce_sum(r, axis=0, keepdims=True), LR / n, terms=1)
         return [w - gw, b - gb]
 
     return {"forward matmul": forward, "sigmoid": sigmoid, "backward matmul + update": backward}

@@ -25,7 +25,7 @@ def main() -> int:
         skip = _SkipOptionalJax()
         sys.meta_path.insert(0, skip)
     try:
-        import tfe_accel  # noqa: F401  (imports TensorFlow; sub-commands that need no TF stay cheap below)
+        from tfe_accel.cli import main as cli_main  # imports tfe_accel, hence TensorFlow
     except ImportError as exc:
         if type(exc).__name__ != "BuildMismatchError":
             raise
@@ -39,13 +39,6 @@ def main() -> int:
     import gc
 
     gc.freeze()
-    try:
-        from tfe_accel.cli import main as cli_main
-    except ImportError as exc:
-        if type(exc).__name__ != "BuildMismatchError":
-            raise
-        print(f"tfe-accel: {exc}", file=sys.stderr)
-        return 3
     return cli_main()
 
 

@@ -35,3 +35,17 @@ def aby3():
     prot = tfe.protocol.ABY3()
     tfe.set_protocol(prot)
     yield prot
+
+
+@pytest.fixture(scope="module")
+def partitioned_config():
+    """One logical CPU device per party (tfe_accel.config.PartitionedLocalConfig) for a module's tests;
+    TFE's previous config is restored afterwards (other modules build tensors on its devices)."""
+    import tf_encrypted as tfe
+
+    from tfe_accel.config import PartitionedLocalConfig
+
+    before = tfe.get_config()
+    tfe.set_config(PartitionedLocalConfig())
+    yield
+    tfe.set_config(before)

@@ -12,7 +12,6 @@ import tf_encrypted as tfe
 import tfe_accel
 from conftest import run_python
 from tfe_accel import _function as F
-from tfe_accel.config import PartitionedLocalConfig
 from tfe_accel.models import mpc
 from tfe_accel.protocol import AcceleratedABY3
 
@@ -20,11 +19,8 @@ ULP = 2.0**-16
 
 
 @pytest.fixture(scope="module", autouse=True)
-def partitioned():
-    before = tfe.get_config()
-    tfe.set_config(PartitionedLocalConfig())
+def partitioned(partitioned_config):
     yield
-    tfe.set_config(before)
 
 
 def _reveal(t):

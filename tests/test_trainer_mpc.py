@@ -11,7 +11,6 @@ import pytest
 import tf_encrypted as tfe
 
 import tfe_accel
-from tfe_accel.config import PartitionedLocalConfig
 from tfe_accel.models import SecureLogisticRegression, TrainConfig, mpc, relative_l2, train_plaintext
 from tfe_accel.protocol import AcceleratedABY3
 
@@ -21,11 +20,8 @@ PROTOCOLS = ["stock", "accelerated"]
 
 
 @pytest.fixture(scope="module", autouse=True)
-def partitioned():
-    before = tfe.get_config()
-    tfe.set_config(PartitionedLocalConfig())
+def partitioned(partitioned_config):
     yield
-    tfe.set_config(before)
 
 
 def _prot(name):

@@ -15,6 +15,16 @@ namespace {
 
 using namespace tf_glue::tf_names;  // NOLINT(build/namespaces): our curated list of TF names
 
+// Shapes of a zero share's (key0: [8], nonce0: [], key1: [8], nonce1: []) inputs from input `first`.
+Status ZeroShareKeyShapes(InferenceContext* c, int first) {
+  ShapeHandle unused;
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(first), 1, &unused));
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(first + 2), 1, &unused));
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(first + 1), 0, &unused));
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(first + 3), 0, &unused));
+  return ::tensorflow::OkStatus();
+}
+
 }  // namespace
 
 REGISTER_OP("TfeAccelRssMul")
@@ -31,11 +41,7 @@ REGISTER_OP("TfeAccelRssMul")
     .SetShapeFn([](InferenceContext* c) {
       ShapeHandle s = c->input(0);
       for (int i = 1; i < 4; ++i) TF_RETURN_IF_ERROR(c->Merge(s, c->input(i), &s));
-      ShapeHandle unused;
-      TF_RETURN_IF_ERROR(c->WithRank(c->input(4), 1, &unused));
-      TF_RETURN_IF_ERROR(c->WithRank(c->input(6), 1, &unused));
-      TF_RETURN_IF_ERROR(c->WithRank(c->input(5), 0, &unused));
-      TF_RETURN_IF_ERROR(c->WithRank(c->input(7), 0, &unused));
+      TF_RETURN_IF_ERROR(ZeroShareKeyShapes(c, 4));
       c->set_output(0, s);
       return ::tensorflow::OkStatus();
     })
@@ -94,7 +100,7 @@ REGISTER_OP("TfeAccelRssColumnSquares")
     .Output("z: int64")
     .SetIsStateful()  // not folded or deduplicated: it expands a fresh zero share
     .SetShapeFn([](InferenceContext* c) {
-      ShapeHandle x, m, unused;
+      ShapeHandle x, m;
       TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 2, &x));
       TF_RETURN_IF_ERROR(c->Merge(x, c->input(1), &x));
       TF_RETURN_IF_ERROR(c->WithRank(c->input(2), 2, &m));
@@ -102,10 +108,7 @@ REGISTER_OP("TfeAccelRssColumnSquares")
       DimensionHandle one, cols;
       TF_RETURN_IF_ERROR(c->WithValue(c->Dim(m, 0), 1, &one));
       TF_RETURN_IF_ERROR(c->Merge(c->Dim(x, 1), c->Dim(m, 1), &cols));
-      TF_RETURN_IF_ERROR(c->WithRank(c->input(4), 1, &unused));
-      TF_RETURN_IF_ERROR(c->WithRank(c->input(6), 1, &unused));
-      TF_RETURN_IF_ERROR(c->WithRank(c->input(5), 0, &unused));
-      TF_RETURN_IF_ERROR(c->WithRank(c->input(7), 0, &unused));
+      TF_RETURN_IF_ERROR(ZeroShareKeyShapes(c, 4));
       c->set_output(0, c->Matrix(1, cols));
       return ::tensorflow::OkStatus();
     })

@@ -520,16 +520,8 @@ class Function:
         if tfe.get_config().debug or tf.inside_function():
             # TFE's debug mode runs eagerly; inside another trace the body is inlined there.
             return self.python_function(*args, **kwargs)
-        prot = tfe.get_protocol()
         flat: list = []
-        keep: list = []
-        if self._flatten is None:
-            self._flatten = _Flattener()
-        sig = (id(prot), self._flatten(args, flat, keep), self._flatten(kwargs, flat, keep))
-        entry = self._cache.get(sig)
-        if entry is None:
-            entry = self._trace(sig, prot, keep, args, kwargs, flat)
-        return entry(flat)
+        return self._entry(args, kwargs, flat)(flat)
 
     def get_concrete_function(self, *args, **kwargs):
         """The traced graph for these arguments (tracing it if needed). TFE tensors and tensors may be
@@ -544,11 +536,12 @@ class Function:
         outs = [tf.TensorSpec(t.shape, t.dtype) for t in entry.concrete.outputs]
         return _Wrapper(entry.out_sig, entry.prot).specs(outs)
 
-    def _entry(self, args, kwargs) -> "_Trace":
+    def _entry(self, args, kwargs, flat=None) -> "_Trace":
+        """The trace for this call's signature (traced now if new); ``flat`` receives the inputs."""
         import tf_encrypted as tfe
 
         prot = tfe.get_protocol()
-        flat: list = []
+        flat = [] if flat is None else flat
         keep: list = []
         if self._flatten is None:
             self._flatten = _Flattener()

@@ -259,6 +259,7 @@ def _run_cli(paths, protocol, out_dir, extra=()):
     return {"wall_s": wall, "secure_wall_s": t["secure_wall_seconds"],
             "phase_seconds": t.get("phase_seconds"), "trace_seconds": t.get("trace_seconds"),
             "peak_rss_bytes": t.get("peak_rss_bytes"), "weights_relative_l2": metrics["weights_relative_l2"],
+            "process_seconds_at_fit": t.get("process_seconds_at_fit"),
             "auc_abs_diff": metrics["auc_abs_diff"],
             "communication_per_epoch": (metrics.get("communication") or {}).get("per_epoch")}
 
@@ -282,7 +283,9 @@ def train_cli_benchmark(shape, rounds, seed, log=print) -> dict:
                   for k in runs_[0]["phase_seconds"]}
         traces = {k: float(np.median([s["trace_seconds"][k] for s in runs_]))
                   for k in runs_[0]["trace_seconds"]}
+        at_fit = [s["process_seconds_at_fit"] for s in runs_ if s.get("process_seconds_at_fit")]
         out[name] = {"wall_s": med("wall_s"), "wall_runs_s": [s["wall_s"] for s in runs_],
+                     "before_fit_s": float(np.median([a[0] for a in at_fit])) if at_fit else None,
                      "secure_phases_s": float(np.median([sum(s["phase_seconds"].values()) for s in runs_])),
                      "phase_seconds": phases, "trace_seconds": traces,
                      "peak_rss_bytes": int(np.median([s["peak_rss_bytes"] for s in runs_])),

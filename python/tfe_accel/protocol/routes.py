@@ -13,7 +13,7 @@ from tf_encrypted.protocol.aby3.aby3 import ABY3PrivateTensor, ABY3PublicTensor,
 
 from .. import ops
 
-HELPERS = {"_untransposed", "_party_zero_args", "_reshare", "_wrap", "_is_int64", "_public_private_matmul",
+HELPERS = {"_untransposed", "_party_zero_args", "_rss_product", "_reshare", "_wrap", "_is_int64", "_public_private_matmul",
            "_truncation_guard", "_recv", "_kn", "_msb_steps", "_const", "_on", "_home", "_held", "_wrap_held",
            "_piecewise_linear"}
 
@@ -95,6 +95,25 @@ def _reshare(prot, z_values, factory):
 # ------------------------------------------------------------------------------ products
 
 
+def _rss_product(prot, x, y, op_type, party_step, scope):
+    """An RSS product step: party i's fused op ``party_step(i, x_shares_i, y_shares_i, k0, n0, k1,
+    n1)`` (its local product terms and its zero share), one zero-sharing nonce consumed as in stock,
+    stock's resharing, then TFE's truncation when both operands are scaled."""
+    xs, ys = x.unwrapped, y.unwrapped
+    factory = xs[0][0].factory
+    with tf.name_scope(scope):
+        z_vals = []
+        for i in range(3):
+            k0, n0, k1, n1 = _party_zero_args(prot, i)
+            with _on(prot, i, op_type):
+                z_vals.append(party_step((xs[i][0].value, xs[i][1].value), (ys[i][0].value, ys[i][1].value),
+                                         k0, n0, k1, n1))
+        prot._update_pairwise_nonces()  # the zero sharing consumed one nonce, as in stock
+        z = ABY3PrivateTensor(prot, _reshare(prot, z_vals, factory),
+                              x.is_scaled or y.is_scaled, x.share_type)
+        return prot.truncate(z) if x.is_scaled and y.is_scaled else z
+
+
 def _mul_private_private(prot, x, y):
     if not (x.is_arithmetic() and y.is_arithmetic()):
         return Fallback("boolean shares")
@@ -102,20 +121,11 @@ def _mul_private_private(prot, x, y):
         return Fallback("broadcasting or unknown shapes")
     if not _is_int64(prot, x, y):
         return Fallback("non-int64 backing")
-    xs, ys = x.unwrapped, y.unwrapped
-    factory = xs[0][0].factory
-    with tf.name_scope("mul"):
-        z_vals = []
-        for i in range(3):
-            k0, n0, k1, n1 = _party_zero_args(prot, i)
-            with _on(prot, i, "TfeAccelRssMul"):
-                z_vals.append(ops._ops.tfe_accel_rss_mul(
-                    xs[i][0].value, xs[i][1].value, ys[i][0].value, ys[i][1].value,
-                    k0, tf.constant(n0, tf.int64), k1, tf.constant(n1, tf.int64)))
-        prot._update_pairwise_nonces()  # the zero sharing consumed one nonce, as in stock
-        z = ABY3PrivateTensor(prot, _reshare(prot, z_vals, factory),
-                              x.is_scaled or y.is_scaled, x.share_type)
-        return prot.truncate(z) if x.is_scaled and y.is_scaled else z
+
+    def step(xi, yi, k0, n0, k1, n1):
+        return ops._ops.tfe_accel_rss_mul(*xi, *yi, k0, tf.constant(n0, tf.int64), k1, tf.constant(n1, tf.int64))
+
+    return _rss_product(prot, x, y, "TfeAccelRssMul", step, "mul")
 
 
 def column_sum_squares(prot, x, m):
@@ -131,19 +141,11 @@ def column_sum_squares(prot, x, m):
         return Fallback(f"centres of shape {m.shape} for a matrix of shape {x.shape}")
     if not _is_int64(prot, x, m):
         return Fallback("non-int64 backing")
-    xs, ms = x.unwrapped, m.unwrapped
-    factory = xs[0][0].factory
-    with tf.name_scope("column-sum-squares"):
-        z_vals = []
-        for i in range(3):
-            k0, n0, k1, n1 = _party_zero_args(prot, i)
-            with _on(prot, i, "TfeAccelRssColumnSquares"):
-                z_vals.append(ops.rss_column_squares(xs[i][0].value, xs[i][1].value, ms[i][0].value,
-                                                     ms[i][1].value, k0, k1, n0, n1))
-        prot._update_pairwise_nonces()
-        z = ABY3PrivateTensor(prot, _reshare(prot, z_vals, factory), x.is_scaled or m.is_scaled,
-                              x.share_type)
-        return prot.truncate(z) if x.is_scaled and m.is_scaled else z
+
+    def step(xi, mi, k0, n0, k1, n1):
+        return ops.rss_column_squares(*xi, *mi, k0, k1, n0, n1)
+
+    return _rss_product(prot, x, m, "TfeAccelRssColumnSquares", step, "column-sum-squares")
 
 
 def _matmul_private_private(prot, x, y):

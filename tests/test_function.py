@@ -288,7 +288,7 @@ def test_keras_dense_fit_takes_the_fast_path():
     assert np.mean((preds["acc"] > 0.5) == (yv.reshape(-1) > 0.5)) >= 0.7
 
 
-@pytest.mark.parametrize("caller", ["call_flat", "public"])
+@pytest.mark.parametrize("caller", ["inference", "call_flat", "public"])
 def test_call_path_fallbacks(caller):
     """Each entry point gives the same results; the public fallback says so (WARNING)."""
     code = (

@@ -46,7 +46,7 @@ import logging
 import os
 import time
 import weakref
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 import tensorflow as tf
@@ -164,6 +164,8 @@ def _without_grappler(run):
             ctx.function_call_options = saved
 
     return wrapped
+
+
 CALL_PATH: Optional[str] = None  # the entry point chosen on first use (``_select_caller``)
 
 
@@ -217,10 +219,31 @@ def _select_caller(concrete) -> str:
 _PRIV, _PUB, _TENSOR, _NDARRAY, _VAR, _PY, _OBJ, _LIST, _TUPLE, _DICT, _NONE = range(11)
 
 
-def _tfe_classes():
-    from tf_encrypted.protocol.aby3.aby3_tensors import ABY3PrivateTensor, ABY3PublicTensor
+_CLASSES = None
 
-    return ABY3PrivateTensor, ABY3PublicTensor
+
+def _tfe_classes():
+    """(ABY3PrivateTensor, ABY3PublicTensor), imported once (TF Encrypted loads after this module)."""
+    global _CLASSES
+    if _CLASSES is None:
+        from tf_encrypted.protocol.aby3.aby3_tensors import ABY3PrivateTensor, ABY3PublicTensor
+
+        _CLASSES = (ABY3PrivateTensor, ABY3PublicTensor)
+    return _CLASSES
+
+
+def on_parties(prot, tensors, factory, is_scaled, share_type):
+    """A TFE tensor from graph tensors that carry no device (placeholders, loop variables): six shares
+    party by party ([x00, x01, x10, x11, x20, x21]) make a private tensor, three values a public one;
+    each enters its party's device through an Identity there (as stock's ``from_bone`` does)."""
+    priv, pub = _tfe_classes()
+    placed = []
+    for k, t in enumerate(tensors):
+        with tf.device(prot.servers[k * 3 // len(tensors)].device_name):
+            placed.append(factory.tensor(tf.identity(t), encode=False))
+    if len(tensors) == 6:
+        return priv(prot, [placed[0:2], placed[2:4], placed[4:6]], is_scaled, share_type)
+    return pub(prot, placed, is_scaled)
 
 
 class _Flattener:
@@ -292,42 +315,29 @@ class _Flattener:
         return (_PY, type(value), value)
 
 
-def _rebuild(sig, flat_in: list, pos: List[int], prot, objects: Dict[int, Any], original):
+def _rebuild(sig, flat_in: list, pos: List[int], prot, objects: Dict[int, Any]):
     """Inside the trace: the argument described by ``sig`` with placeholders from ``flat_in``."""
     kind = sig[0]
-    if kind == _PRIV:
-        from tf_encrypted.protocol.aby3.aby3_tensors import ABY3PrivateTensor
-
-        _, is_scaled, share_type, factory, _shape, _dtype = sig
+    if kind in (_PRIV, _PUB):
+        width = 6 if kind == _PRIV else 3
         p = pos[0]
-        pos[0] += 6
-        shares = [[None, None], [None, None], [None, None]]
-        for i in range(3):
-            with tf.device(prot.servers[i].device_name):
-                for j in range(2):
-                    shares[i][j] = factory.tensor(tf.identity(flat_in[p + 2 * i + j]), encode=False)
-        return ABY3PrivateTensor(prot, shares, is_scaled, share_type)
-    if kind == _PUB:
-        from tf_encrypted.protocol.aby3.aby3_tensors import ABY3PublicTensor
-
-        _, is_scaled, factory, _shape, _dtype = sig
-        p = pos[0]
-        pos[0] += 3
-        values = []
-        for i in range(3):
-            with tf.device(prot.servers[i].device_name):
-                values.append(factory.tensor(tf.identity(flat_in[p + i]), encode=False))
-        return ABY3PublicTensor(prot, values, is_scaled)
+        pos[0] += width
+        if kind == _PRIV:
+            _, is_scaled, share_type, factory, _shape, _dtype = sig
+        else:
+            _, is_scaled, factory, _shape, _dtype = sig
+            share_type = None
+        return on_parties(prot, flat_in[p:p + width], factory, is_scaled, share_type)
     if kind in (_TENSOR, _NDARRAY):
         t = flat_in[pos[0]]
         pos[0] += 1
         return t
     if kind == _LIST:
-        return [_rebuild(s, flat_in, pos, prot, objects, None) for s in sig[1]]
+        return [_rebuild(s, flat_in, pos, prot, objects) for s in sig[1]]
     if kind == _TUPLE:
-        return tuple(_rebuild(s, flat_in, pos, prot, objects, None) for s in sig[1])
+        return tuple(_rebuild(s, flat_in, pos, prot, objects) for s in sig[1])
     if kind == _DICT:
-        return {k: _rebuild(s, flat_in, pos, prot, objects, None) for k, s in sig[1]}
+        return {k: _rebuild(s, flat_in, pos, prot, objects) for k, s in sig[1]}
     if kind == _NONE:
         return None
     if kind in (_VAR, _OBJ):
@@ -568,8 +578,8 @@ class Function:
             tfe_protocol.nodes.clear()
             try:
                 pos = [0]
-                a = _rebuild(args_sig, list(flat_in), pos, prot, objects, args)
-                k = _rebuild(kwargs_sig, list(flat_in), pos, prot, objects, kwargs)
+                a = _rebuild(args_sig, list(flat_in), pos, prot, objects)
+                k = _rebuild(kwargs_sig, list(flat_in), pos, prot, objects)
                 result = self.python_function(*a, **k)
                 outs: list = []
                 out_box["sig"] = _flatten_outputs(result, outs)

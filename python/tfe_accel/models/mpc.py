@@ -184,16 +184,11 @@ def private_shares(x) -> List:
 
 def private_from_shares(prot, shares: Sequence, is_scaled: bool = True, share_type=None):
     """An ABY3PrivateTensor from six share tensors (each placed on its party's device)."""
-    import tensorflow as tf
-    from tf_encrypted.protocol.aby3.aby3_tensors import ABY3PrivateTensor, ShareType
+    from tf_encrypted.protocol.aby3.aby3_tensors import ShareType
 
-    f = prot.default_factory
-    sh = [[None, None], [None, None], [None, None]]
-    for i in range(3):
-        with tf.device(prot.servers[i].device_name):
-            for j in range(2):
-                sh[i][j] = f.tensor(tf.identity(shares[2 * i + j]), encode=False)
-    return ABY3PrivateTensor(prot, sh, is_scaled, share_type or ShareType.ARITHMETIC)
+    from .._function import on_parties
+
+    return on_parties(prot, list(shares), prot.default_factory, is_scaled, share_type or ShareType.ARITHMETIC)
 
 
 def private_steps(prot, steps: int, body, state: Sequence, parallel_iterations: int = 2,

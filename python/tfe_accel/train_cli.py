@@ -21,7 +21,30 @@ def _batch(text: str):
     return v
 
 
+def _positive(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (v > 0 and v != float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return v
+
+
+def _fractional_bits(text: str):
+    if text == "auto":
+        return None
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"fractional bits must be auto or an integer, got {text!r}") from None
+    if not 12 <= v <= 24:
+        raise argparse.ArgumentTypeError(f"fractional bits must be auto or in [12, 24], got {v}")
+    return v
+
+
 def register(subparsers) -> None:
+    from .models.envelope import DEFAULT_VALUE_LIMIT
     from .models.plaintext import SIGMOIDS
 
     p = subparsers.add_parser(
@@ -52,8 +75,17 @@ def register(subparsers) -> None:
                    help="per-gene standardisation inside MPC (default)")
     g.add_argument("--no-standardize", dest="standardize", action="store_false")
     p.add_argument("--l2", type=float, default=0.0, help="L2 penalty on the weights (default 0)")
-    p.add_argument("--fractional-bits", type=int, default=16,
-                   help="fixed-point fractional bits of the shares (default 16, TFE's; 12..24)")
+    p.add_argument("--log-transform", action="store_true",
+                   help="each owner shares log2(x + 1) of its values (raw intensities or counts; the model "
+                   "is then in log2(x + 1) space)")
+    p.add_argument("--scale", type=_positive, default=1.0, metavar="S",
+                   help="each owner shares x / S (a public scale); the model is reported in the original units")
+    p.add_argument("--value-limit", type=_positive, default=None, metavar="L",
+                   help=f"public bound |x| <= L every owner checks before sharing (default {DEFAULT_VALUE_LIMIT:g}; "
+                   "the numeric envelope says how large it may be)")
+    p.add_argument("--fractional-bits", type=_fractional_bits, default=None, metavar="auto|N",
+                   help="fixed-point fractional bits of the shares: auto (default: the most, up to 20, "
+                   "that the numeric envelope allows for the record count and value limit) or 12..24")
     p.add_argument("--test-fraction", type=float, default=0.2,
                    help="stratified held-out fraction (default 0.2; 0 trains on every record)")
     p.add_argument("--seed", type=int, default=0, help="split and mini-batch seed (default 0)")
@@ -84,6 +116,7 @@ def cmd_train(args) -> int:
     from .cli import process_seconds
     from .data import DataError, load_golub, load_owner, split_owners
     from .models import ProtocolUnavailable, TrainConfig, accelerated_available
+    from .models.envelope import DEFAULT_VALUE_LIMIT
     from .models.report import run_training, summary_table
 
 
@@ -114,6 +147,8 @@ def cmd_train(args) -> int:
             class_weight=args.class_weight, sigmoid=args.sigmoid, standardize=args.standardize,
             l2=args.l2, seed=args.seed, reveal_loss=args.reveal_loss,
             fractional_bits=args.fractional_bits,
+            log_transform=args.log_transform, scale=args.scale,
+            value_limit=args.value_limit if args.value_limit is not None else DEFAULT_VALUE_LIMIT,
             checkpoint_every=args.checkpoint_every,
             checkpoint_dir=os.path.join(args.output, "checkpoints")
             if (args.checkpoint_every or args.resume) else None,

@@ -60,11 +60,20 @@ def run_training(owners: Sequence, *, split: str = "horizontal", config: Optiona
     sec = trainer.fit(train_owners, split)
     wall = time.perf_counter() - t0
     fit_end = process_seconds()
+    # The plaintext references see what the secure trainer sees: the owners' transformed values
+    # (log2(x + 1), / scale); models are compared and evaluated in the secure model's space.
+    from .envelope import envelope_table, owner_values
+
+    xtr = owner_values(xtr, config.log_transform, config.scale)
+    xte = owner_values(xte, config.log_transform, 1.0)
     common = dict(epochs=config.epochs, learning_rate=config.learning_rate, batch_size=config.batch_size,
                   class_weight=config.class_weight, standardize=config.standardize, l2=config.l2,
                   seed=config.seed)
     variants = train_plaintext_variants(xtr, ytr, sigmoids=[config.sigmoid, "exact"], **common)
     plain, exact = variants[config.sigmoid], variants["exact"]
+    if config.scale != 1.0:
+        for v in (plain, exact):
+            v.weights = v.weights / config.scale
 
     eval_x, eval_y, eval_on = (xte, yte, "held-out") if len(yte) else (xtr, ytr, "training (test fraction 0)")
     models = {
@@ -111,13 +120,22 @@ def run_training(owners: Sequence, *, split: str = "horizontal", config: Optiona
             # seconds since this process started, when the secure fit began and ended
             "process_seconds_at_fit": [fit_start, fit_end],
         },
+        "numeric": {
+            "fractional_bits": sec.fractional_bits,
+            "fractional_bits_chosen": config.fractional_bits is None,
+            "value_limit": config.value_limit, "log_transform": config.log_transform,
+            "scale": config.scale,
+            "envelope": envelope_table(len(ytr), config.value_limit, sec.fractional_bits,
+                                       standardize=config.standardize, class_weight=config.class_weight),
+        },
         "communication": sec.communication,
         "losses": {"secure": sec.losses, ref: plain.losses, "plaintext_exact": exact.losses}
         if config.reveal_loss else None,
         "leakage": _leakage(config),
     }
     model = {"weights": [float(v) for v in sec.weights], "bias": float(sec.bias), "genes": genes,
-             "space": "raw input values (standardisation folded in)", "protocol": sec.protocol,
+             "space": ("log2(x + 1) of the input values" if config.log_transform else "raw input values")
+             + " (standardisation folded in)", "protocol": sec.protocol,
              "sigmoid_trained_with": config.sigmoid}
     report["_model"] = model
     report["_curves"] = {k: (eval_y, eval_x @ w + b) for k, (w, b) in models.items()}
@@ -196,7 +214,7 @@ def _plots(report, out):
         return []
     files = []
     f = _Figure((4.5, 4.5))
-    fig, ax = f.fig, f.ax
+    ax = f.ax
     for name, (y, s) in report["_curves"].items():
         if len(np.unique(y)) < 2:
             continue
@@ -209,7 +227,7 @@ def _plots(report, out):
     f.save(os.path.join(out, "roc.png"))
     files.append("roc.png")
     f = _Figure((4.5, 4.5))
-    fig, ax = f.fig, f.ax
+    ax = f.ax
     pw, sw = report["_plain_weights"], np.asarray(report["_model"]["weights"])
     ax.scatter(pw, sw, s=3)
     lim = [min(pw.min(), sw.min()), max(pw.max(), sw.max())]
@@ -220,7 +238,7 @@ def _plots(report, out):
     files.append("weights.png")
     if report.get("losses") and report["losses"]["secure"]:
         f = _Figure((5, 3.5))
-        fig, ax = f.fig, f.ax
+        ax = f.ax
         for name, ls in report["losses"].items():
             ax.plot(np.arange(1, len(ls) + 1) + (len(report["losses"][report["reference"]]) - len(ls)),
                     ls, label=name)
@@ -254,11 +272,22 @@ def summary_table(report: dict) -> str:
         f"{t['epochs_run']} epochs in {t['train_seconds']:.2f} s (first, incl. graph tracing, "
         f"{(t['first_epoch_seconds'] or 0):.2f} s; then {(t['seconds_per_epoch_median'] or 0):.4f} s/epoch median)",
         _phases_line(t),
+        _numeric_line(report.get("numeric")),
         _communication_line(report.get("communication")),
         *([f"fused ops: {report['placement_summary']}"] if report.get("placement_summary") else []),
         f"revealed: {report['leakage']}",
     ]
     return "\n".join(lines)
+
+
+def _numeric_line(num) -> str:
+    if not num:
+        return "numeric envelope: not recorded"
+    how = "chosen by the numeric envelope" if num.get("fractional_bits_chosen") else "as configured"
+    extra = "".join([", owners shared log2(x + 1)" if num.get("log_transform") else "",
+                     f", owners shared x / {num['scale']:g}" if num.get("scale", 1.0) != 1.0 else ""])
+    return (f"fixed point: {num['fractional_bits']} fractional bits ({how}); every owner checked "
+            f"|x| <= {num['value_limit']:g} before sharing{extra}")
 
 
 def _phases_line(t) -> str:
@@ -298,5 +327,12 @@ def markdown(report: dict, plots=()) -> str:
         "```",
         "",
     ]
+    num = report.get("numeric")
+    if num:
+        out += ["## Numeric envelope", "",
+                f"Every secure step's worst case for these public settings ({report['n_train']} records, "
+                f"|x| <= {num['value_limit']:g}, {num['fractional_bits']} fractional bits) against the "
+                "limit of the fixed-point format (docs/training.md, 'Numeric envelope'):", "",
+                num["envelope"], ""]
     out += [f"![{p}]({p})" for p in plots]
     return "\n".join(out) + "\n"

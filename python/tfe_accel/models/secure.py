@@ -25,6 +25,8 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
+from .envelope import (DEFAULT_VALUE_LIMIT, MAX_FRACTIONAL_BITS, MIN_FRACTIONAL_BITS, check_owner_values,
+                       check_revealed_model, choose_fractional_bits, owner_values)
 from .plaintext import SIGMOIDS, STANDARDIZE_EPS, batch_schedule, class_weights
 
 SERVERS = ("server0", "server1", "server2")
@@ -46,7 +48,12 @@ class TrainConfig:
     checkpoint_every: int = 0
     checkpoint_dir: Optional[str] = None
     resume: bool = False
-    fractional_bits: int = 16  # fixed-point precision of the shares (TFE's default is 16)
+    # Fixed-point precision of the shares: None picks the most bits (<= 20) the numeric envelope
+    # allows for the record count and value_limit (models/envelope.py); TFE's default is 16.
+    fractional_bits: Optional[int] = None
+    value_limit: float = DEFAULT_VALUE_LIMIT  # public bound |x| <= value_limit every owner checks
+    log_transform: bool = False  # each owner shares log2(x + 1) of its values (raw intensities, counts)
+    scale: float = 1.0  # each owner shares x / scale; the model is reported in the original units
 
     def validate(self):
         if self.epochs < 0:
@@ -61,8 +68,14 @@ class TrainConfig:
             raise ValueError(f"sigmoid must be one of {', '.join(SIGMOIDS)}, got {self.sigmoid!r}")
         if self.l2 < 0:
             raise ValueError(f"l2 must be >= 0, got {self.l2}")
-        if not 12 <= self.fractional_bits <= 24:
-            raise ValueError(f"fractional bits must be in [12, 24], got {self.fractional_bits}")
+        if self.fractional_bits is not None and not (
+                MIN_FRACTIONAL_BITS <= self.fractional_bits <= MAX_FRACTIONAL_BITS):
+            raise ValueError(f"fractional bits must be in [{MIN_FRACTIONAL_BITS}, {MAX_FRACTIONAL_BITS}] "
+                             f"or auto, got {self.fractional_bits}")
+        if not (math.isfinite(self.value_limit) and self.value_limit > 0):
+            raise ValueError(f"value limit must be a positive number, got {self.value_limit}")
+        if not (math.isfinite(self.scale) and self.scale > 0):
+            raise ValueError(f"scale must be a positive number, got {self.scale}")
         if (self.checkpoint_every or self.resume) and not self.checkpoint_dir:
             raise ValueError("checkpoints and resume need a checkpoint directory")
 
@@ -85,6 +98,7 @@ class SecureResult:
     trace_seconds: dict = field(default_factory=dict)  # per compiled function: time spent tracing it
     phase_seconds: dict = field(default_factory=dict)  # sharing + preprocessing, epochs, reveal
     peak_rss_bytes: Optional[int] = None  # this process's peak resident set size after training
+    fractional_bits: int = 0  # the precision the shares used (TrainConfig's, or the envelope's choice)
 
     def decision(self, x):
         return np.asarray(x, dtype=np.float64) @ self.weights + self.bias
@@ -236,22 +250,35 @@ class SecureLogisticRegression:
         elif self.placement == "gpu":
             raise ValueError("placement 'gpu' needs the accelerated protocol (stock ABY3 has no fused ops "
                              "to place); use --protocol accelerated")
-        prot = cls(fixedpoint_config=fixedpoint_config(self.config.fractional_bits), **kwargs)
+        prot = cls(fixedpoint_config=fixedpoint_config(self.fractional_bits), **kwargs)
         tfe.set_protocol(prot)
         return tfe, prot
 
-    def _owner_inputs(self, prot, owners):
+    def _owner_values(self, owners):
+        """Each owner's own step before anything is shared: the remedies (log2(x + 1), a public
+        scale), then its values checked against the public limit (local: nothing leaves the owner;
+        an out-of-range value is an error naming the owner's file, the gene and the remedy)."""
+        cfg = self.config
+        out = []
+        for k, o in enumerate(owners):
+            what = f"owner{k} ({o.source or 'data'})"
+            x = owner_values(o.x, cfg.log_transform, cfg.scale, what=what, genes=o.genes)
+            check_owner_values(x, cfg.value_limit, what, o.genes, self.fractional_bits)
+            out.append(x)
+        return out
+
+    def _owner_inputs(self, prot, owners, values):
         """Each owner encodes its own values on the fixed-point grid (round(x * 2^f), int64) and
         places them on its own device: what enters the sharing graph (nothing leaves the owner
         unshared)."""
         import tensorflow as tf
         import tf_encrypted as tfe
 
-        f = self.config.fractional_bits
+        f = self.fractional_bits
         xs, ys = [], []
-        for k, o in enumerate(owners):
+        for k, (o, x) in enumerate(zip(owners, values)):
             dev = tfe.get_config().get_player(f"owner{k}").device_name
-            xk = encode_fixed_point(o.x, f, what=f"owner{k} ({o.source or 'data'})")
+            xk = encode_fixed_point(x, f, what=f"owner{k} ({o.source or 'data'})")
             with tf.device(dev):
                 xs.append(tf.convert_to_tensor(xk))
                 if o.y is not None:
@@ -275,8 +302,6 @@ class SecureLogisticRegression:
         - ``neg_mean`` [1, d]; ``y``; ``c`` the per-sample class weights; ``cw`` [n/(2 n_pos),
           n/(2 n_neg)] (balanced only).
         """
-        import tf_encrypted as tfe
-
         cfg = self.config
         shift = self._shift
 
@@ -435,11 +460,18 @@ class SecureLogisticRegression:
         d = sum(o.d for o in owners) if split == "vertical" else owners[0].d
         full = cfg.batch_size is None or cfg.batch_size >= n
         self._m = n if full else cfg.batch_size
+        # The numeric envelope (public: n, the value limit): the fractional bits, then every owner's
+        # own check of its values, all before anything is shared.
+        self.fractional_bits = choose_fractional_bits(n, cfg.value_limit, cfg.fractional_bits,
+                                                      standardize=cfg.standardize,
+                                                      class_weight=cfg.class_weight)
+        values = self._owner_values(owners)
         tfe, prot = self._setup(len(owners))
         self._shift = self._update_shift(prot)
 
         t0 = time.perf_counter()
-        x_parts, y_parts = self._owner_inputs(prot, owners)
+        x_parts, y_parts = self._owner_inputs(prot, owners, values)
+        del values
         pub_w = self._public_class_weights(owners) if cfg.class_weight == "public" else None
         prep_fn = self._preprocess_fn(prot, n, split, pub_w)
         spec = prep_fn.output_specs(x_parts, y_parts)  # traces the preprocessing graph
@@ -455,13 +487,14 @@ class SecureLogisticRegression:
         # traced from the preprocessing's output signature (Python): the two overlap.
         box = {}
 
-        def run_preprocessing():
+        def run_preprocessing(xp, yp):
             try:
-                box["out"] = prep_fn(x_parts, y_parts)
+                box["out"] = prep_fn(xp, yp)
             except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
                 box["error"] = exc
 
-        worker = threading.Thread(target=run_preprocessing, name="tfe-accel-preprocessing")
+        worker = threading.Thread(target=run_preprocessing, args=(x_parts, y_parts),
+                                  name="tfe-accel-preprocessing")
         worker.start()
         try:
             epoch_fn.get_concrete_function(spec["X"], spec["y"], spec["c"], spec["q"], idx_spec)
@@ -518,6 +551,9 @@ class SecureLogisticRegression:
         comm = self._epoch_communication(epoch_fn, info, steps, full)
         t_rev = time.perf_counter()
         weights, bias = self._reveal_model(reveal_fn, sh["neg_mean"])
+        check_revealed_model(weights, bias, cfg.value_limit, self.fractional_bits, cfg.standardize)
+        if cfg.scale != 1.0:  # trained on x / scale: the same model on x
+            weights = weights / cfg.scale
         reveal_seconds = time.perf_counter() - t_rev
         return SecureResult(weights=weights, bias=bias, losses=losses, epoch_times=epoch_times,
                             setup_seconds=setup_seconds, train_seconds=train_seconds,
@@ -530,7 +566,7 @@ class SecureLogisticRegression:
                                            "reveal": reveal_fn.trace_seconds},
                             phase_seconds={"sharing_and_preprocessing": setup_seconds,
                                            "epochs": train_seconds, "reveal": reveal_seconds},
-                            peak_rss_bytes=peak_rss_bytes())
+                            peak_rss_bytes=peak_rss_bytes(), fractional_bits=self.fractional_bits)
 
     def _epoch_communication(self, epoch_fn, info, steps, full):
         """Messages, bytes and rounds of one epoch, read from the traced epoch graph (and, for

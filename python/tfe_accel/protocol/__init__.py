@@ -16,6 +16,7 @@ import tf_encrypted as tfe
 from tf_encrypted.protocol.aby3 import ABY3
 
 from .. import placement as _placement
+from ..fixedpoint import assert_encodable, check_encodable
 from . import routes
 
 logger = logging.getLogger("tfe_accel")
@@ -46,12 +47,17 @@ class AcceleratedABY3(ABY3):
     :param fast_function: ``tfe.function`` takes tfe-accel's fast path (:func:`tfe_accel.function`:
         no AutoGraph, flat calls) while this protocol is active (default); False keeps stock
         ``tfe.function`` (AutoGraph, nested arguments).
+    :param check_ranges: values encoded into fixed point (constants, variables' initial values,
+        private and public inputs) are refused with :class:`tfe_accel.fixedpoint.FixedPointRangeError`
+        when NaN, infinite or |x| >= 2^(62 - f) (they would wrap around the ring), and a warning names
+        the bound when |x| > 2^(31 - f) (a product with a value of that size overflows). Inputs fed as
+        TF tensors are checked in the graph, on the input's own device (default True).
     """
 
     def __init__(self, server_0=None, server_1=None, server_2=None, fixedpoint_config=None,
                  truncation: str = "heuristic", accelerate: bool = True,
                  fresh_randomness_per_call: bool = True, placement: str = "auto",
-                 fast_function: bool = True):
+                 fast_function: bool = True, check_ranges: bool = True):
         if truncation not in TRUNCATION_METHODS:
             raise ValueError(f"truncation must be one of {TRUNCATION_METHODS}, got {truncation!r}")
         if placement not in _placement.PLACEMENTS:
@@ -61,6 +67,8 @@ class AcceleratedABY3(ABY3):
         self.accelerate = accelerate
         self.fresh_randomness_per_call = fresh_randomness_per_call
         self.fast_function = fast_function
+        self.check_ranges = check_ranges
+        self._encoding_what = None
         self._fallbacks_logged = set()
         self._call_counters = None
         self._graph_keys = weakref.WeakKeyDictionary()  # FuncGraph -> per-call derived keys
@@ -183,6 +191,55 @@ class AcceleratedABY3(ABY3):
                     return result
                 self._log_fallback(base_name, suffix, result.reason)
         return super().dispatch(base_name, *args, container=container, **kwargs)
+
+    # ---- encoding: values the fixed-point format cannot hold are refused, never wrapped around ----
+
+    def _encode(self, rationals, apply_scaling):
+        if apply_scaling and self.check_ranges:
+            f = self.fixedpoint_config.precision_fractional
+            if isinstance(rationals, tf.Tensor):
+                # TF tensors: only the user's inputs (TFE encodes its own constants 0/1 this way too,
+                # on the hot path, and those need no check).
+                if self._encoding_what is not None:
+                    rationals = assert_encodable(rationals, f, self._encoding_what)
+            elif not isinstance(rationals, (tf.Variable, tf.Operation)):
+                check_encodable(rationals, f, self._encoding_what or "AcceleratedABY3: value to encode")
+        return super()._encode(rationals, apply_scaling)
+
+    def _checked(self, what, method, *args, **kwargs):
+        outer, self._encoding_what = self._encoding_what, what
+        try:
+            return method(*args, **kwargs)
+        finally:
+            self._encoding_what = outer
+
+    @staticmethod
+    def _what(kind, name):
+        return f"AcceleratedABY3: {kind}" + (f" {name!r}" if name else "")
+
+    def define_constant(self, value, apply_scaling=True, name=None, factory=None):
+        return self._checked(self._what("constant", name), super().define_constant, value, apply_scaling,
+                             name, factory)
+
+    def define_public_variable(self, initial_value, apply_scaling=True, name=None, factory=None):
+        return self._checked(self._what("public variable", name), super().define_public_variable,
+                             initial_value, apply_scaling, name, factory)
+
+    def define_private_variable(self, initial_value, apply_scaling=True, *args, name=None, **kwargs):
+        return self._checked(self._what("private variable", name), super().define_private_variable,
+                             initial_value, apply_scaling, *args, name=name, **kwargs)
+
+    def define_private_input(self, player, inputter_fn, apply_scaling=True, *args, **kwargs):
+        who = getattr(player, "name", player)
+        return self._checked(self._what(f"private input of {who}", kwargs.get("name_scope")),
+                             super().define_private_input, player, inputter_fn, apply_scaling, *args,
+                             **kwargs)
+
+    def define_public_input(self, player, inputter_fn, apply_scaling=True, *args, **kwargs):
+        who = getattr(player, "name", player)
+        return self._checked(self._what(f"public input of {who}", kwargs.get("name_scope")),
+                             super().define_public_input, player, inputter_fn, apply_scaling, *args,
+                             **kwargs)
 
     def truncate(self, x, method=None, amount=None):
         return super().truncate(x, method or self.truncation_method, amount)

@@ -346,6 +346,13 @@ def training_markdown(tr: dict) -> list:
                          f"{trc['preprocessing']:.2f} s; the epoch graph's, {trc['epoch']:.2f} s, overlaps its run), "
                          f"20 epochs {ph['epochs']:.2f} s, reveal {ph['reveal']:.2f} s; "
                          f"rel. L2 to float64 ≤ {tc[name]['weights_relative_l2_max']:.1e} |")
+        pc, a16 = tc.get("precision_cost"), tc.get("accelerated_f16")
+        if pc and a16:
+            lines.append(
+                f"| &nbsp;&nbsp;accelerated at `--fractional-bits 16` (cost of the envelope's 20 bits) | | | | "
+                f"{a16['wall_s']:.2f} s | | | wall ratio (auto / 16 bits) {pc['wall_ratio']:.3f}, secure phases "
+                f"{pc['secure_phases_ratio']:.3f}; worst rel. L2 {pc['weights_relative_l2_max']['auto']:.1e} "
+                f"(auto) vs {pc['weights_relative_l2_max']['f16']:.1e} (16 bits) |")
     for key in ("lr_step", "lr_iterations_d10_b128", "lr_iterations_d10_b128_localconfig",
                 "keras_dense_d10_b128", "keras_dense_d10_b128_localconfig", "epoch_loop_d10_b128", "epoch",
                 "train_cli"):

@@ -264,14 +264,21 @@ def _run_cli(paths, protocol, out_dir, extra=()):
             "communication_per_epoch": (metrics.get("communication") or {}).get("per_epoch")}
 
 
+# The end-to-end variants: (protocol, extra CLI arguments). "accelerated_f16" is the cost of the
+# precision: the same run at 16 fractional bits (the default before the numeric envelope chose 20).
+TRAIN_CLI_VARIANTS = {"stock": ("stock", ()), "accelerated": ("accelerated", ()),
+                      "accelerated_f16": ("accelerated", ("--fractional-bits", "16"))}
+
+
 def train_cli_benchmark(shape, rounds, seed, log=print) -> dict:
-    samples = {"stock": [], "accelerated": []}
+    samples = {name: [] for name in TRAIN_CLI_VARIANTS}
     with tempfile.TemporaryDirectory(prefix="tfe-accel-bench-train-") as tmp:
         paths = _bc_tcga_files(tmp, shape, seed)
         for r in range(rounds):
-            for name in samples:
-                log(f"  training: tfe-accel train --protocol {name} (round {r + 1}/{rounds}) ...")
-                samples[name].append(_run_cli(paths, name, os.path.join(tmp, f"out-{name}-{r}")))
+            for name, (protocol, extra) in TRAIN_CLI_VARIANTS.items():
+                log(f"  training: tfe-accel train {' '.join(('--protocol', protocol) + extra)} "
+                    f"(round {r + 1}/{rounds}) ...")
+                samples[name].append(_run_cli(paths, protocol, os.path.join(tmp, f"out-{name}-{r}"), extra))
     out = {"shape": shape if isinstance(shape, str) else list(shape), "owners": 2, "rounds": rounds,
            "status": "ok",
            "settings": "tfe-accel train defaults (20 full-batch epochs, balanced class weights in MPC, "
@@ -293,7 +300,13 @@ def train_cli_benchmark(shape, rounds, seed, log=print) -> dict:
                      "auc_abs_diff_max": max(s["auc_abs_diff"] for s in runs_),
                      "communication_per_epoch": runs_[0]["communication_per_epoch"]}
     out["speedup"] = out["stock"]["wall_s"] / out["accelerated"]["wall_s"]
-    a = out["accelerated"]
+    a, a16 = out["accelerated"], out["accelerated_f16"]
+    out["precision_cost"] = {
+        "note": "accelerated at the envelope's fractional bits (20 here) vs --fractional-bits 16, "
+                "same run otherwise: same ring operations and messages, so the cost should be noise",
+        "wall_ratio": a["wall_s"] / a16["wall_s"],
+        "secure_phases_ratio": a["secure_phases_s"] / a16["secure_phases_s"],
+        "weights_relative_l2_max": {"auto": a["weights_relative_l2_max"], "f16": a16["weights_relative_l2_max"]}}
     out["target"] = {"wall_s": 5.0, "secure_phases_s": 1.5, "peak_rss_bytes": 1.5e9,
                      "note": "issue 15: <= 5 s wall, secure phases <= 1.5 s, peak RSS <= 1.5 GB",
                      "met": bool(a["wall_s"] <= 5.0 and a["secure_phases_s"] <= 1.5
@@ -466,6 +479,13 @@ def format_table(section: dict) -> str:
                      f"secure phases {s['secure_phases_s']:.2f}/{a['secure_phases_s']:.2f} s, peak RSS "
                      f"{s['peak_rss_bytes'] / 1e9:.2f}/{a['peak_rss_bytes'] / 1e9:.2f} GB; target "
                      + ("met" if tc["target"]["met"] else "NOT met")))
+        pc = tc.get("precision_cost")
+        if pc:
+            a16 = tc["accelerated_f16"]
+            rows.append(("  at 16 fractional bits", "", "", "", f"{a16['wall_s']:.2f} s", "", "",
+                         f"auto/16 bits: wall x{pc['wall_ratio']:.3f}, secure phases "
+                         f"x{pc['secure_phases_ratio']:.3f}; worst rel. L2 "
+                         f"{pc['weights_relative_l2_max']['auto']:.1e} vs {pc['weights_relative_l2_max']['f16']:.1e}"))
     elif tc:
         rows.append(("tfe-accel train", "FAILED", tc.get("error", "")[:60], "", "", "", "", ""))
     return _table(rows)

@@ -176,7 +176,8 @@ def owner_values(x: np.ndarray, log_transform: bool = False, scale: float = 1.0,
         if len(neg):
             j = int(neg[0])
             i = int(np.flatnonzero(x[:, j] < 0)[0])
-            gene = f"gene {genes[j]!r} (column {j + 1})" if genes is not None else f"column {j + 1}"
+            gene = (f"gene {genes[j]!r} (gene column {j + 1} of {x.shape[1]})" if genes is not None
+                    else f"gene column {j + 1}")
             raise NumericRangeError(
                 f"{what}: --log-transform computes log2(x + 1), which needs x >= 0; {gene} has {x[i, j]:g} "
                 f"in record {i + 1} (already log-scale? then drop --log-transform)")
@@ -205,7 +206,8 @@ def check_owner_values(x: np.ndarray, limit: float, what: str, genes: Optional[S
     j = int(bad[np.argmax(np.nan_to_num(col[bad], nan=np.inf))])
     column = x[:, j] if x.ndim == 2 else x.reshape(-1)
     i = int(np.nanargmax(np.abs(column))) if np.isfinite(col[j]) else int(np.flatnonzero(~np.isfinite(column))[0])
-    gene = f"gene {genes[j]!r} (column {j + 1})" if genes is not None and j < len(genes) else f"column {j + 1}"
+    gene = (f"gene {genes[j]!r} (gene column {j + 1} of {x.shape[-1]})" if genes is not None and j < len(genes)
+            else f"gene column {j + 1}")
     bits = f" with {fractional_bits} fractional bits" if fractional_bits is not None else ""
     remedy = ("the values look unlogged (raw intensities or counts): use --log-transform (log2(x + 1) at "
               "each owner before sharing; API: TrainConfig(log_transform=True))" if looks_unlogged(x) else

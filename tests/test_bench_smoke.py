@@ -88,7 +88,7 @@ def test_quick_suite_writes_sane_files(quick_run):
         assert _positive_finite(tc[side]["wall_s"]) and tc[side]["peak_rss_bytes"] > 100e6
         assert set(tc[side]["phase_seconds"]) == {"sharing_and_preprocessing", "epochs", "reveal"}
         assert tc[side]["weights_relative_l2_max"] < 1e-2
-    pc = tc["precision_cost"]  # the envelope's 20 fractional bits vs 16, side by side
+    pc = tc["precision_cost"]  # the envelope's fractional bits (21 here) vs 16, side by side
     assert _positive_finite(tc["accelerated_f16"]["wall_s"]) and _positive_finite(pc["wall_ratio"])
     assert set(pc["weights_relative_l2_max"]) == {"auto", "f16"}
     assert tr["lr_iterations_d10_b128"]["hong_et_al_iterations_per_s"] == 754.0

@@ -169,8 +169,8 @@ def test_mul_const_limit():
 # -- choosing the fractional bits ---------------------------------------------------------------------
 
 def test_choose_fractional_bits():
-    assert choose_fractional_bits(470, 32.0) == 20  # BC-TCGA
-    assert choose_fractional_bits(38, 32.0) == 20  # Golub
+    assert choose_fractional_bits(470, 32.0) == 21  # BC-TCGA
+    assert choose_fractional_bits(38, 32.0) == 21  # Golub
     assert choose_fractional_bits(5000, 32.0) == 19
     assert choose_fractional_bits(470, 32.0, requested=16) == 16
     with pytest.raises(NumericRangeError, match=r"(?s)sum of squares.*at most 45.25"):
@@ -178,7 +178,7 @@ def test_choose_fractional_bits():
     with pytest.raises(NumericRangeError, match="reciprocal"):
         choose_fractional_bits(470, 100.0)
     # without standardisation there is no variance and no reciprocal of it
-    assert choose_fractional_bits(470, 100.0, standardize=False) == 20
+    assert choose_fractional_bits(470, 100.0, standardize=False) == 21
     for b in envelope(470, 32.0, 20):
         assert b.ok, b
 
@@ -248,7 +248,7 @@ def test_trainer_remedies_match_plaintext(remedy):
     owners = split(xu, y, g, 2, seed=0)
     cfg = TrainConfig(epochs=10, learning_rate=0.1, **remedy)
     res = SecureLogisticRegression(cfg, protocol="accelerated").fit(owners)
-    assert res.fractional_bits == 20
+    assert res.fractional_bits == 21
     X = np.concatenate([o.x for o in owners])
     Y = np.concatenate([o.y for o in owners])
     ref = train_plaintext(owner_values(X, cfg.log_transform, cfg.scale), Y, epochs=cfg.epochs,
@@ -288,5 +288,5 @@ def test_cli_refuses_unlogged_file_and_accepts_the_remedy(tmp_path):
     assert "error: owner0 (" in r.stderr and "--log-transform" in r.stderr
     r = run_python(code.replace("+ sys.argv[1:]", "+ ['--log-transform']"))
     assert r.returncode == 0, r.stderr[-2000:]
-    assert "20 fractional bits (chosen by the numeric envelope)" in r.stdout
+    assert "21 fractional bits (chosen by the numeric envelope)" in r.stdout
     assert "owners shared log2(x + 1)" in r.stdout

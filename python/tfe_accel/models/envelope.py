@@ -23,7 +23,7 @@ The worst cases, with R = 2L the widest spread of a gene:
   inputs alone): logits stay far below 2^(62 - 2f) for logistic regression (|z| ~ 10); the bias is
   checked after the reveal (public values).
 
-:func:`choose_fractional_bits` picks the most fractional bits (at most 20) for which every bound holds;
+:func:`choose_fractional_bits` picks the most fractional bits (at most 21) for which every bound holds;
 :func:`check_owner_values` is each owner's local check; :func:`owner_values` applies the owner-side
 remedies (log2(x + 1), a public scale).
 """
@@ -40,7 +40,7 @@ from ..fixedpoint import TRUNCATION_BITS, product_limit
 from .plaintext import STANDARDIZE_EPS
 
 DEFAULT_VALUE_LIMIT = 32.0  # log2 expression is 0..20; standardised values rarely pass 10
-MAX_AUTO_FRACTIONAL_BITS = 20
+MAX_AUTO_FRACTIONAL_BITS = 21
 MIN_FRACTIONAL_BITS = 12
 MAX_FRACTIONAL_BITS = 24
 INTEGRAL_BITS = 11  # TFE's fixed64_heuristic: the reciprocal's first guess covers x <= 2^11
@@ -130,7 +130,7 @@ def max_value_limit(n: int, fractional_bits: int, **kw) -> float:
 def choose_fractional_bits(n: int, value_limit: float, requested: Optional[int] = None, *,
                            standardize: bool = True, class_weight: str = "balanced") -> int:
     """``requested`` when it is given and the envelope holds (else NumericRangeError naming the steps);
-    otherwise the most fractional bits in [16, 20] for which it holds (more bits: less rounding noise)."""
+    otherwise the most fractional bits in [16, 21] for which it holds (more bits: less rounding noise)."""
     kw = dict(standardize=standardize, class_weight=class_weight)
     if requested is not None:
         bad = failing(envelope(n, value_limit, requested, **kw))

@@ -179,6 +179,12 @@ def test_choose_fractional_bits():
         choose_fractional_bits(470, 100.0)
     # without standardisation there is no variance and no reciprocal of it
     assert choose_fractional_bits(470, 100.0, standardize=False) == 21
+    # too many records for any setting: the closest one is explained, with what would fit
+    with pytest.raises(NumericRangeError, match=r"(?s)closest, 17.*variance.*value limit can be at most 28.9"):
+        choose_fractional_bits(40000, 32.0)
+    with pytest.raises(NumericRangeError, match=r"(?s)class-weight reciprocal.*--class-weight public"):
+        choose_fractional_bits(200000, 32.0)
+    assert choose_fractional_bits(200000, 32.0, class_weight="public") == 14  # with a warning
     for b in envelope(470, 32.0, 20):
         assert b.ok, b
 

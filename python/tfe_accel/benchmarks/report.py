@@ -50,6 +50,23 @@ def _plt():
     return plt
 
 
+def _merged_line(merged) -> str:
+    """Which sections an earlier run measured (grouped by run: time, machine, command)."""
+    if not merged or not merged.get("sections"):
+        return ""
+    origins = merged.get("origins") or {n: {"timestamp_utc": merged.get("machine"), "command": merged.get("command")}
+                                        for n in merged["sections"]}
+    groups = {}
+    for name in merged["sections"]:
+        o = origins.get(name) or {}
+        groups.setdefault((o.get("timestamp_utc"), o.get("cpu_model"), o.get("command")), []).append(name)
+    parts = []
+    for (ts, cpu, cmd), names in groups.items():
+        parts.append(f"{', '.join(names)} from the run of {ts}" + (f" on {cpu}" if cpu else "")
+                     + (f" (`{cmd}`)" if cmd else ""))
+    return " Sections " + "; ".join(parts) + "."
+
+
 def _machine_line(results) -> str:
     m = results.get("machine", {})
     return (f"{m.get('cpu_model', '?')}, {m.get('usable_cores', '?')} cores, "
@@ -222,9 +239,7 @@ def markdown_section(results: dict) -> str:
         + (" (**quick mode: small sizes, not representative**)" if st.get("quick") else "")
         + f"; load average (1/5/15 min) at start {_load(m.get('load_average_start'))}, at end "
         f"{_load(st.get('load_average_end'))} (the machine may be shared: read the IQRs)."
-        + (f" Sections {', '.join(st['merged_from']['sections'])} are from the run of "
-           f"{st['merged_from']['machine']} (`{st['merged_from']['command']}`)."
-           if st.get("merged_from") and st["merged_from"].get("sections") else ""),
+        + _merged_line(st.get("merged_from")),
         "Stock = `tfe.protocol.ABY3()` on tfe-accel's PRG/bit ops; ours = `AcceleratedABY3()`; both in "
         "one process on `PartitionedLocalConfig`, graph mode, interleaved, medians (± IQR) per call. "
         "*stock (tfe.function)*: stock ABY3 through stock `tfe.function` (AutoGraph, nested arguments: what "
@@ -349,7 +364,7 @@ def training_markdown(tr: dict) -> list:
         pc, a16 = tc.get("precision_cost"), tc.get("accelerated_f16")
         if pc and a16:
             lines.append(
-                f"| &nbsp;&nbsp;accelerated at `--fractional-bits 16` (cost of the envelope's 20 bits) | | | | "
+                f"| &nbsp;&nbsp;accelerated at `--fractional-bits 16` (vs the envelope's choice, 21 here) | | | | "
                 f"{a16['wall_s']:.2f} s | | | wall ratio (auto / 16 bits) {pc['wall_ratio']:.3f}, secure phases "
                 f"{pc['secure_phases_ratio']:.3f}; worst rel. L2 {pc['weights_relative_l2_max']['auto']:.1e} "
                 f"(auto) vs {pc['weights_relative_l2_max']['f16']:.1e} (16 bits) |")

@@ -9,6 +9,18 @@ import time
 SECTIONS = ("kernels", "protocol", "training", "gpu")
 
 
+def section_origin(results: dict, name: str) -> dict:
+    """When, where and by which command a section of ``results`` was measured (through earlier merges)."""
+    merged = results.get("settings", {}).get("merged_from") or {}
+    if name in (merged.get("origins") or {}):
+        return merged["origins"][name]
+    if name in (merged.get("sections") or []):  # merged before origins were recorded: the timestamp only
+        return {"timestamp_utc": merged.get("machine"), "command": merged.get("command"), "cpu_model": None}
+    m = results.get("machine", {})
+    return {"timestamp_utc": m.get("timestamp_utc"), "command": results.get("settings", {}).get("command"),
+            "cpu_model": m.get("cpu_model")}
+
+
 def run(section: str = "all", quick: bool = False, output: str = None, runs: int = None,
         warmup: int = None, threads=(1, 2), command: str = None, log=None, merge: bool = False) -> dict:
     from . import kernels, machine, protocol, report, training
@@ -41,10 +53,12 @@ def run(section: str = "all", quick: bool = False, output: str = None, runs: int
             for name in SECTIONS:
                 if name not in chosen and name in earlier:
                     results[name] = earlier[name]
+            kept = [n for n in SECTIONS if n not in chosen and n in earlier]
             results["settings"]["merged_from"] = {
-                "sections": [n for n in SECTIONS if n not in chosen and n in earlier],
+                "sections": kept,
                 "machine": earlier.get("machine", {}).get("timestamp_utc"),
-                "command": earlier.get("settings", {}).get("command")}
+                "command": earlier.get("settings", {}).get("command"),
+                "origins": {n: section_origin(earlier, n) for n in kept}}
     tables = []
     for name in chosen:
         log(f"tfe-accel bench: {name} ...")

@@ -302,7 +302,8 @@ def train_cli_benchmark(shape, rounds, seed, log=print) -> dict:
     out["speedup"] = out["stock"]["wall_s"] / out["accelerated"]["wall_s"]
     a, a16 = out["accelerated"], out["accelerated_f16"]
     out["precision_cost"] = {
-        "note": "accelerated at the envelope's fractional bits (20 here) vs --fractional-bits 16, "
+        "note": "accelerated at the numeric envelope's fractional bits (21 at BC-TCGA's shape) vs "
+                "--fractional-bits 16 (the default before the envelope), "
                 "same run otherwise: same ring operations and messages, so the cost should be noise",
         "wall_ratio": a["wall_s"] / a16["wall_s"],
         "secure_phases_ratio": a["secure_phases_s"] / a16["secure_phases_s"],

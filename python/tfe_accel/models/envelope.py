@@ -145,8 +145,12 @@ def choose_fractional_bits(n: int, value_limit: float, requested: Optional[int] 
             _log.warning("numeric envelope: %d records with |x| <= %g fit only %d fractional bits "
                          "(rounding noise 2^-%d)", n, value_limit, f, f)
             return f
-    raise NumericRangeError(_explain(failing(envelope(n, value_limit, MIN_FRACTIONAL_BITS, **kw)), n,
-                                     value_limit, MIN_FRACTIONAL_BITS, **kw))
+    # Nothing fits: explain the closest setting (fewest failing steps, then the most bits).
+    f = min(range(MAX_AUTO_FRACTIONAL_BITS, MIN_FRACTIONAL_BITS - 1, -1),
+            key=lambda b: len(failing(envelope(n, value_limit, b, **kw))))
+    raise NumericRangeError(f"no fractional bits from {MIN_FRACTIONAL_BITS} to {MAX_AUTO_FRACTIONAL_BITS} "
+                            f"hold every secure step; the closest, {f}: "
+                            + _explain(failing(envelope(n, value_limit, f, **kw)), n, value_limit, f, **kw))
 
 
 def _explain(bad, n, L, f, **kw) -> str:
@@ -159,8 +163,8 @@ def _explain(bad, n, L, f, **kw) -> str:
         lines.append(f"with {n} records and {f} fractional bits the value limit can be at most {top:.4g}: "
                      "use --log-transform or --scale S so the values fit, or fewer --fractional-bits")
     else:
-        lines.append("no value limit fits at these fractional bits: use fewer records per training run, "
-                     "fewer --fractional-bits where the steps above allow it, or class_weight 'public'")
+        lines.append("no value limit fits at these fractional bits: use fewer records per training run, or "
+                     "--class-weight public or none (no secure reciprocal of the class fractions)")
     return "\n".join(lines)
 
 

@@ -463,6 +463,24 @@ def test_train_cli_over_cluster_matches_in_process(five, tmp_path):
 
 
 @pytest.mark.slow
+def test_train_cli_over_cluster_checks_owner_values_before_sharing(five, tmp_path):
+    """The numeric envelope's owner-side check holds for --cluster runs: unlogged values stop the run
+    with the owner's file, gene and remedy before anything reaches the party servers."""
+    _ensure_up(five)
+    rng = np.random.default_rng(5)
+    path = tmp_path / "unlogged.csv"
+    x = np.round(2.0 ** rng.normal(8, 2, (24, 6)), 1)
+    y = np.arange(24) % 2
+    path.write_text("label," + ",".join(f"g{j}" for j in range(6)) + "\n"
+                    + "".join(f"{y[i]}," + ",".join(map(str, x[i])) + "\n" for i in range(24)))
+    r = _train("--cluster", five.config_path, "--data", path, "--data", path, "--epochs", 1,
+               "--output", tmp_path / "out")
+    assert r.returncode == 2, r.stderr[-3000:]
+    assert f"owner0 ({path})" in r.stderr and "gene 'g" in r.stderr and "--log-transform" in r.stderr
+    assert not (tmp_path / "out" / "model.json").exists()
+
+
+@pytest.mark.slow
 def test_train_cli_party_killed_then_resumed(five, tmp_path):
     _ensure_up(five)
     out = tmp_path / "out"

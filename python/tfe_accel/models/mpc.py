@@ -142,6 +142,20 @@ def reciprocal(prot, x, iterations: int = 3):
     return y
 
 
+def secure_sigmoid(prot, z, name: str = "5-piece"):
+    """The named piecewise-linear sigmoid (:data:`tfe_accel.models.plaintext.SIGMOIDS`) of a private
+    z: TFE's own tables through ``prot.sigmoid``, the others through ``prot.polynomial_piecewise``
+    (the same one batched comparison over all pivots; AcceleratedABY3 fuses both)."""
+    from .plaintext import SIGMOIDS
+
+    if name not in SIGMOIDS:
+        raise ValueError(f"unknown sigmoid {name!r}; choose from {', '.join(SIGMOIDS)}")
+    spec = SIGMOIDS[name]
+    if spec["tfe"]:
+        return prot.sigmoid(z, approx_type=spec["tfe"])
+    return prot.polynomial_piecewise(z, list(spec["pivots"]), [tuple(c) for c in spec["coeffs"]])
+
+
 def share_encoded(prot, player, encoded, name: str = "input"):
     """Secret-share an owner's already-encoded ring values (int64, ``round(x * 2^f)``) from the
     owner's device: the owner draws two shares from fresh seeds and sends the seeds and the third

@@ -13,18 +13,34 @@ from typing import List, Optional
 
 import numpy as np
 
-# TFE's piecewise-linear sigmoids (tf_encrypted/protocol/aby3/aby3.py, _sigmoid_private):
-# piece k applies for pivots[k-1] < z <= pivots[k]; each piece is (constant,) or (a0, a1).
+# Piecewise-linear sigmoids: piece k applies for pivots[k-1] < z <= pivots[k]; each piece is
+# (constant,) or (a0, a1). "3-piece" and "5-piece" are TFE's (tf_encrypted/protocol/aby3/aby3.py,
+# _sigmoid_private; "tfe" names them there). "8-piece" is tfe-accel's: seven pivots placed to minimise
+# the maximum error (Nelder-Mead over symmetric pivots), each linear piece the minimax line of the
+# sigmoid on its interval (the chord shifted by half its largest deviation), the outer constants
+# sigmoid(+-4.27) / 2 from 0 and 1. It is evaluated by the same one batched comparison over all
+# pivots (TFE's polynomial_piecewise), so it has the rounds of the 5-piece one; its messages grow
+# with the pivots (7 instead of 4), on the n logits only. "max_error": max |sigmoid - approx| on
+# [-10, 10] (a grid of 2e6 points).
 SIGMOIDS = {
     "3-piece": {
         "tfe": "3_piecewise_linear",
         "pivots": (-2.5, 2.5),
         "coeffs": ((1e-4,), (0.50, 0.17), (1 - 1e-4,)),
+        "max_error": 0.0758,
     },
     "5-piece": {
         "tfe": "5_piecewise_linear",
         "pivots": (-4.0, -1.5, 1.5, 4.0),
         "coeffs": ((1e-4,), (0.281, 0.066), (0.5, 0.212), (0.719, 0.066), (1 - 1e-4,)),
+        "max_error": 0.0403,
+    },
+    "8-piece": {
+        "tfe": None,
+        "pivots": (-4.27, -2.425, -1.282, 0.0, 1.282, 2.425, 4.27),
+        "coeffs": ((0.006894,), (0.16311, 0.036584), (0.362761, 0.118919), (0.493107, 0.220585),
+                   (0.506893, 0.220585), (0.637239, 0.118919), (0.83689, 0.036584), (0.993106,)),
+        "max_error": 0.0069,
     },
 }
 

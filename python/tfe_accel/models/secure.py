@@ -146,7 +146,7 @@ def protocol_class(name: str = "auto"):
 
 from .mpc import (  # noqa: E402,F401
     column_sum_squares, encode_fixed_point, fixedpoint_config, fresh_op_cache, max_truncation, reciprocal,
-    mul_const, mul_shifted, private_steps, share_encoded,
+    mul_const, mul_shifted, private_steps, secure_sigmoid, share_encoded,
 )
 
 
@@ -382,7 +382,7 @@ class SecureLogisticRegression:
         lr, l2 = cfg.learning_rate, cfg.l2
         za = prot.matmul(Xb, vv)
         z = (za[:m] + za[m:m + 1] if with_row else za) + bv
-        p = prot.sigmoid(z, approx_type=SIGMOIDS[cfg.sigmoid]["tfe"])
+        p = secure_sigmoid(prot, z, cfg.sigmoid)
         diff = p - yb
         r = diff * cb if cb is not None else diff
         rs = prot.reduce_sum(r, axis=0, keepdims=True)

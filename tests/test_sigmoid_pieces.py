@@ -45,7 +45,7 @@ def test_8_piece_within_0_01_and_symmetric():
 
 
 def _inputs(rng, name):
-    """Values on the fixed-point grid, incl. 0, +-10, +-1e3, none within 1e-3 of a pivot (there the
+    """Values on the fixed-point grid, incl. 0.01, +-10, +-1e3, none within 1e-3 of a pivot (there the
     encoded pivot may differ from the real one by half an ulp)."""
     z = np.r_[rng.uniform(-8, 8, 197), 0.0 + 0.01, -10.0, 10.0, 1e3, -1e3]
     z = np.round(z / ULP) * ULP

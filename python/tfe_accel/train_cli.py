@@ -69,8 +69,9 @@ def register(subparsers) -> None:
                    help="balanced: n/(2 n_c) computed inside MPC (default); public: owners disclose their "
                    "class counts; none")
     p.add_argument("--sigmoid", choices=sorted(SIGMOIDS), default="5-piece",
-                   help="piecewise-linear sigmoid approximation, max |error| on [-10, 10]: 3-piece 0.076, "
-                   "5-piece 0.040 (default; TFE's), 8-piece 0.0069 (same rounds, 7 pivots instead of 4)")
+                   help="piecewise-linear sigmoid approximation (default 5-piece, TFE's; 8-piece takes its "
+                   "rounds), max |error| on [-10, 10]: "
+                   + ", ".join(f"{k} {v['max_error']:.2g}" for k, v in sorted(SIGMOIDS.items())))
     g = p.add_mutually_exclusive_group()
     g.add_argument("--standardize", dest="standardize", action="store_true", default=True,
                    help="per-gene standardisation inside MPC (default)")

@@ -10,6 +10,8 @@ from typing import List, Sequence
 
 import numpy as np
 
+from .plaintext import SIGMOIDS
+
 
 def fresh_op_cache():
     """Empty TFE's global memo cache (``protocol.nodes``). It is keyed by the operation and its
@@ -146,8 +148,6 @@ def secure_sigmoid(prot, z, name: str = "5-piece"):
     """The named piecewise-linear sigmoid (:data:`tfe_accel.models.plaintext.SIGMOIDS`) of a private
     z: TFE's own tables through ``prot.sigmoid``, the others through ``prot.polynomial_piecewise``
     (the same one batched comparison over all pivots; AcceleratedABY3 fuses both)."""
-    from .plaintext import SIGMOIDS
-
     if name not in SIGMOIDS:
         raise ValueError(f"unknown sigmoid {name!r}; choose from {', '.join(SIGMOIDS)}")
     spec = SIGMOIDS[name]

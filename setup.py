@@ -1,7 +1,10 @@
 """tfe-accel build: setuptools drives CMake (pybind11's cmake_example pattern).
 
 Honours CMAKE_ARGS, CMAKE_BUILD_PARALLEL_LEVEL and TFE_ACCEL_CUDA=ON|OFF|AUTO (default AUTO); uses Ninja when present.
-The TF op library is compiled with the flags of the TensorFlow importable by this Python.
+The TF op library is compiled with the flags of the TensorFlow importable by this Python, so build
+in the environment that will run it: `pip install --no-build-isolation .` (an isolated build env
+would compile against whatever TensorFlow pip picks for it, and the version guard would then refuse
+the installed one). Any TF minor 2.12-2.21 works; constraints/tf2.<minor>.txt pin stacks known to work.
 """
 import os
 import re
@@ -12,6 +15,7 @@ from pathlib import Path
 
 from setuptools import Extension, find_packages, setup
 from setuptools.command.build_ext import build_ext
+from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
 
@@ -28,6 +32,20 @@ class CMakeExtension(Extension):
 
 # Artifacts CMake writes next to _native (copied into the source tree for editable installs).
 EXTRA_ARTIFACTS = ("_tfe_accel_ops.so", "_build_info.json")
+
+
+# Installed at the top of site-packages: installs TF Encrypted's compatibility shims at interpreter
+# start, so `import tf_encrypted` works on new stacks without importing tfe_accel first.
+COMPAT_PTH = "tfe_accel_compat.pth"
+
+
+class BuildPy(build_py):
+    def run(self):
+        super().run()
+        self.copy_file(str(ROOT / "python" / COMPAT_PTH), str(Path(self.build_lib) / COMPAT_PTH))
+
+    def get_outputs(self, include_bytecode=True):
+        return [*super().get_outputs(include_bytecode), str(Path(self.build_lib) / COMPAT_PTH)]
 
 
 class CMakeBuild(build_ext):
@@ -83,18 +101,20 @@ setup(
     long_description=(ROOT / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     license="Apache-2.0",
-    python_requires=">=3.11,<3.12",
+    python_requires=">=3.11,<3.14",
     package_dir={"": "python"},
     packages=find_packages("python"),
-    py_modules=["tfe_accel_launcher"],
+    py_modules=["tfe_accel_launcher", "tfe_accel_compat"],
     package_data={"tfe_accel": ["data/*", "_build_info.json"]},
     ext_modules=[CMakeExtension("tfe_accel._native")],
-    cmdclass={"build_ext": CMakeBuild},
+    cmdclass={"build_ext": CMakeBuild, "build_py": BuildPy},
     install_requires=[
-        "tensorflow>=2.12,<2.13",
+        # Any TF minor 2.12-2.21 (the op library is built for the one installed; tfe_accel_compat
+        # adapts TFE 0.9.1 to it). Per-minor stacks known to work: constraints/tf2.<minor>.txt.
+        "tensorflow>=2.12,<2.22",
         "tf-encrypted==0.9.1",
-        "onnx<1.16",
-        "numpy",  # the range TF 2.12 requires
+        "onnx",  # TFE's converter; onnx >= 1.19 (no onnx.mapping) works through tfe_accel_compat
+        "numpy",  # the range the installed TF requires
         "tqdm",
         "matplotlib",
     ],

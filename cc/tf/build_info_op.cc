@@ -3,10 +3,9 @@
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/shape_inference.h"
-#include "tensorflow/core/public/version.h"
 
-#ifndef TFE_ACCEL_BUILD_INFO_JSON
-#error "TFE_ACCEL_BUILD_INFO_JSON must be defined by the build"
+#if !defined(TFE_ACCEL_BUILD_INFO_JSON) || !defined(TFE_ACCEL_TF_VERSION_STR)
+#error "TFE_ACCEL_BUILD_INFO_JSON and TFE_ACCEL_TF_VERSION_STR must be defined by the build"
 #endif
 
 namespace tfe_accel {
@@ -27,8 +26,10 @@ class BuildInfoOp : public ::tensorflow::OpKernel {
     ::tensorflow::Tensor* out = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, ::tensorflow::TensorShape({}), &out));
     std::string info = TFE_ACCEL_BUILD_INFO_JSON;
-    // Append the TF version of the running process (may differ from the built-for one).
-    info.insert(info.size() - 1, std::string(", \"tf_running\": \"") + TF_VERSION_STRING + "\"");
+    // Append the TF version of the headers this library was compiled with (CMake's, read from the
+    // build's TensorFlow: TF 2.20+ no longer defines TF_VERSION_STRING). The loader's guard only
+    // loads it into that TF minor.
+    info.insert(info.size() - 1, std::string(", \"tf_running\": \"") + TFE_ACCEL_TF_VERSION_STR + "\"");
     out->scalar<::tensorflow::tstring>()() = info;
   }
 };

@@ -11,6 +11,13 @@
 // Only TF's stream-executor headers are used (the stream handle and the device ordinal), not TF's
 // CUDA headers, so the kernels may be built with a newer CUDA than TF's own; they carry their own
 // static CUDA runtime and share the device's primary context with TF.
+//
+// Across TF 2.12-2.21 (TFE_ACCEL_TF_VERSION_NUM = major*100+minor, from CMake):
+//   headers        tensorflow/compiler/xla/stream_executor/ until XLA moved to the include root
+//                  (xla/stream_executor/, the only path from TF 2.17 on): chosen by __has_include;
+//   CUDA stream    Stream::platform_specific_handle().stream (public, TF >= 2.16) or, before,
+//                  the stream implementation's GpuStreamHack() (removed in 2.16);
+//   device ordinal Stream::parent()->device_ordinal() (StreamExecutor's public accessor, all).
 #ifndef TFE_ACCEL_CC_TF_TF_GPU_H_
 #define TFE_ACCEL_CC_TF_TF_GPU_H_
 
@@ -20,13 +27,30 @@
 #include <cstdint>
 #include <memory>
 #include <new>
+#include <stdexcept>
 #include <vector>
 
 #include "../cuda/tfe_cuda.h"
-#include "tensorflow/compiler/xla/stream_executor/stream.h"
-#include "tensorflow/compiler/xla/stream_executor/stream_executor_internal.h"
-#include "tensorflow/compiler/xla/stream_executor/stream_executor_pimpl.h"
 #include "tensorflow/core/framework/op_kernel.h"
+
+#ifndef TFE_ACCEL_TF_VERSION_NUM
+#error "TFE_ACCEL_TF_VERSION_NUM (major*100+minor of the TensorFlow built against) must be defined by the build"
+#endif
+
+#if __has_include("xla/stream_executor/stream.h")
+#include "xla/stream_executor/stream.h"
+#include "xla/stream_executor/stream_executor.h"
+#else
+#include "tensorflow/compiler/xla/stream_executor/stream.h"
+#include "tensorflow/compiler/xla/stream_executor/stream_executor.h"
+#endif
+#if TFE_ACCEL_TF_VERSION_NUM < 216
+#if __has_include("xla/stream_executor/stream_executor_internal.h")
+#include "xla/stream_executor/stream_executor_internal.h"
+#else
+#include "tensorflow/compiler/xla/stream_executor/stream_executor_internal.h"
+#endif
+#endif
 
 namespace tfe_accel {
 namespace tf_glue {
@@ -41,7 +65,13 @@ inline cudaStream_t GpuStream(::tensorflow::OpKernelContext* ctx) {
   auto* stream = dc == nullptr ? nullptr : dc->stream();
   if (stream == nullptr) throw std::runtime_error("tfe_accel: GPU kernel without a TF stream");
   cuda::Check(cudaSetDevice(stream->parent()->device_ordinal()), "cudaSetDevice");
-  return static_cast<cudaStream_t>(stream->implementation()->GpuStreamHack());
+#if TFE_ACCEL_TF_VERSION_NUM >= 216
+  void* handle = stream->platform_specific_handle().stream;
+#else
+  void* handle = stream->implementation()->GpuStreamHack();
+#endif
+  if (handle == nullptr) throw std::runtime_error("tfe_accel: TF's GPU stream has no CUDA handle");
+  return static_cast<cudaStream_t>(handle);
 }
 
 // Scratch device memory from TF's allocator (allocate_temp). The tensors live until the op's

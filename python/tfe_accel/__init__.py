@@ -11,8 +11,12 @@ with no TensorFlow) exposes only ``tfe_accel._native`` and never imports TensorF
 """
 import importlib as _importlib
 
-from ._version import __version__
-from ._loader import BuildMismatchError, install_into_tfe, load_ops, read_build_info, split_cpu_devices
+import tfe_accel_compat as _tfe_accel_compat
+
+_tfe_accel_compat.install()  # before anything imports TF Encrypted (a no-op where no shim is needed)
+
+from ._version import __version__  # noqa: E402
+from ._loader import BuildMismatchError, install_into_tfe, load_ops, read_build_info, split_cpu_devices  # noqa: E402
 
 if read_build_info().get("tf_ops", True):
     split_cpu_devices()  # first, while TF's runtime is not yet initialised (config.py)
@@ -27,7 +31,7 @@ else:  # native-only build: NumPy/CuPy kernels, no TensorFlow
     ops_library = None
 
 # Sub-packages importable as attributes after a bare ``import tfe_accel`` (loaded on first use).
-_LAZY = ("protocol", "models", "data", "config", "accounting", "placement", "cluster", "ops")
+_LAZY = ("compat", "protocol", "models", "data", "config", "accounting", "placement", "cluster", "ops")
 
 
 def __getattr__(name):

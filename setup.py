@@ -25,6 +25,34 @@ def read_version():
     return re.search(r'__version__ = "([^"]+)"', text).group(1)
 
 
+def built_tf_minor():
+    """The TensorFlow minor ("2.21") the op library is compiled against here: the one installed in
+    the building environment (no import: just its metadata). None without TensorFlow (an sdist, or a
+    native-only build)."""
+    import importlib.metadata as md
+
+    for dist in ("tensorflow", "tensorflow-cpu", "tf-nightly"):
+        try:
+            return ".".join(md.version(dist).split(".")[:2])
+        except md.PackageNotFoundError:
+            continue
+    return None
+
+
+# A binary (wheel, `pip install .`, editable) holds an op library for exactly one TF minor: it names
+# that minor in its version's local label (tfe_accel-0.1.0+tf2.21-...whl) and requires it; the sdist
+# compiles for whichever TF 2.12-2.21 the building environment has.
+TF_MINOR = None if "sdist" in sys.argv else built_tf_minor()
+ONNX_REQUIREMENT = "onnx<1.16" if TF_MINOR == "2.12" else "onnx"  # the reference stack keeps its pin
+if TF_MINOR:
+    _maj, _min = (int(v) for v in TF_MINOR.split("."))
+    TF_REQUIREMENT = f"tensorflow>={_maj}.{_min},<{_maj}.{_min + 1}"
+    VERSION = f"{read_version()}+tf{TF_MINOR}"
+else:
+    TF_REQUIREMENT = "tensorflow>=2.12,<2.22"
+    VERSION = read_version()
+
+
 class CMakeExtension(Extension):
     def __init__(self, name):
         super().__init__(name, sources=[])
@@ -64,7 +92,7 @@ class CMakeBuild(build_ext):
         out_dir = Path(self.get_ext_fullpath(ext.name)).resolve().parent
         # A persistent CMake build tree under the source root keeps rebuilds incremental
         # (editable installs otherwise build in a fresh temporary directory each time).
-        tag = f"cmake-py{sys.version_info[0]}{sys.version_info[1]}"
+        tag = f"cmake-py{sys.version_info[0]}{sys.version_info[1]}-tf{TF_MINOR or 'none'}"
         if not (self.inplace or getattr(self, "editable_mode", False)):
             tag += "-wheel"  # `pip install .` / wheels: never reconfigure the editable tree
         build_temp = ROOT / "build" / tag
@@ -96,7 +124,7 @@ class CMakeBuild(build_ext):
 
 setup(
     name="tfe-accel",
-    version=read_version(),
+    version=VERSION,
     description="Fused C++/CUDA kernels and an accelerated ABY3 protocol for TF Encrypted",
     long_description=(ROOT / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
@@ -109,11 +137,11 @@ setup(
     ext_modules=[CMakeExtension("tfe_accel._native")],
     cmdclass={"build_ext": CMakeBuild, "build_py": BuildPy},
     install_requires=[
-        # Any TF minor 2.12-2.21 (the op library is built for the one installed; tfe_accel_compat
-        # adapts TFE 0.9.1 to it). Per-minor stacks known to work: constraints/tf2.<minor>.txt.
-        "tensorflow>=2.12,<2.22",
+        # The TF minor the op library was compiled for (any of 2.12-2.21; tfe_accel_compat adapts
+        # TFE 0.9.1 to it). Per-minor stacks known to work: constraints/tf2.<minor>.txt.
+        TF_REQUIREMENT,
         "tf-encrypted==0.9.1",
-        "onnx",  # TFE's converter; onnx >= 1.19 (no onnx.mapping) works through tfe_accel_compat
+        ONNX_REQUIREMENT,  # TFE's converter; onnx >= 1.19 (no onnx.mapping) works through tfe_accel_compat
         "numpy",  # the range the installed TF requires
         "tqdm",
         "matplotlib",

@@ -7,9 +7,10 @@
 #   1. Source: a clean export of the committed HEAD (`git archive`), i.e. what a clean clone builds.
 #      TFE_ACCEL_WHEEL_SOURCE=worktree builds the working tree as it is (commit recorded "-dirty").
 #   2. The sdist from that export, then the wheel *from the unpacked sdist* (proves the sdist
-#      builds), in build/wheel/ - never in the editable install's CMake tree build/cmake-py311.
-#      The build env is isolated by default: pip installs pyproject's build requirements, pinned
-#      TensorFlow 2.12.1 included, so the op library is compiled with that TF's tf.sysconfig flags.
+#      builds), in build/wheel/ - never in the editable install's CMake tree build/cmake-py311-tf2.12.
+#      The build env is isolated by default: pip installs pyproject's build requirements with
+#      PYTHON's stack pinned (constraints/tf<minor>.txt of the TF in PYTHON's venv), so the op library
+#      is compiled with that TF's tf.sysconfig flags; the wheel is tfe_accel-<v>+tf<minor>-...
 #      TFE_ACCEL_WHEEL_ISOLATION=0 builds with PYTHON's packages instead (`--no-isolation`).
 #   3. No -march=native: every compile command (compile_commands.json) is checked; only
 #      *_avx2.cc / *_avx512.cc carry ISA flags (selected at run time by cpu_features.cc).
@@ -20,7 +21,7 @@
 #      user installs, as tensorflow/addons does): auditwheel grants the most compatible manylinux
 #      policy the binaries' symbol versions allow (see the README "Install" section for why this
 #      is not manylinux2014 when built outside the manylinux2014 image).
-# Output: dist/tfe_accel-<v>-cp311-cp311-<policy>.whl and dist/tfe-accel-<v>.tar.gz;
+# Output: dist/tfe_accel-<v>+tf<minor>-cp3XY-cp3XY-<policy>.whl and dist/tfe-accel-<v>.tar.gz;
 #         build/wheel/auditwheel-show.txt (the policy report), build/wheel/timings.txt.
 set -euo pipefail
 trap 'echo "build_wheel: failed at line $LINENO" >&2' ERR
@@ -68,6 +69,16 @@ echo "[build_wheel] source: $SRC (commit $commit)"
 # ---- 2. sdist, then the wheel from the unpacked sdist -----------------------------------------
 iso=()
 [ "${TFE_ACCEL_WHEEL_ISOLATION:-1}" = 0 ] && iso=(--no-isolation)
+# The isolated build env gets the TensorFlow of PYTHON's stack (its constraints/tf<minor>.txt), not
+# the newest one pyproject's range allows: the wheel is for the TF its users install next to it.
+tf_minor=$("$PY" -c "import importlib.metadata as m; print('.'.join(m.version('tensorflow').split('.')[:2]))" 2>/dev/null || true)
+if [ -n "$tf_minor" ] && [ -f "$ROOT/constraints/tf$tf_minor.txt" ]; then
+  export PIP_CONSTRAINT="$ROOT/constraints/tf$tf_minor.txt"
+  echo "[build_wheel] TensorFlow $tf_minor stack: build env constrained by constraints/tf$tf_minor.txt"
+elif [ "${TFE_ACCEL_WHEEL_ISOLATION:-1}" != 0 ]; then
+  echo "build_wheel: no constraints/tf$tf_minor.txt for PYTHON's TensorFlow '$tf_minor': build with TFE_ACCEL_WHEEL_ISOLATION=0" >&2
+  exit 2
+fi
 # The sdist only collects files (setuptools from PYTHON): no isolated env with TF needed for it.
 (cd "$SRC" && "$PY" -m build --sdist --no-isolation --outdir "$WORK/sdist" .) >"$WORK/sdist.log" 2>&1 \
   || { tail -40 "$WORK/sdist.log"; exit 1; }

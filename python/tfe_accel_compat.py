@@ -153,14 +153,18 @@ _CONTROL_CAPTURES = property(_control_captures, doc="tfe-accel shim: function_ca
 
 
 def _control_captures_needed() -> bool:
+    # TF <= 2.12 sets control_captures on each instance in __init__ (no class attribute, no
+    # function_captures); TF >= 2.13 has the function_captures property and no control_captures.
     cls = _func_graph_class()
-    prop = getattr(cls, "control_captures", None)
-    return prop is None or prop is _CONTROL_CAPTURES
+    prop = cls.__dict__.get("control_captures")
+    if prop is _CONTROL_CAPTURES:
+        return True
+    return prop is None and isinstance(cls.__dict__.get("function_captures"), property)
 
 
 def _control_captures_after(_aby3) -> None:
     cls = _func_graph_class()
-    if not hasattr(cls, "control_captures") and hasattr(cls, "function_captures"):
+    if "control_captures" not in cls.__dict__:
         cls.control_captures = _CONTROL_CAPTURES
 
 

@@ -23,8 +23,7 @@ def ops_module():
 
 def op_names() -> list[str]:
     """CamelCase names of every op the library registers."""
-    mod = ops_module()
-    return sorted(n for n in dir(mod) if n[:1].isupper() and op_def_registry.get(n) is not None)
+    return _loader.registered_op_names(ops_module())
 
 
 def op_def(name: str):

@@ -13,6 +13,11 @@ import tfe_accel  # noqa: E402,F401
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+# Version strings come from the running stack, never from this file (the suite runs on TF 2.12-2.21).
+BUILT_TF = tfe_accel.read_build_info()["tf_version"]          # e.g. "2.12.1"
+BUILT_MINOR = ".".join(BUILT_TF.split(".")[:2])               # e.g. "2.12"
+OTHER_TF = f"2.{int(BUILT_TF.split('.')[1]) + 1}.0"           # a TF minor this build refuses
+
 
 def run_python(code: str, env_extra=None, timeout=300):
     """Run `code` in a fresh interpreter of this venv; returns CompletedProcess (text)."""

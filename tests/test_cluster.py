@@ -18,7 +18,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
+from conftest import BUILT_TF, OTHER_TF
 from tfe_accel import __version__, cluster
 
 HERE = Path(__file__).resolve().parent
@@ -222,13 +224,13 @@ def test_serve_refuses_a_build_for_another_tf(tmp_path):
     port = cluster.free_ports(1)[0]
     path = write_config(tmp_path, {"server0": f"localhost:{port}"})
     code = (
-        "import sys, tensorflow as tf; tf.__version__ = '2.13.1'\n"
+        f"import sys, tensorflow as tf; tf.__version__ = {OTHER_TF!r}\n"
         "from tfe_accel.cli import main\n"
         f"sys.exit(main(['serve', '--config', {str(path)!r}, '--player', 'server0']))\n"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=_env())
     assert r.returncode != 0
-    assert "built for TensorFlow 2.12.1, but TensorFlow 2.13.1 is installed" in r.stderr
+    assert f"built for TensorFlow {BUILT_TF}, but TensorFlow {OTHER_TF} is installed" in r.stderr
     assert not cluster.port_accepts("localhost", port)
 
 
@@ -360,7 +362,7 @@ def test_status_of_running_cluster(five, capsys):
     for p in PLAYERS:
         assert f"{p}: {five.config.hostmap[p]} answers; pid {five.pids[p]} running" in r.stdout
     logs = five.log_path("server1").read_text()
-    assert "READY player=server1" in logs and "tf=2.12.1" in logs
+    assert "READY player=server1" in logs and f"tf={tf.__version__}" in logs
 
 
 def test_driver_refuses_a_mismatched_build(remote_run):

@@ -13,6 +13,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from conftest import OTHER_TF
 
 ROOT = Path(__file__).resolve().parents[1]
 DIST = ROOT / "dist"
@@ -60,7 +61,7 @@ def test_sdist_holds_everything_a_source_build_needs(tmp_path):
 
     for must in ("CMakeLists.txt", "setup.py", "pyproject.toml", "MANIFEST.in", "README.md"):
         assert must in names, f"{must} missing from the sdist"
-    needed = [p for p in tracked if p.startswith(("cc/", "cmake/", "python/tfe_accel/"))]
+    needed = [p for p in tracked if p.startswith(("cc/", "cmake/", "python/", "constraints/"))]
     assert any(p.startswith("cc/kernels/") for p in needed) and any(p.startswith("cc/tf/") for p in needed)
     missing = sorted(p for p in needed if p not in names)
     assert not missing, f"tracked build inputs missing from the sdist: {missing}"
@@ -69,8 +70,10 @@ def test_sdist_holds_everything_a_source_build_needs(tmp_path):
     leaked = sorted(n for n in names if n.endswith((".so", ".o", ".pyc")) or n.startswith("build/")
                     or n.endswith("_build_info.json"))
     assert not leaked, f"build outputs in the sdist: {leaked}"
-    assert "tensorflow<2.13,>=2.12" in requires.splitlines(), requires
-    assert "Requires-Python: >=3.11,<3.12" in pkg_info
+    # the sdist builds for any TF minor 2.12-2.21 (a wheel then requires the one it was built for)
+    assert "tensorflow<2.22,>=2.12" in requires.splitlines(), requires
+    assert "Requires-Python: >=3.11,<3.14" in pkg_info
+    assert "+tf" not in pkg_info.split("Version:", 1)[1].splitlines()[0]
 
 
 # ---- slow: the wheel in a fresh venv -----------------------------------------------------------------
@@ -122,7 +125,7 @@ print("RESULT " + json.dumps(out))
 
 GUARD_SCRIPT = r'''
 import tensorflow as tf
-tf.__version__ = "2.13.0"   # pretend the user upgraded TensorFlow
+tf.__version__ = "%s"   # pretend the user upgraded TensorFlow
 try:
     import tfe_accel
 except ImportError as e:
@@ -168,16 +171,22 @@ def _tools_dir(tmp: Path) -> Path:
 @pytest.mark.skipif(not _have_git(), reason="needs the git checkout (the wheel is built from HEAD)")
 def test_wheel_installs_and_runs_without_compiler_or_source_tree(tmp_path):
     whl = _wheel_for_head()
-    assert "-cp311-cp311-manylinux_" in whl.name and whl.name.endswith("_x86_64.whl"), whl.name
+    import tensorflow as tf
+
+    minor = tf.__version__.split(".")[:2]
+    py = f"cp{sys.version_info[0]}{sys.version_info[1]}"
+    # the wheel names the TF minor its op library was built for (local version label) and requires it
+    assert f"+tf{'.'.join(minor)}-{py}-{py}-manylinux_" in whl.name and whl.name.endswith("_x86_64.whl"), whl.name
     with zipfile.ZipFile(whl) as z:
         files = z.namelist()
         meta = z.read(next(n for n in files if n.endswith(".dist-info/METADATA"))).decode()
         built = json.loads(z.read("tfe_accel/_build_info.json"))
-    assert {"tfe_accel/_tfe_accel_ops.so", "tfe_accel/_native.cpython-311-x86_64-linux-gnu.so",
+    assert {"tfe_accel/_tfe_accel_ops.so", f"tfe_accel/_native.cpython-{py[2:]}-x86_64-linux-gnu.so",
+            "tfe_accel_compat.py", "tfe_accel_compat.pth",
             "tfe_accel/_build_info.json", "tfe_accel/data/golub.npz"} <= set(files)
     assert not [n for n in files if ".libs/" in n], "auditwheel bundled libraries (TF must stay excluded)"
-    assert "Requires-Dist: tensorflow<2.13,>=2.12" in meta
-    assert built["tf_version"] == "2.12.1" and built["cxx11_abi"] == "1"
+    assert f"Requires-Dist: tensorflow<{minor[0]}.{int(minor[1]) + 1},>={'.'.join(minor)}" in meta, meta
+    assert built["tf_version"] == tf.__version__ and built["cxx11_abi"] == "1"
     # TFE_ACCEL_CUDA=AUTO: the CUDA kernels and TF GPU kernels are in the wheel exactly when the
     # build machine had nvcc (pip's TF 2.12.1 is a CUDA build).
     nvcc = shutil.which("nvcc") is not None or os.path.exists("/usr/local/cuda/bin/nvcc")
@@ -205,7 +214,7 @@ def test_wheel_installs_and_runs_without_compiler_or_source_tree(tmp_path):
 
     r = run([str(vbin / "tfe-accel"), "info"])
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    assert "2.12.1" in r.stdout and built["git_commit"][:12] in r.stdout, r.stdout
+    assert built["tf_version"] in r.stdout and built["git_commit"][:12] in r.stdout, r.stdout
     assert "manylinux_" in r.stdout, r.stdout   # installed from the repaired wheel
 
     (run_dir / "check_wheel.py").write_text(CHECK_SCRIPT)
@@ -228,9 +237,9 @@ def test_wheel_installs_and_runs_without_compiler_or_source_tree(tmp_path):
     assert len({res["prg_digest"] for res in results.values()}) == 1, "PRG differs between CPU paths"
 
     # the TF version guard works from the wheel: a clear ImportError naming both versions
-    (run_dir / "guard.py").write_text(GUARD_SCRIPT)
+    (run_dir / "guard.py").write_text(GUARD_SCRIPT % OTHER_TF)
     r = run([str(vbin / "python"), "guard.py"])
     assert r.returncode == 0, r.stderr[-3000:]
-    assert "IMPORTERROR tfe-accel was built for TensorFlow 2.12.1, but TensorFlow 2.13.0 is installed." \
-        in r.stdout, r.stdout
+    assert (f"IMPORTERROR tfe-accel was built for TensorFlow {built['tf_version']}, but TensorFlow "
+            f"{OTHER_TF} is installed.") in r.stdout, r.stdout
     assert "undefined symbol" not in r.stdout + r.stderr

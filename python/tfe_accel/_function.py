@@ -60,33 +60,59 @@ _fast_tfe_function = os.environ.get(_ENV, "1").strip().lower() not in ("0", "fal
 # Calling a ConcreteFunction with a flat list of tensors
 
 
+def _fn_signature(fn):
+    """The OpDef signature of a ConcreteFunction's inference function: ``fn.signature`` on TF
+    2.12-2.13 (``_EagerDefinedFunction``), ``fn.cached_definition.signature`` on TF >= 2.14
+    (``AtomicFunction``)."""
+    sig = getattr(fn, "signature", None)
+    return sig if sig is not None else fn.cached_definition.signature
+
+
+def _disabled_rewriter_config():
+    """TF's serialized ConfigProto with the function-level rewriters off (what a function call passes
+    when the context has none): in ``eager.polymorphic_function.function_utils`` until TF 2.15, in
+    ``util.function_utils`` after."""
+    try:
+        from tensorflow.python.eager.polymorphic_function import function_utils
+    except ImportError:
+        from tensorflow.python.util import function_utils
+    return function_utils.get_disabled_rewriter_config()
+
+
 def _caller_inference(concrete):
-    """TF 2.12/2.13: the ConcreteFunction's inference function, called directly (no structured
-    argument checks, no tape bookkeeping: ring tensors are int64 and never differentiated)."""
+    """The ConcreteFunction's inference function called directly with the flat list (no structured
+    argument checks, no tape bookkeeping: ring tensors are int64 and never differentiated):
+    ``call(ctx, args)`` on TF 2.12-2.13, ``AtomicFunction.call_flat(*args)`` on TF >= 2.14."""
     from tensorflow.python.eager import context
 
     fn = concrete._inference_function  # noqa: SLF001  (guarded by _select_caller)
     captured = list(concrete.captured_inputs)
-    ctx = context.context()
-    call = fn.call
+    if callable(getattr(fn, "call", None)):
+        ctx = context.context()
+        call = fn.call
 
-    def run(flat):
-        return call(ctx, flat + captured)
+        def run(flat):
+            return call(ctx, flat + captured)
+    else:
+        call_flat = fn.call_flat
+
+        def run(flat):
+            return call_flat(*flat, *captured) or None
 
     return run
 
 
 def _caller_execute(concrete):
-    """TF 2.12/2.13: TF's eager ``execute`` of the inference function's op, with the per-call
-    options ``_EagerDefinedFunction.call`` would pass (executor type, config proto), minus its
-    bookkeeping: the handle-data copy it does for resource/variant outputs (this caller is not used
-    when the function returns any) and the argument-count check (the flat list is built from the
-    traced signature)."""
+    """TF's eager ``execute`` of the inference function's op, with the per-call options TF's own
+    function call would pass (executor type, config proto), minus its bookkeeping: the handle-data
+    copy it does for resource/variant outputs (this caller is not used when the function returns
+    any) and the argument-count check (the flat list is built from the traced signature)."""
     from tensorflow.python.eager import context, execute
 
     fn = concrete._inference_function  # noqa: SLF001  (guarded by _select_caller)
-    op_name = str(fn.signature.name)
-    num_outputs = len(fn.signature.output_arg)
+    signature = _fn_signature(fn)
+    op_name = str(signature.name)
+    num_outputs = len(signature.output_arg)
     captured = list(concrete.captured_inputs)
     ctx = context.context()
     disabled = None
@@ -97,9 +123,7 @@ def _caller_execute(concrete):
         config = opts.config_proto_serialized
         if config is None:
             if disabled is None:
-                from tensorflow.python.eager.polymorphic_function import function_utils
-
-                disabled = function_utils.get_disabled_rewriter_config()
+                disabled = _disabled_rewriter_config()
             config = disabled
         attrs = ("executor_type", opts.executor_type or "", "config_proto", config)
         return execute.execute(op_name, num_outputs=num_outputs, inputs=flat + captured, attrs=attrs,
@@ -173,37 +197,53 @@ def _execute_ok(concrete) -> bool:
     fn = getattr(concrete, "_inference_function", None)
     try:
         from tensorflow.python.eager import execute  # noqa: F401
-        from tensorflow.python.eager.polymorphic_function import function_utils  # noqa: F401
 
-        return bool(str(fn.signature.name)) and all(
+        _disabled_rewriter_config()
+        return bool(str(_fn_signature(fn).name)) and all(
             o.dtype not in (tf.resource, tf.variant) for o in concrete.outputs)
     except (AttributeError, ImportError):
         return False
+
+
+def _inference_ok(concrete) -> bool:
+    fn = getattr(concrete, "_inference_function", None)
+    return (fn is not None and hasattr(concrete, "captured_inputs")
+            and (callable(getattr(fn, "call", None)) or callable(getattr(fn, "call_flat", None))))
+
+
+_AVAILABLE = {"execute": _execute_ok, "inference": _inference_ok,
+              "call_flat": lambda c: callable(getattr(c, "_call_flat", None)), "public": callable}
+
+
+def available_callers(concrete) -> List[str]:
+    """The entry points this TF offers for ``concrete``, fastest first."""
+    return [name for name in _CALLERS if _AVAILABLE[name](concrete)]
 
 
 def _select_caller(concrete) -> str:
     """The fastest entry point this TF offers for ``concrete``.
 
     Feature-detected, never by version string alone: TF's eager ``execute`` of the inference
-    function's op (TF 2.12-2.13; not for functions returning resources or variants), else the
-    inference function's ``call(ctx, args)``, else ``_call_flat(args, captured)``, else the public
-    call. The process-wide choice (``CALL_PATH``) is logged once (a WARNING for the public fallback).
-    ``TFE_ACCEL_FUNCTION_CALLER=execute|inference|call_flat|public`` forces one (tests)."""
+    function's op (not for functions returning resources or variants), else the inference
+    function's flat call, else ``_call_flat(args, captured)``, else the public call. The process-wide choice (``CALL_PATH``) is logged once (a WARNING for the public fallback).
+    ``TFE_ACCEL_FUNCTION_CALLER=execute|inference|call_flat|public`` forces one (tests); one this TF
+    does not offer is a ValueError naming those it does."""
     global CALL_PATH
     if CALL_PATH is None:
         forced = os.environ.get("TFE_ACCEL_FUNCTION_CALLER")
         if forced:
             if forced not in _CALLERS:
                 raise ValueError(f"TFE_ACCEL_FUNCTION_CALLER must be one of {sorted(_CALLERS)}, got {forced!r}")
+            if not _AVAILABLE[forced](concrete):
+                raise ValueError(f"TFE_ACCEL_FUNCTION_CALLER={forced}: TensorFlow {tf.__version__} does not "
+                                 f"offer that entry point (available here: {available_callers(concrete)})")
             CALL_PATH = forced
+        elif _inference_ok(concrete):
+            CALL_PATH = "execute" if _execute_ok(concrete) else "inference"
+        elif _AVAILABLE["call_flat"](concrete):
+            CALL_PATH = "call_flat"
         else:
-            fn = getattr(concrete, "_inference_function", None)
-            if fn is not None and callable(getattr(fn, "call", None)) and hasattr(concrete, "captured_inputs"):
-                CALL_PATH = "execute" if _execute_ok(concrete) else "inference"
-            elif callable(getattr(concrete, "_call_flat", None)):
-                CALL_PATH = "call_flat"
-            else:
-                CALL_PATH = "public"
+            CALL_PATH = "public"
         log = logger.warning if CALL_PATH == "public" else logger.debug
         log("tfe_accel.function: calling traced graphs through %s (TensorFlow %s)%s", CALL_PATH,
             tf.__version__,

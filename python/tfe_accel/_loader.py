@@ -82,6 +82,22 @@ def load_ops():
     return _OPS
 
 
+def registered_op_names(library=None) -> list:
+    """CamelCase names of the ops the op library registers, from its generated wrapper module.
+
+    The module also holds what TF's op generator imports (``TypeVar``; ``Any``, ``List`` and
+    ``Annotated`` from TF 2.1x on) and type variables (``TV_<Op>_<attr>``): an op is a name whose
+    wrapper is defined in that module and which TF's op registry knows."""
+    from tensorflow.python.framework import op_def_registry
+
+    mod = library if library is not None else load_ops()
+    return sorted(
+        n for n in dir(mod)
+        if n[:1].isupper() and getattr(getattr(mod, n), "__module__", None) == mod.__name__
+        and op_def_registry.get(n) is not None
+    )
+
+
 # TFE 0.9.1 logs these at import because its .so files exist only for TF 2.9.1. The first two are
 # replaced by ours right after import (so the fallback they announce never happens); the last two
 # are not needed on ABY3's 64-bit paths, and the tf_i128 one wrongly speaks of randomness.

@@ -29,7 +29,13 @@ def cmd_info(args) -> int:
     _quiet_tf()
     from . import info
 
-    print(info.format_info(info.collect_info()))
+    facts = info.collect_info()
+    if getattr(args, "json", False):
+        import json
+
+        print(json.dumps(facts, indent=1, sort_keys=True))
+    else:
+        print(info.format_info(facts))
     return 0
 
 
@@ -47,7 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
         "benchmarks and party servers.",
     )
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    sp = sub.add_parser("info", help="show build, TF versions, CPU code paths and registered ops")
+    sp = sub.add_parser("info", help="show build, TF versions, the stack and its TFE compatibility shims, "
+                        "CPU code paths and registered ops")
+    sp.add_argument("--json", action="store_true", help="print the facts as JSON")
     sp.set_defaults(func=cmd_info)
     sp = sub.add_parser("demo", help="three-party ABY3 demo: share, matmul, sigmoid, reveal, compare")
     sp.add_argument("--size", type=int, default=64, help="matrix side (default 64)")

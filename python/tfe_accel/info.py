@@ -8,14 +8,10 @@ import platform
 def collect_info() -> dict:
     import tensorflow as tf
 
-    from . import __version__, _native, ops_library, read_build_info
+    from . import __version__, _loader, _native, ops_library, read_build_info
 
     built = read_build_info()
-    ops = sorted(
-        name
-        for name in dir(ops_library)
-        if name[:1].isupper() and name != "TypeVar" and callable(getattr(ops_library, name))
-    )
+    ops = _loader.registered_op_names(ops_library)
     feats = _native.cpu_features()
     return {
         "tfe_accel_version": __version__,
@@ -34,7 +30,41 @@ def collect_info() -> dict:
         "cpu_features": [k for k, v in feats.items() if v],
         "registered_ops": ops,
         "python": platform.python_version(),
+        "stack": stack(),
     }
+
+
+STACK_PACKAGES = ("tensorflow", "tf-encrypted", "numpy", "onnx", "keras", "tf_keras", "protobuf",
+                  "ml-dtypes", "setuptools")
+
+
+def stack() -> dict:
+    """The software stack tfe-accel runs on: Python, the installed versions of the packages that
+    decide which TF Encrypted compatibility shims are needed, and those shims (``tfe_accel_compat``:
+    name -> active on this stack / applied in this process)."""
+    import importlib.metadata as md
+
+    import tfe_accel_compat
+
+    versions = {}
+    for name in STACK_PACKAGES:
+        try:
+            versions[name] = md.version(name)
+        except md.PackageNotFoundError:
+            versions[name] = None
+    shims = {name: {"active": d["active"], "applied": d["applied"]}
+             for name, d in tfe_accel_compat.describe().items()}
+    return {"python": platform.python_version(), "packages": versions, "compat_shims": shims}
+
+
+def format_stack(st: dict) -> tuple:
+    """(packages line, shims line) for ``tfe-accel info``."""
+    pk = ", ".join(f"{k} {v}" for k, v in st["packages"].items() if v)
+    active = [n for n, d in st["compat_shims"].items() if d["active"]]
+    shims = ("none needed on this stack" if not active else
+             ", ".join(f"{n} ({'applied' if st['compat_shims'][n]['applied'] else 'pending: TFE not imported'})"
+                       for n in active))
+    return pk, shims
 
 
 def _cuda_device() -> str:
@@ -95,6 +125,8 @@ def format_info(info: dict) -> str:
         ("CPU code path", info["cpu_code_path"]),
         ("CPU features", ", ".join(info["cpu_features"]) or "none"),
         ("Python", info["python"]),
+        ("Stack", format_stack(info["stack"])[0]),
+        ("TFE compat shims", format_stack(info["stack"])[1]),
         ("Registered ops", f"{len(info['registered_ops'])}: " + ", ".join(info["registered_ops"])),
     ]
     width = max(len(k) for k, _ in rows)

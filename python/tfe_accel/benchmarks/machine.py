@@ -48,6 +48,7 @@ def collect(quick: bool = False, repo: str = None) -> dict:
     import tf_encrypted as tfe
 
     from .. import __version__, _native, read_build_info
+    from ..info import stack as info_stack
 
     facts = {
         "timestamp_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -62,6 +63,7 @@ def collect(quick: bool = False, repo: str = None) -> dict:
         "tfe_accel": __version__,
         "build": read_build_info(),
         "python": platform.python_version(),
+        "stack": info_stack(),
         "platform": platform.platform(),
         "threads": {
             "tf_intra_op": tf.config.threading.get_intra_op_parallelism_threads(),

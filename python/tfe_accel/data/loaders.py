@@ -92,7 +92,7 @@ def _check_finite(x: np.ndarray, path: str, row_names: Sequence[str], col_names:
         r, c = (int(v) for v in bad[0])
         raise DataError(
             f"{path}: row {row_names[r] if row_names else r + 1 + row_offset}, column "
-            f"'{col_names[c]}': value {x[r, c]!r} is not finite"
+            f"'{col_names[c]}': value {float(x[r, c])!r} is not finite"
         )
 
 
@@ -101,7 +101,7 @@ def _labels(values: np.ndarray, path: str, label_column: str, row_of) -> np.ndar
     if bad.size:
         i = int(bad[0])
         raise DataError(
-            f"{path}: row {row_of(i)}, column '{label_column}': label {values[i]!r} is not 0 or 1"
+            f"{path}: row {row_of(i)}, column '{label_column}': label {float(values[i])!r} is not 0 or 1"
         )
     return values.astype(np.float64)
 

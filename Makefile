@@ -28,8 +28,13 @@ SMOKE_TESTS := tests/test_readme.py tests/test_compat.py tests/test_stack_smoke.
 
 all: build
 
+# $(PYTHON) as given, or else pyenv's newest installed matching version (pyenv's shim for a
+# version that is installed but not selected answers "command not found").
 $(PY):
-	$(PYTHON) -m venv $(VENV)
+	@exe=$$($(PYTHON) -c 'import sys; print(sys.executable)' 2>/dev/null) || \
+	  exe=$$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/$(patsubst python%,%,$(notdir $(PYTHON))).*/bin/$(notdir $(PYTHON)) 2>/dev/null | sort -V | tail -n 1); \
+	  [ -n "$$exe" ] && [ -x "$$exe" ] || { echo "make: $(PYTHON) not found: not on PATH and not under pyenv's versions/ (install it, or pass PYTHON=/path/to/python)" >&2; exit 127; }; \
+	  echo "make: creating $(VENV) with $$exe"; "$$exe" -m venv $(VENV)
 	$(PIP) install --quiet --upgrade "pip>=23"
 
 $(DEPS_STAMP): requirements.txt $(CONSTRAINTS) | $(PY)

@@ -9,6 +9,7 @@ __attribute__((weak)) void RegisterMatmul(pybind11::module_& m);
 __attribute__((weak)) void RegisterMpcSteps(pybind11::module_& m);
 __attribute__((weak)) void RegisterCuda(pybind11::module_& m);
 __attribute__((weak)) void RegisterElementwise(pybind11::module_& m);
+__attribute__((weak)) void RegisterNet(pybind11::module_& m);
 
 void RegisterAll(pybind11::module_& m) {
   pybind11::list families;
@@ -18,6 +19,7 @@ void RegisterAll(pybind11::module_& m) {
   if (RegisterMpcSteps) { RegisterMpcSteps(m); families.append("mpc_steps"); }
   if (RegisterCuda) { RegisterCuda(m); families.append("cuda"); }
   if (RegisterElementwise) { RegisterElementwise(m); families.append("elementwise"); }
+  if (RegisterNet) { RegisterNet(m); families.append("net"); }
   m.attr("_families") = families;
   m.def("families", [families] { return families; }, "Kernel families compiled into this module.");
 }

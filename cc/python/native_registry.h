@@ -13,6 +13,7 @@ void RegisterMatmul(pybind11::module_& m);         // native_matmul.cc: ring_mat
 void RegisterMpcSteps(pybind11::module_& m);       // native_mpc_steps.cc: truncation, sigmoid steps
 void RegisterCuda(pybind11::module_& m);           // cc/cuda/native_cuda.cc (only with TFE_ACCEL_CUDA=ON)
 void RegisterElementwise(pybind11::module_& m);    // native_elementwise.cc: rss_mul
+void RegisterNet(pybind11::module_& m);            // native_net.cc: link shaper and probes
 void RegisterAll(pybind11::module_& m);
 
 }  // namespace py_glue

@@ -516,6 +516,7 @@ def connect(
     failure_timeout: Optional[float] = DEFAULT_FAILURE_TIMEOUT,
     on_failure: Optional[Callable[[str], None]] = None,
     excepthook: bool = True,
+    driver_address: Optional[str] = None,
 ):
     """Connect this process (the driver) to the players of cluster file `path`.
 
@@ -528,6 +529,10 @@ def connect(
     With `excepthook` (default), an *uncaught* TF error caused by a lost party ends the process with
     the same clear message and exit status as the watchdog (see :func:`explain_failure`), instead
     of a TF traceback.
+
+    `driver_address` ("host:port", default: $TFE_ACCEL_DRIVER_ADDRESS, else a free port on
+    localhost) is where the parties reach this process's own TF server; a shaped network
+    (tfe_accel.network) gives the driver a fixed address of its own.
     """
     import tensorflow as tf
 
@@ -538,8 +543,16 @@ def connect(
     wait_for_ports(addresses, timeout)
     start = time.monotonic()
 
+    driver_address = driver_address or os.environ.get("TFE_ACCEL_DRIVER_ADDRESS") or None
+    if driver_address:
+        parse_address(driver_address, "driver")
+
     def do_connect():
-        tf.config.experimental_connect_to_host(cfg.hosts, job_name=cfg.job_name)
+        if driver_address:
+            tf.config.experimental_connect_to_cluster(tf.train.ClusterSpec(
+                {cfg.job_name: cfg.hosts, "localhost": [driver_address]}))
+        else:
+            tf.config.experimental_connect_to_host(cfg.hosts, job_name=cfg.job_name)
 
     try:
         _with_deadline(do_connect, timeout, "connecting to the cluster")

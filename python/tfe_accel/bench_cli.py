@@ -11,6 +11,14 @@ def cmd_bench(args) -> int:
 
     from .benchmarks import report, suite
 
+    if args.section == "network":
+        from .benchmarks import network
+
+        return network.cli(args)
+    if args.preset or args.rtt is not None or args.rate is not None:
+        print("tfe-accel bench: --preset/--rtt/--rate belong to the network section", file=sys.stderr)
+        return 2
+
     threads = args.threads or ([1] if args.quick else [1, 2])
     command = "tfe-accel bench " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else None
     try:
@@ -43,8 +51,9 @@ def register(subparsers) -> None:
                     "runs, median and IQR, machine facts. Writes results.json, PNG plots and "
                     "README_section.md to --output.")
     sp.add_argument("section", nargs="?", default="all",
-                    choices=["kernels", "protocol", "training", "gpu", "all"],
-                    help="what to run (default: all)")
+                    choices=["kernels", "protocol", "training", "gpu", "all", "network"],
+                    help="what to run (default: all = kernels, protocol, training, gpu; network "
+                         "runs only when named: it needs network namespaces, i.e. root)")
     sp.add_argument("--quick", action="store_true",
                     help="small sizes, 5 runs: a smoke run (under 2 minutes), not representative")
     sp.add_argument("--output", default=os.path.join("bench", "results"),
@@ -59,4 +68,11 @@ def register(subparsers) -> None:
                     help="keep the other sections of an existing OUTPUT/results.json (re-run one section)")
     sp.add_argument("--update-readme", metavar="README", default=None,
                     help="also replace the <!-- bench:start -->...<!-- bench:end --> block of README")
+    sp.add_argument("--preset", choices=["lan", "wan"], default=None,
+                    help="network: one link profile (LAN: 0.2 ms RTT, 1 Gbit/s; WAN: 40 ms, "
+                         "100 Mbit/s); default: LAN, 5 ms and WAN (--quick: LAN)")
+    sp.add_argument("--rtt", type=float, default=None, metavar="MS",
+                    help="network: round-trip time per link in ms (overrides the preset's)")
+    sp.add_argument("--rate", default=None,
+                    help="network: rate per link and direction, e.g. 1gbit, 100mbit, 0 = no cap")
     sp.set_defaults(func=cmd_bench)

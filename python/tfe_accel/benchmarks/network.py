@@ -1,0 +1,204 @@
+"""`tfe-accel bench network`: secure ops over a shaped network, next to an analytic estimate.
+
+The three compute servers run as `tfe-accel serve` processes, each in its own network namespace,
+and the driver in its own process; every link goes through the link shaper (tfe_accel.network).
+For each case, stock ABY3 and AcceleratedABY3 (both through tfe_accel.function) are timed side by
+side, and each measurement is printed next to
+
+    estimate = base time + rounds x RTT + busiest directed link's bytes / rate
+
+where the base time is the same case measured on the same process-per-party cluster with the
+shaper adding nothing (profile "loopback": TF's gRPC runtime, processes and the machine's own
+loopback, no delay or cap), rounds and bytes come from the traced graph's accounting
+(tfe_accel.accounting). The in-process time (PartitionedLocalConfig, no network at all) is
+reported next to it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import List, Optional
+
+from .. import network
+from . import network_driver
+
+DRIVER = [sys.executable, "-m", "tfe_accel.benchmarks.network_driver"]
+
+
+def _run_driver(target: str, quick: bool, runs: int, env=None, timeout: float = 900) -> dict:
+    cmd = DRIVER + [target, "--runs", str(runs)] + (["--quick"] if quick else [])
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                          env=dict(os.environ if env is None else env, TF_CPP_MIN_LOG_LEVEL="2"))
+    lines = [ln[7:] for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    if not lines:
+        raise RuntimeError(f"network benchmark driver ({target}) printed no result (exit "
+                           f"{proc.returncode}):\n{proc.stderr[-3000:]}")
+    out = json.loads(lines[-1])
+    if "error" in out:
+        raise RuntimeError(f"network benchmark driver ({target}): {out['error']}")
+    return out
+
+
+LOOPBACK = network.LinkProfile("loopback", 0.0, 0.0)
+
+
+def estimate(local_s: float, rounds: int, busiest_bytes: int, link: network.LinkProfile) -> float:
+    t = local_s + rounds * link.rtt_s
+    if link.rate_bytes_per_s > 0:
+        t += busiest_bytes / link.rate_bytes_per_s
+    return t
+
+
+def measure_profile(link: network.LinkProfile, quick: bool, runs: int, local: dict, base: dict,
+                    workdir, log=print) -> dict:
+    shaped = _run_cluster(link, quick, runs, workdir, log)
+    rows = {}
+    for name, res in shaped["cases"].items():
+        row = {}
+        for p in ("stock", "accelerated"):
+            b = base[name][p]["median_s"]
+            est = estimate(b, res[p]["rounds"], res[p]["busiest_link_bytes"], link)
+            row[p] = {"measured_s": res[p]["median_s"], "q1_s": res[p]["q1_s"],
+                      "q3_s": res[p]["q3_s"], "base_s": b, "in_process_s": local[name][p]["median_s"],
+                      "rounds": res[p]["rounds"], "messages": res[p]["messages"],
+                      "bytes": res[p]["bytes"], "busiest_link_bytes": res[p]["busiest_link_bytes"],
+                      "estimate_s": est,
+                      "estimate_error": (est - res[p]["median_s"]) / res[p]["median_s"]}
+        row["speedup"] = row["stock"]["measured_s"] / row["accelerated"]["measured_s"]
+        rows[name] = row
+    return {"link": {"name": link.name, "rtt_s": link.rtt_s,
+                     "rate_bits_per_s": link.rate_bits_per_s},
+            "baseline_rtt_s": shaped["baseline_rtt_s"], "cases": rows,
+            "wire_bytes_per_route": shaped["wire_bytes_per_route"]}
+
+
+def _run_cluster(link: network.LinkProfile, quick: bool, runs: int, workdir, log=print) -> dict:
+    """The driver's measurements on a fresh shaped cluster of the three servers."""
+    sc = network.ShapedCluster.create(list(network_driver.SERVERS), Path(workdir) / link.name, link,
+                                      compensate=link.rtt_s > 0, exit_with_parent=True)
+    t0 = time.perf_counter()
+    sc.up(timeout=120)
+    log(f"  {link.describe()}: cluster up in {time.perf_counter() - t0:.1f} s" +
+        (f" (machine's loopback RTT {sc.baseline_rtt_s * 1e6:.0f} us, subtracted)"
+         if sc.compensate else ""))
+    try:
+        env = dict(os.environ, TFE_ACCEL_DRIVER_ADDRESS=sc.driver_address)
+        shaped = _run_driver(str(sc.config_path), quick, runs, env=env)
+        links = sc.link_stats()
+    finally:
+        sc.down()
+    wire = {s["name"]: s["bytes_forward"] + s["bytes_backward"] for s in links}
+    return {"cases": shaped, "baseline_rtt_s": sc.baseline_rtt_s, "wire_bytes_per_route": wire}
+
+
+def run(links: List[network.LinkProfile], quick: bool = False, runs: Optional[int] = None,
+        log=print) -> dict:
+    why = network.netns_unavailable()
+    if why:
+        raise RuntimeError(f"bench network needs network namespaces: {why}")
+    runs = runs or (5 if quick else 7)
+    log("network: in-process reference (PartitionedLocalConfig) ...")
+    local = _run_driver("local", quick, runs)
+    out = {"quick": quick, "runs": runs, "in_process": local, "profiles": []}
+    with tempfile.TemporaryDirectory(prefix="tfe-accel-net-") as tmp:
+        log("network: the same cluster unshaped (the estimates' base) ...")
+        base = _run_cluster(LOOPBACK, quick, runs, tmp, log)
+        out["loopback"] = base
+        for link in links:
+            out["profiles"].append(measure_profile(link, quick, runs, local, base["cases"], tmp,
+                                                   log=log))
+            log(format_profile(out["profiles"][-1]))
+    return out
+
+
+def _ms(s: float) -> str:
+    return f"{s * 1e3:.2f} ms" if s < 1 else f"{s:.2f} s"
+
+
+def format_profile(prof: dict) -> str:
+    link = network.LinkProfile(**prof["link"])
+    lines = [f"| {link.describe()} | stock: measured / estimate | accelerated: measured / estimate "
+             "| speedup | rounds (stock / ours) |", "|---|---|---|---|---|"]
+    for name, row in prof["cases"].items():
+        s, a = row["stock"], row["accelerated"]
+        lines.append(
+            f"| {name} | {_ms(s['measured_s'])} / {_ms(s['estimate_s'])} ({s['estimate_error']:+.0%}) "
+            f"| {_ms(a['measured_s'])} / {_ms(a['estimate_s'])} ({a['estimate_error']:+.0%}) "
+            f"| {row['speedup']:.2f}x | {s['rounds']} / {a['rounds']} |")
+    return "\n".join(lines)
+
+
+def plot(result: dict, path) -> Optional[Path]:
+    """Seconds per call vs RTT, one line per case and protocol (needs >= 2 shaped profiles)."""
+    profs = sorted(result["profiles"], key=lambda p: p["link"]["rtt_s"])
+    if len({p["link"]["rtt_s"] for p in profs}) < 2:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    rtts = [p["link"]["rtt_s"] * 1e3 for p in profs]
+    for i, name in enumerate(profs[0]["cases"]):
+        for p, style in (("stock", "--"), ("accelerated", "-")):
+            ax.plot(rtts, [q["cases"][name][p]["measured_s"] for q in profs], style, marker="o",
+                    color=f"C{i}", label=f"{name}, {p}")
+            ax.plot(rtts, [q["cases"][name][p]["estimate_s"] for q in profs], ":", color=f"C{i}",
+                    alpha=0.5)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("round-trip time per link (ms)")
+    ax.set_ylabel("seconds per call (median)")
+    ax.set_title("Secure ops over a shaped network (dotted: analytic estimate)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def cli(args) -> int:
+    """`tfe-accel bench network` (see bench_cli)."""
+    try:
+        if args.rtt is not None or args.rate is not None:
+            links = [network.profile(args.preset, args.rtt, args.rate)]
+        elif args.preset:
+            links = [network.PRESETS[args.preset]]
+        elif args.quick:
+            links = [network.PRESETS["lan"]]
+        else:
+            links = [network.PRESETS["lan"], network.LinkProfile("rtt-5ms", 5e-3, 1e9),
+                     network.PRESETS["wan"]]
+    except ValueError as exc:
+        print(f"tfe-accel bench network: {exc}", file=sys.stderr)
+        return 2
+    try:
+        result = run(links, quick=args.quick, runs=args.runs)
+    except RuntimeError as exc:
+        print(f"tfe-accel bench network: {exc}", file=sys.stderr)
+        return 1
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    results_path = out / "results.json"
+    data = {}
+    if results_path.exists():
+        try:
+            data = json.loads(results_path.read_text())
+        except ValueError:
+            data = {}
+    from . import machine
+
+    result["machine"] = machine.collect(quick=True)
+    result["command"] = "tfe-accel bench " + " ".join(sys.argv[2:])
+    data["network"] = result
+    results_path.write_text(json.dumps(data, indent=2) + "\n")
+    png = plot(result, out / "network_rtt.png")
+    print(f"network section written to {results_path}" + (f"; plot {png}" if png else ""))
+    return 0

@@ -252,3 +252,23 @@ def test_shaped_cluster_time_and_accounting_agree_with_the_estimate(tmp_path):
             assert t >= rounds * link.rtt_s / 2, (name, p, t)
             assert t <= 4 * (local[name][p]["median_s"] + rounds * link.rtt_s) + 0.5, (name, p, t)
     assert shaped["wire_bytes_per_route"]["server0->server1"] > 0
+
+
+def test_bench_network_cli_refuses_bad_settings(capsys):
+    from tfe_accel import cli
+
+    assert cli.main(["bench", "network", "--rtt", "-1"]) == 2
+    assert "RTT must be in [0, 10] s" in capsys.readouterr().err
+    assert cli.main(["bench", "network", "--rate", "fast"]) == 2
+    assert "cannot read rate 'fast'" in capsys.readouterr().err
+    assert cli.main(["bench", "protocol", "--preset", "wan"]) == 2
+    assert "--preset/--rtt/--rate belong to the network section" in capsys.readouterr().err
+
+
+def test_estimate_formula():
+    from tfe_accel.benchmarks import network as bench_network
+
+    link = network.LinkProfile("x", 0.01, 8e6)  # 10 ms, 1 MB/s
+    assert bench_network.estimate(0.5, 3, 2_000_000, link) == pytest.approx(0.5 + 0.03 + 2.0)
+    assert bench_network.estimate(0.5, 3, 2_000_000, network.LinkProfile("y", 0.01, 0.0)) == \
+        pytest.approx(0.53)

@@ -54,6 +54,11 @@ struct SockAddr {
   int family = AF_INET;
 };
 
+NetError NotLoopback(const std::string& what, const std::string& host) {
+  return NetError(what + ": " + host + " is not a loopback address (the shaper relays on loopback "
+                  "only: 127.0.0.0/8, ::1, localhost)");
+}
+
 SockAddr LoopbackAddr(const std::string& host, int port, const std::string& what) {
   SockAddr a;
   const std::string h = host == "localhost" ? "127.0.0.1" : host;
@@ -61,8 +66,7 @@ SockAddr LoopbackAddr(const std::string& host, int port, const std::string& what
   auto* v6 = reinterpret_cast<sockaddr_in6*>(&a.ss);
   if (inet_pton(AF_INET, h.c_str(), &v4->sin_addr) == 1) {
     if ((ntohl(v4->sin_addr.s_addr) >> 24) != 127)
-      throw NetError(what + ": " + host + " is not a loopback address (the shaper relays on "
-                     "loopback only: 127.0.0.0/8, ::1, localhost)");
+      throw NotLoopback(what, host);
     v4->sin_family = AF_INET;
     v4->sin_port = htons(static_cast<std::uint16_t>(port));
     a.len = sizeof(sockaddr_in);
@@ -71,8 +75,7 @@ SockAddr LoopbackAddr(const std::string& host, int port, const std::string& what
   }
   if (inet_pton(AF_INET6, h.c_str(), &v6->sin6_addr) == 1) {
     if (!IN6_IS_ADDR_LOOPBACK(&v6->sin6_addr))
-      throw NetError(what + ": " + host + " is not a loopback address (the shaper relays on "
-                     "loopback only: 127.0.0.0/8, ::1, localhost)");
+      throw NotLoopback(what, host);
     v6->sin6_family = AF_INET6;
     v6->sin6_port = htons(static_cast<std::uint16_t>(port));
     a.len = sizeof(sockaddr_in6);

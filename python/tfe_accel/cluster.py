@@ -792,12 +792,8 @@ class LocalCluster:
                     f"`tfe-accel serve`, or pass --players with this machine's players"
                 )
             check_port_free(p, host, port)
-        self.log_dir.mkdir(parents=True, exist_ok=True)
         try:
-            for p in self.players:
-                self.log_path(p).write_text("")
-                self._spawn(p)
-            self._write_pid_file()
+            self._spawn_all()
             wait_for_ports(
                 {p: self.config.address(p) for p in self.players}, timeout, alive=self._dead_message
             )
@@ -805,6 +801,14 @@ class LocalCluster:
             self.down()
             raise
         return self.pids
+
+    def _spawn_all(self) -> None:
+        """Start every player (fresh logs) and record the pids."""
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        for p in self.players:
+            self.log_path(p).write_text("")
+            self._spawn(p)
+        self._write_pid_file()
 
     def _spawn(self, p: str) -> None:
         env = dict(os.environ if self.env is None else self.env)

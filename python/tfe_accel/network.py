@@ -227,12 +227,8 @@ class ShapedCluster(cluster.LocalCluster):
         if self.compensate:
             self.baseline_rtt_s = loopback_rtt()
         self.commands = {p: self._serve_command(p) for p in self.players}
-        self.log_dir.mkdir(parents=True, exist_ok=True)
         try:
-            for p in self.players:
-                self.log_path(p).write_text("")
-                self._spawn(p)
-            self._write_pid_file()
+            self._spawn_all()
             self.netns = {p: _netns_of(self.procs[p].pid) for p in self.players}
             self.shaper = _native().LinkShaper(self.routes())
             self.shaper.start()

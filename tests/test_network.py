@@ -272,3 +272,19 @@ def test_estimate_formula():
     assert bench_network.estimate(0.5, 3, 2_000_000, link) == pytest.approx(0.5 + 0.03 + 2.0)
     assert bench_network.estimate(0.5, 3, 2_000_000, network.LinkProfile("y", 0.01, 0.0)) == \
         pytest.approx(0.53)
+
+
+@needs_netns
+def test_train_cli_over_the_shaped_network(tmp_path):
+    """`tfe-accel train --cluster` with owners and servers each in their own namespace: both
+    protocols train a model close to float64 (what `bench network` times end to end)."""
+    from tfe_accel.benchmarks import network as bench_network
+
+    out = bench_network.training_benchmark([network.PRESETS["lan"]], (40, 300, 20), tmp_path,
+                                           log=lambda *_: None)
+    prof = out["profiles"][0]
+    for protocol in ("stock", "accelerated"):
+        r = prof[protocol]
+        assert r["weights_relative_l2"] < 1e-2, (protocol, r["weights_relative_l2"])
+        assert 0 < r["secure_wall_s"] < r["wall_s"]
+    assert prof["speedup"] > 0

@@ -15,6 +15,7 @@ reported next to it.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -113,11 +114,59 @@ def run(links: List[network.LinkProfile], quick: bool = False, runs: Optional[in
             out["profiles"].append(measure_profile(link, quick, runs, local, base["cases"], tmp,
                                                    log=log))
             log(format_profile(out["profiles"][-1]))
+        if not quick:  # end to end: BC-TCGA-shaped training, owners and servers all shaped
+            log("network: tfe-accel train --cluster (bc-tcga shape, two owners, defaults) ...")
+            out["training"] = training_benchmark(links, "bc-tcga", tmp, log=log)
+    return out
+
+
+TRAIN_PLAYERS = ["server0", "server1", "server2", "owner0", "owner1"]
+
+
+def training_benchmark(links: List[network.LinkProfile], shape, workdir, seed: int = 7,
+                       log=print) -> dict:
+    """`tfe-accel train --cluster` (two owners, defaults) on a shaped 5-player cluster per link
+    profile, stock and accelerated: wall from process start, secure phases, rounds per epoch."""
+    from . import training
+
+    workdir = Path(workdir)
+    paths = training._bc_tcga_files(str(workdir), shape, seed)
+    label = shape if isinstance(shape, str) else "x".join(map(str, shape[:2]))
+    out = {"shape": shape if isinstance(shape, str) else list(shape), "profiles": []}
+    for link in links:
+        sc = network.ShapedCluster.create(TRAIN_PLAYERS, workdir / f"train-{link.name}", link,
+                                          compensate=link.rtt_s > 0, exit_with_parent=True)
+        sc.up(timeout=120)
+        rows = {}
+        try:
+            for protocol in ("stock", "accelerated"):
+                r = training._run_cli(paths, protocol, str(workdir / f"out-{link.name}-{protocol}"),
+                                      extra=("--cluster", str(sc.config_path)),
+                                      env_extra={"TFE_ACCEL_DRIVER_ADDRESS": sc.driver_address})
+                rows[protocol] = r
+                log(f"  train {label} over {link.describe()}, {protocol}: "
+                    f"{r['wall_s']:.2f} s wall, secure phases {r['secure_wall_s']:.2f} s, "
+                    f"rel. L2 to float64 {r['weights_relative_l2']:.1e}")
+        finally:
+            sc.down()
+        rows["speedup"] = rows["stock"]["wall_s"] / rows["accelerated"]["wall_s"]
+        out["profiles"].append({"link": dataclasses.asdict(link), **rows})
     return out
 
 
 def _ms(s: float) -> str:
     return f"{s * 1e3:.2f} ms" if s < 1 else f"{s:.2f} s"
+
+
+def format_training(section: dict) -> str:
+    lines = ["| `tfe-accel train --cluster`, " + str(section["shape"]) + " | stock: wall (secure) | "
+             "accelerated: wall (secure) | speedup |", "|---|---|---|---|"]
+    for p in section["profiles"]:
+        s, a = p["stock"], p["accelerated"]
+        lines.append(f"| {network.LinkProfile(**p['link']).describe()} | {s['wall_s']:.2f} s "
+                     f"({s['secure_wall_s']:.2f} s) | {a['wall_s']:.2f} s ({a['secure_wall_s']:.2f} s) "
+                     f"| {p['speedup']:.2f}x |")
+    return "\n".join(lines)
 
 
 def format_profile(prof: dict) -> str:

@@ -236,12 +236,12 @@ def _bc_tcga_files(tmp, shape, seed):
     return paths
 
 
-def _run_cli(paths, protocol, out_dir, extra=()):
+def _run_cli(paths, protocol, out_dir, extra=(), env_extra=None):
     cli = os.path.join(os.path.dirname(sys.executable), "tfe-accel")
     cmd = [cli, "train", "--protocol", protocol, "--no-progress", "--output", out_dir, *extra]
     for p in paths:
         cmd += ["--data", p]
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", **(env_extra or {}))
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
     try:

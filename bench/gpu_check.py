@@ -1,4 +1,4 @@
-"""GPU check of the CUDA kernels (issue 7), for a machine with an NVIDIA GPU, numpy and the
+"""GPU check of the CUDA kernels, for a machine with an NVIDIA GPU, numpy and the
 `_native` module built with -DTFE_ACCEL_CUDA=ON (bench/gpu_check.sh builds it). No TensorFlow.
 
 1. Correctness, bit for bit, on fresh random inputs (edge values included): every cuda_* entry

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tfe-accel GPU check (issue 7): ONE script for an H100/H200 machine with Python 3, numpy,
+# tfe-accel GPU check: ONE script for an H100/H200 machine with Python 3, numpy,
 # pybind11, cmake and nvcc (CuPy optional), no TensorFlow, no package registry.
 #   bash bench/gpu_check.sh OUTDIR
 # Builds _native with CUDA and without the TF op library into $BUILD_DIR (default build-gpu/),

@@ -1,5 +1,5 @@
 """Party servers on TF's distributed runtime: config validation, `tfe-accel serve`, the launcher,
-the driver's version handshake, and failure behaviour (issue 6).
+the driver's version handshake, and failure behaviour.
 
 Multi-process tests run on loopback with ports chosen at run time; every wait is bounded, every
 server is started with the parent-death signal (and stopped by the fixture), so nothing outlives
@@ -435,7 +435,7 @@ def test_stopped_server_is_caught_by_the_watchdog(five):
 
 
 # --------------------------------------------------------------------------------------------------
-# The training CLI over the cluster (issue 5's `tfe-accel train --cluster`)
+# The training CLI over the cluster (`tfe-accel train --cluster`)
 
 
 def _train(*args, timeout=400):

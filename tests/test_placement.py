@@ -1,4 +1,4 @@
-"""Placement of each party's fused ops on its GPU or its CPU (tfe_accel.placement, issue 7 item 5).
+"""Placement of each party's fused ops on its GPU or its CPU (tfe_accel.placement).
 
 This machine has no GPU, so the GPU cases use fake device lists: `resolve` is checked on them, and
 whole protocol graphs are traced (not run) with parties given fake GPUs, to check that each fused

@@ -17,7 +17,7 @@ def _train(prot, X, y, steps=20, lr=0.5):
 
     @tfe.function
     def step(xs, ys):
-        wv = w.read_value()  # SPEC §7: never the snapshot captured at trace time
+        wv = w.read_value()  # the variable as it is now, never the snapshot taken at trace time
         p = prot.sigmoid(prot.matmul(xs, wv))
         g = prot.matmul(prot.transpose(xs), p - ys) * (lr / n)
         prot.assign(w, wv - g)

@@ -1,4 +1,4 @@
-"""Where each party's fused ops run: its GPU or its CPU (issue 7, item 5).
+"""Where each party's fused ops run: its GPU or its CPU.
 
 ``AcceleratedABY3(placement=...)`` and ``tfe-accel train --placement`` take one of
 

@@ -63,16 +63,16 @@ def cases(quick: bool) -> List[Case]:
         out.append(Case("matmul private x private", f"matmul {n}^3", n, f"{n}^3",
                         [("private", (n, n), 1.0), ("private", (n, n), 1.0)], _matmul,
                         target_speedup=4.0 if n == 512 else None,
-                        target_note="issue 4: 512^3 >= 4x" if n == 512 else ""))
+                        target_note="target: 512^3 >= 4x" if n == 512 else ""))
     m, k = (64, 1024) if quick else (386, 17814)
     out.append(Case("matmul LR shapes", f"matmul {m}x{k} @ {k}x1", m * k, f"{m}x{k}@{k}x1",
                     [("private", (m, k), 1.0), ("private", (k, 1), 0.1)], _matmul,
                     target_speedup=None if quick else 1.5,
-                    target_note="" if quick else "issue 4: >= 1.5x (memory bound)"))
+                    target_note="" if quick else "target: >= 1.5x (memory bound)"))
     out.append(Case("matmul LR shapes (transposed)", f"matmul {k}x{m} @ {m}x1", m * k,
                     f"{k}x{m}@{m}x1", [("private", (k, m), 1.0), ("private", (m, 1), 0.1)],
                     _matmul, target_speedup=None if quick else 1.5,
-                    target_note="" if quick else "issue 4: >= 1.5x (memory bound)"))
+                    target_note="" if quick else "target: >= 1.5x (memory bound)"))
     for n in ([32] if quick else [128, 512]):
         out.append(Case("matmul public x private", f"matmul pub {n}^3", n, f"{n}^3",
                         [("public", (n, n), 1.0), ("private", (n, n), 1.0)], _matmul))
@@ -83,7 +83,7 @@ def cases(quick: bool) -> List[Case]:
         out.append(Case("mul + truncation", f"mul {n:.0e}", n, f"{n:.0e}",
                         [("private", (n,), 3.0), ("private", (n,), 3.0)], _mul,
                         target_speedup=2.0 if n == 1_000_000 else None,
-                        target_note="issue 4: 1e6 >= 2x" if n == 1_000_000 else ""))
+                        target_note="target: 1e6 >= 2x" if n == 1_000_000 else ""))
     for n in ([10000] if quick else [100_000, 1_000_000]):
         out.append(Case("truncation", f"truncate {n:.0e}", n, f"{n:.0e}",
                         [("private", (n,), 3.0)], _truncate))
@@ -92,7 +92,7 @@ def cases(quick: bool) -> List[Case]:
         out.append(Case("sigmoid (5-piece)", f"sigmoid {n:.0e}", n, f"{n:.0e}",
                         [("private", (n,), 6.0)], _sigmoid5, target_speedup=tgt,
                         target_nodes_ratio=10.0 if tgt else None,
-                        target_note=(f"issue 4: >= {tgt:g}x and >= 10x fewer nodes" if tgt else "")))
+                        target_note=(f"target: >= {tgt:g}x and >= 10x fewer nodes" if tgt else "")))
     return out
 
 

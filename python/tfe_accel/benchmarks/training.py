@@ -178,7 +178,7 @@ def keras_benchmark(d, batch, runs, warmup, seed, log=print) -> dict:
                      "iterations_per_s": 1.0 / timing[name]["median_s"]}
     _ratios(out)
     out["hong_et_al_iterations_per_s"] = HONG_ET_AL_ITS
-    out["target"] = {"iterations_per_s": HONG_ET_AL_ITS, "note": "issue 15: AcceleratedABY3 >= 754 it/s",
+    out["target"] = {"iterations_per_s": HONG_ET_AL_ITS, "note": "target: AcceleratedABY3 >= 754 it/s",
                      "met": bool(out["accelerated"]["iterations_per_s"] >= HONG_ET_AL_ITS)}
     return out
 
@@ -309,7 +309,7 @@ def train_cli_benchmark(shape, rounds, seed, log=print) -> dict:
         "secure_phases_ratio": a["secure_phases_s"] / a16["secure_phases_s"],
         "weights_relative_l2_max": {"auto": a["weights_relative_l2_max"], "f16": a16["weights_relative_l2_max"]}}
     out["target"] = {"wall_s": 5.0, "secure_phases_s": 1.5, "peak_rss_bytes": 1.5e9,
-                     "note": "issue 15: <= 5 s wall, secure phases <= 1.5 s, peak RSS <= 1.5 GB",
+                     "note": "target: <= 5 s wall, secure phases <= 1.5 s, peak RSS <= 1.5 GB",
                      "met": bool(a["wall_s"] <= 5.0 and a["secure_phases_s"] <= 1.5
                                  and a["peak_rss_bytes"] <= 1.5e9)}
     return out
@@ -346,9 +346,9 @@ def run(quick: bool = False, runs: int = None, warmup: int = None, seed: int = 4
     def step():
         r = step_benchmark(n, d, runs, warmup, seed, log=log)
         if not quick:
-            r["target"] = {"speedup": 1.8, "note": "issue 4: n=386, d=17814 >= 1.8x",
+            r["target"] = {"speedup": 1.8, "note": "target: n=386, d=17814 >= 1.8x",
                            "met": bool(r["speedup"] >= 1.8)}
-            r["trace_target"] = {"trace_s": 0.5, "note": "issue 15: first trace of the step <= 0.5 s",
+            r["trace_target"] = {"trace_s": 0.5, "note": "target: first trace of the step <= 0.5 s",
                                  "met": bool(r["accelerated"]["trace_s"] <= 0.5)}
         return r
 
@@ -372,7 +372,7 @@ def run(quick: bool = False, runs: int = None, warmup: int = None, seed: int = 4
             r["config"] = config_name
             r["hong_et_al_iterations_per_s"] = HONG_ET_AL_ITS
             r["target"] = {"iterations_per_s": 1500.0, "speedup_vs_today": 5.0,
-                           "note": "issue 15: >= 1,500 it/s and >= 5x stock as users run it today",
+                           "note": "target: >= 1,500 it/s and >= 5x stock as users run it today",
                            "met": bool(r["accelerated"]["iterations_per_s"] >= 1500.0
                                        and r["speedup_vs_today"] >= 5.0)}
             return r

@@ -16,7 +16,8 @@ from .plaintext import SIGMOIDS
 def fresh_op_cache():
     """Empty TFE's global memo cache (``protocol.nodes``). It is keyed by the operation and its
     arguments (objects by id), never cleared, and shared across graphs and protocols: a stale hit
-    returns a tensor of another graph or an old reveal (SPEC §7)."""
+    returns a tensor of another graph or an old reveal: a step that used it would
+    train on stale values."""
     from tf_encrypted.protocol import protocol as _p
 
     _p.nodes.clear()

@@ -236,6 +236,21 @@ def test_wheel_installs_and_runs_without_compiler_or_source_tree(tmp_path):
     assert results["avx2"]["code_path"] in ("avx2", "portable")  # never above what the CPU has
     assert len({res["prg_digest"] for res in results.values()}) == 1, "PRG differs between CPU paths"
 
+    # `tfe-accel bench` from the wheel, outside the source tree: the kernel benchmarks are in the
+    # package (no bench/ scripts needed); the GPU section says why it is skipped
+    r = run([str(vbin / "tfe-accel"), "bench", "kernels", "--quick", "--output", str(run_dir / "bench")])
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    kern = json.loads((run_dir / "bench" / "results.json").read_text())["kernels"]
+    assert kern["matmul"]["status"] == "ok" and kern["mpc_steps"]["status"] == "ok", kern
+    assert kern["matmul"]["module"] == "tfe_accel.benchmarks.kernel_matmul"
+    r = run([str(vbin / "tfe-accel"), "bench", "gpu", "--output", str(run_dir / "bench_gpu")])
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    gpu = json.loads((run_dir / "bench_gpu" / "results.json").read_text())["gpu"]
+    if not built["cuda"]:
+        assert gpu["status"] == "skipped" and "CUDA kernels not built" in gpu["reason"], gpu
+    else:  # no GPU on a CI machine: a skip with the reason (GPU timings need bench/gpu_check.py)
+        assert gpu["status"] == "skipped" and "no GPU usable" in gpu["reason"], gpu
+
     # the TF version guard works from the wheel: a clear ImportError naming both versions
     (run_dir / "guard.py").write_text(GUARD_SCRIPT % OTHER_TF)
     r = run([str(vbin / "python"), "guard.py"])

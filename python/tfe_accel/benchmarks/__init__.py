@@ -1,7 +1,7 @@
 """``tfe-accel bench``: op-level speedups of tfe-accel over stock TF Encrypted.
 
-Sections: ``kernels`` (the bench/ scripts of the kernel authors), ``protocol`` (every routed secure op,
-stock ABY3 vs AcceleratedABY3), ``training`` (secure LR step, iterations/s, epoch), ``gpu``.
+Sections: ``kernels`` (ring matmul and protocol-step kernels: ``kernel_matmul``, ``kernel_steps``),
+``protocol`` (every routed secure op, stock ABY3 vs AcceleratedABY3), ``training`` (secure LR step, iterations/s, epoch), ``gpu``.
 Method: warm-up, >= 5 interleaved runs, median and IQR, fixed seeds, machine facts recorded.
 ``suite.run`` writes results.json, PNG plots and README_section.md; ``report.update_readme``
 replaces the README block between ``<!-- bench:start -->`` and ``<!-- bench:end -->``.

@@ -1,20 +1,23 @@
-"""Kernel and GPU benchmarks: run the kernel authors' scripts under ``bench/`` (imported by path).
+"""Kernel and GPU benchmarks.
 
-``bench/bench_matmul.py`` exposes ``run(quick, threads) -> dict`` (ring GEMM, RSS matmul vs the TF-op
-sequences they replace, GMAC/s, GB/s and the copy-bandwidth floor); ``bench/bench_mpc_steps.py``
-exposes ``run(quick) -> dict`` (truncation and sigmoid steps). A missing or failing script is
-recorded with its reason (status ``missing`` / ``failed``) and the suite goes on.
+The kernel benchmarks are modules of this package, so they run from an installed wheel:
+``kernel_matmul.run(quick, threads) -> dict`` (ring GEMM, RSS matmul vs the TF-op sequences they
+replace, GMAC/s, GB/s and the copy-bandwidth floor) and ``kernel_steps.run(quick) -> dict``
+(truncation and sigmoid steps). A failing benchmark is recorded with its reason (status
+``failed``) and the suite goes on. The GPU timings come from ``bench/gpu_check.py`` in a source
+checkout (that script also runs alone on a GPU machine without TensorFlow).
 """
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import os
 import sys
 import traceback
 
-SCRIPTS = {
-    "matmul": ("bench_matmul.py", lambda mod, quick, threads: mod.run(quick=quick, threads=threads)),
-    "mpc_steps": ("bench_mpc_steps.py", lambda mod, quick, threads: mod.run(quick=quick)),
+MODULES = {
+    "matmul": ("kernel_matmul", lambda mod, quick, threads: mod.run(quick=quick, threads=threads)),
+    "mpc_steps": ("kernel_steps", lambda mod, quick, threads: mod.run(quick=quick)),
 }
 
 
@@ -38,34 +41,30 @@ def load_script(path: str, name: str):
     return mod
 
 
-def _run_script(key, filename, call, quick, threads, log):
-    path = os.path.join(bench_dir(), filename)
-    if not os.path.exists(path):
-        msg = f"{path} not found: kernel benchmark '{key}' not run"
-        print(f"  kernels: {msg}", file=sys.stderr)
-        return {"status": "missing", "script": path, "error": msg}
-    log(f"  kernels: {filename} ...")
+def _run_module(key, module, call, quick, threads, log):
+    name = f"{__package__}.{module}"
+    log(f"  kernels: {name} ...")
     try:
-        mod = load_script(path, key)
+        mod = importlib.import_module(name)
         res = call(mod, quick, threads)
         table = None
         if hasattr(mod, "format_table"):
             try:
                 table = mod.format_table(res)
-            except Exception as exc:  # the numbers are still valid without the script's table
+            except Exception as exc:  # the numbers are still valid without the module's table
                 table = f"(format_table failed: {type(exc).__name__}: {exc})"
-        return {"status": "ok", "script": path, "result": res, "table": table}
+        return {"status": "ok", "module": name, "result": res, "table": table}
     except Exception as exc:
-        print(f"  kernels: {filename} FAILED: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return {"status": "failed", "script": path, "error": f"{type(exc).__name__}: {exc}",
+        print(f"  kernels: {name} FAILED: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return {"status": "failed", "module": name, "error": f"{type(exc).__name__}: {exc}",
                 "traceback": traceback.format_exc(limit=8)}
 
 
 def run(quick: bool = False, threads=(1, 2), log=print) -> dict:
     out = {"threads": list(threads)}
-    for key, (filename, call) in SCRIPTS.items():
-        out[key] = _run_script(key, filename, call, quick, list(threads), log)
-    out["status"] = "ok" if all(out[k]["status"] == "ok" for k in SCRIPTS) else "partial"
+    for key, (module, call) in MODULES.items():
+        out[key] = _run_module(key, module, call, quick, list(threads), log)
+    out["status"] = "ok" if all(out[k]["status"] == "ok" for k in MODULES) else "partial"
     return out
 
 
@@ -87,7 +86,8 @@ def run_gpu(quick: bool = False, log=print) -> dict:
         return {"status": "skipped", "reason": msg}
     path = os.path.join(bench_dir(), "gpu_check.py")
     if not os.path.exists(path):
-        msg = f"{path} not found: GPU benchmark not run"
+        msg = (f"{path} not found: the GPU timings need a source checkout (run tfe-accel bench from "
+               "it, or bash bench/gpu_check.sh there); GPU benchmark not run")
         print(f"  gpu: {msg}", file=sys.stderr)
         return {"status": "missing", "error": msg}
     log(f"  gpu: {_native.cuda_device_name()} (bench/gpu_check.py timings) ...")
@@ -122,7 +122,7 @@ def rows_of(section: dict):
 
 def format_table(section: dict) -> str:
     lines = []
-    for key in list(SCRIPTS) + ["gpu"]:
+    for key in list(MODULES) + ["gpu"]:
         r = section.get(key)
         if r is None:
             continue

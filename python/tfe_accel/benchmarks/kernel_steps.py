@@ -2,9 +2,11 @@
 
 All three parties run in this process (as with TFE's LocalConfig); each case times the whole
 protocol step for all parties, graph mode (tf.function), same process, medians of >= 5 runs after
-warm-up. Writes bench/results/mpc_steps_cpu.json and prints a table.
+warm-up. `tfe-accel bench kernels` merges run(quick) -> dict into its results; the module's
+command line prints a table and writes the JSON (default bench/results/mpc_steps_cpu.json under
+the current directory):
 
-    .venv/bin/python bench/bench_mpc_steps.py [--quick]
+    python -m tfe_accel.benchmarks.kernel_steps [--quick] [--out FILE]
 """
 from __future__ import annotations
 
@@ -22,10 +24,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-import tfe_accel  # noqa: E402,F401
-from tfe_accel import ops  # noqa: E402
+from .. import ops  # noqa: E402
+from ..info import cpu_model  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results" / "mpc_steps_cpu.json"
+RESULTS = Path("bench") / "results" / "mpc_steps_cpu.json"
 
 
 def _median_time(fn, runs, warmup=2):
@@ -312,16 +314,6 @@ def bench_cases(n, runs):
     return rows
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
-
-
 def run(quick: bool) -> dict:
     """Run the benchmark (quick: 1e5 elements, 5 runs; full: 1e6 elements, 9 runs)."""
     from tfe_accel import _native
@@ -331,7 +323,7 @@ def run(quick: bool) -> dict:
     rows = bench_cases(n, runs)
     return {
         "benchmark": "mpc_steps",
-        "machine": {"platform": platform.platform(), "cpu": _cpu_model(),
+        "machine": {"platform": platform.platform(), "cpu": cpu_model(),
                     "cpu_count": os.cpu_count(), "code_path": _native.code_path(),
                     "tf_intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads()
                     or os.cpu_count()},

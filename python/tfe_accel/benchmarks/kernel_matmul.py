@@ -1,7 +1,7 @@
-#!/usr/bin/env python
 """Benchmark of the ring matmul family against the TF-op sequences they replace (not a test).
 
-    python bench/bench_matmul.py [--quick] [--threads 1 2] [--output DIR]
+    tfe-accel bench kernels [--quick]                       (with the other kernel benchmarks)
+    python -m tfe_accel.benchmarks.kernel_matmul [--quick] [--threads 1 2] [--output DIR]
 
 Each thread count runs in its own subprocess (TF's intra-op pool size is fixed at start-up); in it,
 ours and the baseline alternate (interleaved), medians of >= 5 runs after a warm-up:
@@ -12,8 +12,9 @@ ours and the baseline alternate (interleaved), medians of >= 5 runs after a warm
     and a subtraction (both as tf.function graphs);
   * public_private_matmul (both shares, one call) vs 2 tf.matmul.
 Matrix-vector shapes also report GB/s and the floor time of reading the matrices once at the
-measured memory copy bandwidth. Writes JSON to bench/results/matmul_cpu.json.
-Importable by path: run(quick, threads) -> dict.
+measured memory copy bandwidth. The module's command line writes DIR/matmul_cpu.json (default
+bench/results under the current directory); `tfe-accel bench` merges run(quick, threads) -> dict
+into its results.
 """
 from __future__ import annotations
 
@@ -26,20 +27,12 @@ import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-DEFAULT_OUTPUT = HERE / "results"
+from ..info import cpu_model
+
+DEFAULT_OUTPUT = Path("bench") / "results"
+WORKER_MODULE = "tfe_accel.benchmarks.kernel_matmul"
 
 LR_N, LR_D = 470, 17814  # BC-TCGA: 470 samples x 17,814 genes
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _median(xs):
@@ -89,9 +82,9 @@ def _worker(quick: bool, threads: int) -> dict:
     import numpy as np
     import tensorflow as tf
 
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
-    import tfe_accel  # noqa: F401
+    if tf.config.threading.get_intra_op_parallelism_threads() != threads:
+        raise RuntimeError(f"the worker must start with TF's intra-op pool at {threads} thread(s), "
+                           f"got {tf.config.threading.get_intra_op_parallelism_threads()}")
     from tfe_accel import _native, ops
 
     _native.set_num_threads(threads)
@@ -198,7 +191,12 @@ def run(quick: bool, threads: list[int]) -> dict:
     """Run the benchmark (one subprocess per thread count); returns the result dict."""
     per_thread = []
     for th in threads:
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", "--threads", str(th)]
+        # TF's pools are sized when its context starts, and importing tfe_accel starts it: the
+        # worker sets the thread counts first, then imports this module.
+        boot = (f"import tensorflow as tf; tf.config.threading.set_intra_op_parallelism_threads({th}); "
+                "tf.config.threading.set_inter_op_parallelism_threads(1); import sys; "
+                f"from {WORKER_MODULE} import main; sys.exit(main(sys.argv[1:]))")
+        cmd = [sys.executable, "-c", boot, "--worker", "--threads", str(th)]
         if quick:
             cmd.append("--quick")
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
@@ -208,7 +206,7 @@ def run(quick: bool, threads: list[int]) -> dict:
         per_thread.append(json.loads(proc.stdout.strip().splitlines()[-1]))
     return {
         "benchmark": "matmul_cpu",
-        "machine": {"cpu_model": _cpu_model(), "cpus": os.cpu_count(),
+        "machine": {"cpu_model": cpu_model(), "cpus": os.cpu_count(),
                     "platform": platform.platform()},
         "quick": quick,
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

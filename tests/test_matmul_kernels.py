@@ -189,6 +189,21 @@ def test_rss_matmul_matches_reference(x_shape, y_shape, ta, tb):
     assert np.array_equal(tf_got.numpy(), want), MSG
 
 
+@pytest.mark.parametrize("shape", [(7,), (3, 5), (0, 4), (1, 1, 9)])
+def test_rss_mul_wrapper_matches_reference(shape):
+    """ops.rss_mul (the route's elementwise product step): z_i = x_i (y_i + y_next) + x_next y_i + a_i."""
+    xi, xn, yi, yn = rand(shape), rand(shape), rand(shape), rand(shape)
+    k0, k1 = rand_key(), rand_key()
+    n0, n1 = int(RNG.integers(0, 2**40)), int(RNG.integers(0, 2**40))
+    u = lambda v: v.view(np.uint64)  # noqa: E731
+    a = u(ref_seeded_uniform(shape, k0, n0)) - u(ref_seeded_uniform(shape, k1, n1))
+    want = (u(xi) * (u(yi) + u(yn)) + u(xn) * u(yi) + a).view(np.int64)
+    got = ops.rss_mul(xi, xn, yi, yn, k0, k1, n0, n1)
+    assert np.array_equal(got.numpy(), want), MSG
+    with pytest.raises(tf.errors.InvalidArgumentError, match="key1 must"):
+        ops.rss_mul(xi, xn, yi, yn, k0, k1[:4], n0, n1)
+
+
 @pytest.mark.parametrize("x_shape,y_shape", [((6, 9), (9, 4)), ((2, 5, 7), (2, 7, 3)),
                                              ((30, 500), (500, 1))])
 def test_rss_matmul_reproduces_stock_tfe_shares(aby3, x_shape, y_shape):

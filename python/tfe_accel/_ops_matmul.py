@@ -20,6 +20,7 @@ __all__ = [
     "rss_matmul",
     "rss_matmul_party_args",
     "rss_column_squares",
+    "rss_mul",
     "public_private_matmul",
     "private_public_matmul",
 ]
@@ -95,6 +96,18 @@ def rss_column_squares(x_i, x_next, m_i, m_next, key0, key1, nonce0, nonce1, nam
     """
     return _ops.tfe_accel_rss_column_squares(
         _int64(x_i, "x_i"), _int64(x_next, "x_next"), _int64(m_i, "m_i"), _int64(m_next, "m_next"),
+        _key(key0, "key0"), _nonce(nonce0, "nonce0"), _key(key1, "key1"), _nonce(nonce1, "nonce1"),
+        name=name,
+    )
+
+
+def rss_mul(x_i, x_next, y_i, y_next, key0, key1, nonce0, nonce1, name=None) -> tf.Tensor:
+    """Party i's ABY3 private x private elementwise product step (not truncated), same shapes:
+
+    z_i = x_i * (y_i + y_next) + x_next * y_i + a_i, keys and nonces as :func:`rss_matmul`.
+    """
+    return _ops.tfe_accel_rss_mul(
+        _int64(x_i, "x_i"), _int64(x_next, "x_next"), _int64(y_i, "y_i"), _int64(y_next, "y_next"),
         _key(key0, "key0"), _nonce(nonce0, "nonce0"), _key(key1, "key1"), _nonce(nonce1, "nonce1"),
         name=name,
     )

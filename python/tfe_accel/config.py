@@ -17,7 +17,9 @@ import tf_encrypted as tfe
 
 logger = logging.getLogger("tfe_accel")
 
-DEFAULT_PLAYERS = ("server0", "server1", "server2")
+# The three compute servers of ABY3, by name: the one definition every module uses.
+SERVERS = ("server0", "server1", "server2")
+DEFAULT_PLAYERS = SERVERS
 _DEVICE = "/job:localhost/replica:0/task:0/device:CPU:{}"
 
 

@@ -21,13 +21,14 @@ def main(size: int = 64, seed: int = 0) -> int:
     import tf_encrypted as tfe
 
     import tfe_accel
+    from tfe_accel.config import SERVERS
 
     rng = np.random.default_rng(seed)
     a = rng.normal(size=(size, size)) / np.sqrt(size)
     b = rng.normal(size=(size, size))
     print(f"tfe-accel {tfe_accel.__version__} demo: stock tfe.protocol.ABY3, three parties, "
           f"LocalConfig, {size}x{size} inputs, TF {tf.__version__}")
-    tfe.set_config(tfe.LocalConfig(["server0", "server1", "server2", "input-provider"]))
+    tfe.set_config(tfe.LocalConfig([*SERVERS, "input-provider"]))
     tfe.set_protocol(tfe.protocol.ABY3())
 
     t0 = time.perf_counter()

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from .. import network
+from ..config import SERVERS
 from . import network_driver
 
 DRIVER = [sys.executable, "-m", "tfe_accel.benchmarks.network_driver"]
@@ -120,7 +121,7 @@ def run(links: List[network.LinkProfile], quick: bool = False, runs: Optional[in
     return out
 
 
-TRAIN_PLAYERS = ["server0", "server1", "server2", "owner0", "owner1"]
+TRAIN_PLAYERS = [*SERVERS, "owner0", "owner1"]
 
 
 def training_benchmark(links: List[network.LinkProfile], shape, workdir, seed: int = 7,
@@ -214,7 +215,7 @@ def plot(result: dict, path) -> Optional[Path]:
 
 
 def cli(args) -> int:
-    """`tfe-accel bench network` (see bench_cli)."""
+    """`tfe-accel bench network` (see tfe_accel.cli.bench)."""
     try:
         if args.rtt is not None or args.rate is not None:
             links = [network.profile(args.preset, args.rtt, args.rate)]

@@ -18,7 +18,6 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-SERVERS = ("server0", "server1", "server2")
 
 
 def cases(quick: bool):
@@ -94,7 +93,7 @@ def main(argv=None) -> int:
 
     import tfe_accel  # noqa: F401
     from .. import cluster
-    from ..config import PartitionedLocalConfig
+    from ..config import SERVERS, PartitionedLocalConfig
 
     if args.config == "local":
         tfe.set_config(PartitionedLocalConfig(list(SERVERS)))

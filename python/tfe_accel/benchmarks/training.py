@@ -322,7 +322,7 @@ def run(quick: bool = False, runs: int = None, warmup: int = None, seed: int = 4
         log=print) -> dict:
     import tf_encrypted as tfe
 
-    from ..config import PartitionedLocalConfig
+    from ..config import SERVERS, PartitionedLocalConfig
 
     runs = runs or (5 if quick else 7)
     warmup = warmup if warmup is not None else (1 if quick else 2)
@@ -364,7 +364,7 @@ def run(quick: bool = False, runs: int = None, warmup: int = None, seed: int = 4
             else:
                 log(f"  training: LR iterations/s, D=10, batch 128 ({config_name}) ...")
                 tfe.set_config(PartitionedLocalConfig() if config_name == "partitioned"
-                               else tfe.LocalConfig(["server0", "server1", "server2"]))
+                               else tfe.LocalConfig(list(SERVERS)))
                 r = step_benchmark(128, 10, max(runs, 9), warmup, seed + 1, breakdown=False, log=log)
                 tfe.set_config(PartitionedLocalConfig())
             for name in ("stock_tfe_function", "stock", "accelerated_tfe_function", "accelerated"):
@@ -384,7 +384,7 @@ def run(quick: bool = False, runs: int = None, warmup: int = None, seed: int = 4
         def f():
             log(f"  training: TFE Keras Dense train step, D=10, batch 128 ({config_name}) ...")
             tfe.set_config(PartitionedLocalConfig() if config_name == "partitioned"
-                           else tfe.LocalConfig(["server0", "server1", "server2"]))
+                           else tfe.LocalConfig(list(SERVERS)))
             try:
                 r = keras_benchmark(10, 128, max(runs, 9), warmup, seed + 2, log=log)
             finally:

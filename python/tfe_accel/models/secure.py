@@ -29,7 +29,7 @@ from .envelope import (DEFAULT_VALUE_LIMIT, MAX_FRACTIONAL_BITS, MIN_FRACTIONAL_
                        check_revealed_model, choose_fractional_bits, owner_values)
 from .plaintext import SIGMOIDS, STANDARDIZE_EPS, batch_schedule, class_weights
 
-SERVERS = ("server0", "server1", "server2")
+from ..config import SERVERS  # noqa: E402  (re-exported: models.secure.SERVERS)
 
 
 @dataclass

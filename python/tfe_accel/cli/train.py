@@ -44,8 +44,8 @@ def _fractional_bits(text: str):
 
 
 def register(subparsers) -> None:
-    from .models.envelope import DEFAULT_VALUE_LIMIT
-    from .models.plaintext import SIGMOIDS
+    from ..models.envelope import DEFAULT_VALUE_LIMIT
+    from ..models.plaintext import SIGMOIDS
 
     p = subparsers.add_parser(
         "train",
@@ -115,20 +115,20 @@ def register(subparsers) -> None:
 def cmd_train(args) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tfe_accel  # noqa: F401  (installs the secure ops into TFE)
-    from .cli import process_seconds
-    from .data import DataError, load_golub, load_owner, split_owners
-    from .models import ProtocolUnavailable, TrainConfig, accelerated_available
-    from .models.envelope import DEFAULT_VALUE_LIMIT
-    from .models.report import run_training, summary_table
+    from . import process_seconds
+    from ..data import DataError, load_golub, load_owner, split_owners
+    from ..models import ProtocolUnavailable, TrainConfig, accelerated_available
+    from ..models.envelope import DEFAULT_VALUE_LIMIT
+    from ..models.report import run_training, summary_table
 
 
-    from .models.report import preload_plotting
+    from ..models.report import preload_plotting
 
     preload_plotting()  # matplotlib's import (~0.4 s) overlaps loading and the secure phases
     protocol = args.protocol or ("accelerated" if accelerated_available() else "stock")
     tfe_config = None
     if args.cluster:
-        from . import cluster
+        from .. import cluster
 
         try:
             tfe_config = cluster.connect(args.cluster)

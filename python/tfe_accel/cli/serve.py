@@ -46,7 +46,7 @@ def _set_parent_death_signal() -> None:
 def _configure_devices(tf, cpu_only: bool) -> str:
     """Hide the GPUs (--cpu-only) or let TF grow into them; says where this party's fused ops can run
     (the driver's AcceleratedABY3 places them: tfe_accel.placement)."""
-    from .placement import local_gpu_status
+    from ..placement import local_gpu_status
 
     gpus = tf.config.list_physical_devices("GPU")
     if cpu_only:
@@ -61,7 +61,7 @@ def _configure_devices(tf, cpu_only: bool) -> str:
 
 def cmd_serve(args) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from . import cluster
+    from .. import cluster
 
     if args.exit_with_parent:
         _set_parent_death_signal()
@@ -131,7 +131,7 @@ def cmd_serve(args) -> int:
 
 
 def _load(args):
-    from . import cluster
+    from .. import cluster
 
     return cluster.LocalCluster(
         args.config,
@@ -143,7 +143,7 @@ def _load(args):
 
 
 def cmd_cluster(args) -> int:
-    from . import cluster
+    from .. import cluster
 
     try:
         if args.action == "up":

@@ -1,4 +1,5 @@
-"""The `tfe-accel` command line: info, demo, train, bench, serve, cluster."""
+"""The `tfe-accel` command line: info and demo here; train (cli/train.py), bench (cli/bench.py),
+serve and cluster (cli/serve.py) in their modules, each with a ``register(subparsers)``."""
 from __future__ import annotations
 
 import argparse
@@ -27,7 +28,7 @@ def process_seconds() -> float:
 
 def cmd_info(args) -> int:
     _quiet_tf()
-    from . import info
+    from .. import info
 
     facts = info.collect_info()
     if getattr(args, "json", False):
@@ -41,7 +42,7 @@ def cmd_info(args) -> int:
 
 def cmd_demo(args) -> int:
     _quiet_tf()
-    from . import demo
+    from .. import demo
 
     return demo.main(size=args.size, seed=args.seed)
 
@@ -61,23 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--size", type=int, default=64, help="matrix side (default 64)")
     sp.add_argument("--seed", type=int, default=0, help="NumPy seed for the demo inputs")
     sp.set_defaults(func=cmd_demo)
-    for register in _extra_commands():
-        register(sub)
+    from . import bench, serve, train  # each registers its verbs (serve: serve and cluster)
+
+    for module in (train, bench, serve):
+        module.register(sub)
     return p
-
-
-def _extra_commands():
-    """Sub-commands living in their own modules (train, bench, serve, cluster)."""
-    regs = []
-    for mod_name in ("train_cli", "bench_cli", "serve_cli"):
-        try:
-            mod = __import__(f"tfe_accel.{mod_name}", fromlist=["register"])
-        except ModuleNotFoundError as exc:
-            if exc.name == f"tfe_accel.{mod_name}":
-                continue
-            raise
-        regs.append(mod.register)
-    return regs
 
 
 def main(argv=None) -> int:

@@ -9,10 +9,10 @@ def cmd_bench(args) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tfe_accel  # noqa: F401  (splits the CPU into party devices before TF initialises)
 
-    from .benchmarks import report, suite
+    from ..benchmarks import report, suite
 
     if args.section == "network":
-        from .benchmarks import network
+        from ..benchmarks import network
 
         return network.cli(args)
     if args.preset or args.rtt is not None or args.rate is not None:

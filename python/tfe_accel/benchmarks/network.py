@@ -27,7 +27,6 @@ from typing import List, Optional
 
 from .. import network
 from ..config import SERVERS
-from . import network_driver
 
 DRIVER = [sys.executable, "-m", "tfe_accel.benchmarks.network_driver"]
 
@@ -81,7 +80,7 @@ def measure_profile(link: network.LinkProfile, quick: bool, runs: int, local: di
 
 def _run_cluster(link: network.LinkProfile, quick: bool, runs: int, workdir, log=print) -> dict:
     """The driver's measurements on a fresh shaped cluster of the three servers."""
-    sc = network.ShapedCluster.create(list(network_driver.SERVERS), Path(workdir) / link.name, link,
+    sc = network.ShapedCluster.create(list(SERVERS), Path(workdir) / link.name, link,
                                       compensate=link.rtt_s > 0, exit_with_parent=True)
     t0 = time.perf_counter()
     sc.up(timeout=120)

@@ -136,9 +136,16 @@ def split_cpu_devices() -> None:
         return
     cpus = tf.config.list_physical_devices("CPU")
     if cpus and tf.config.get_logical_device_configuration(cpus[0]) is None:
-        tf.config.set_logical_device_configuration(
-            cpus[0], [tf.config.LogicalDeviceConfiguration() for _ in range(n)]
-        )
+        set_logical_cpus(n)
+
+
+def set_logical_cpus(n: int) -> None:
+    """Split the first physical CPU into `n` logical devices (the one place that does it). TF raises
+    RuntimeError once its runtime is initialised; callers decide what that means for them."""
+    import tensorflow as tf
+
+    cpus = tf.config.list_physical_devices("CPU")
+    tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration() for _ in range(n)])
 
 
 def install_into_tfe(ops) -> None:

@@ -15,6 +15,8 @@ from typing import Sequence
 import tensorflow as tf
 import tf_encrypted as tfe
 
+from ._loader import set_logical_cpus
+
 logger = logging.getLogger("tfe_accel")
 
 # The three compute servers of ABY3, by name: the one definition every module uses.
@@ -35,9 +37,7 @@ def ensure_logical_cpus(n: int) -> int:
     if have >= n:
         return have
     try:
-        tf.config.set_logical_device_configuration(
-            cpus[0], [tf.config.LogicalDeviceConfiguration() for _ in range(n)]
-        )
+        set_logical_cpus(n)
     except RuntimeError as exc:
         raise RuntimeError(
             f"PartitionedLocalConfig needs {n} logical CPU devices, but TensorFlow's runtime is "

@@ -213,8 +213,7 @@ void BooleanZeroShare(int elem_bytes, const u32 seed_a[8], const u32 seed_b[8], 
 
 void BitExtractSetup(int party, const u64* x_a, const u64* x_b, const u32 seed_a[8],
                      const u32 seed_b[8], u64* out, i64 n, cudaStream_t stream) {
-  if (party < 0 || party > 2)
-    throw KernelArgumentError("party must be 0, 1 or 2, got " + std::to_string(party));
+  CheckParty(party);
   CheckN(n);
   if (party == 0 && n > 0 && (x_a == nullptr || x_b == nullptr))
     throw KernelArgumentError("party 0 needs its two arithmetic shares x_a, x_b");

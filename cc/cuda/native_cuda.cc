@@ -406,7 +406,7 @@ py::object CudaZeroShare(const std::vector<i64>& shape, const py::handle& seed0,
 // ABY3 non-interactive truncation (TFE _truncate_local_private), mirroring _native.truncate_local_p*.
 void CheckAmount(int amount) {
   if (amount <= 0 || amount >= 63)
-    throw py::value_error("amount must be in (0, 63), got " + std::to_string(amount));
+    throw py::value_error("amount must be in [1, 62], got " + std::to_string(amount));
 }
 
 py::object CudaTruncP0(const py::handle& x0, int amount) {

@@ -161,10 +161,8 @@ void ZeroShare(const u32 seed0[8], const u32 seed1[8], u64* out, i64 n, cudaStre
 
 void TruncateLocal(int party, const u64* x0, const u64* x1, i64 n, int amount, const u32 seed[8],
                    u64* y, u64* r, cudaStream_t stream) {
-  if (party < 0 || party > 2)
-    throw KernelArgumentError("party must be 0, 1 or 2, got " + std::to_string(party));
-  if (amount <= 0 || amount >= 63)  // as CheckTruncationAmount (cc/kernels/truncation.h)
-    throw KernelArgumentError("amount must be in (0, 63), got " + std::to_string(amount));
+  CheckParty(party);
+  CheckTruncationAmount(amount);
   CheckN(n, "n");
   if (party == 0 && (x0 == nullptr || y == nullptr))
     throw KernelArgumentError("party 0 needs x0 and y");

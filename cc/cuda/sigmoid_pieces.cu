@@ -39,11 +39,6 @@ unsigned Blocks(i64 work) {
   return static_cast<unsigned>(b < 1 ? 1 : (b > cap ? cap : b));
 }
 
-void CheckParty(int party) {
-  if (party < 0 || party > 2)
-    throw KernelArgumentError("party must be 0, 1 or 2, got " + std::to_string(party));
-}
-
 __global__ void PivotDiffKernel(int party, const u64* x_a, const u64* x_b, const u64* pivots, i64 n,
                                 i64 total, u64* d_a, u64* d_b) {
   for (i64 t = Start(); t < total; t += Stride()) {

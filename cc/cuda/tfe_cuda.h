@@ -102,7 +102,7 @@ void RssMul(const u64* x_i, const u64* x_next, const u64* y_i, const u64* y_next
             const u32 seed0[8], const u32 seed1[8], u64* z, i64 n, cudaStream_t stream);
 
 // ABY3 non-interactive truncation (TFE _truncate_local_private), one party's local step,
-// elementwise over n elements, shift `amount` in (0, 63) (arithmetic shift, as tf.bitwise.right_shift
+// elementwise over n elements, shift `amount` in [1, 62] (arithmetic shift, as tf.bitwise.right_shift
 // on int64):
 //   party 0: y = x0 >> amount                                        (r unused)
 //   party 1: r = U(seed); y = ((x0 + x1) >> amount) - r              (seed = keys[1][1] + nonces[1])
@@ -115,7 +115,7 @@ void TruncateLocal(int party, const u64* x0, const u64* x1, i64 n, int amount, c
 // MSB-0 truncation with a dealer (TFE `_truncate_msb0_secureq8_private`; with lift/unlift the
 // heuristic `_truncate_heuristic_private`), one kernel per party and step, mirroring
 // cc/kernels/truncation.h exactly (same streams, same row layout of the [4] + shape draw R02).
-// Seeds are nonce-adjusted (key + nonce); r_seed is used as is. amount in (0, 63).
+// Seeds are nonce-adjusted (key + nonce); r_seed is used as is. amount in [1, 62].
 void TruncMsb0Dealer(const u32 seed_20[8], const u32 seed_21[8], const u32 r_seed[8], i64 n,
                      int amount, u64 unlift, u64* r1, u64* s1, u64* rmsb1, u64* z20, u64* z21,
                      cudaStream_t stream);

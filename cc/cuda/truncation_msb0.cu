@@ -104,8 +104,7 @@ unsigned Blocks(i64 n) {
 
 void CheckArgs(i64 n, int amount, bool check_amount) {
   if (n < 0) throw KernelArgumentError("n must be >= 0, got " + std::to_string(n));
-  if (check_amount && (amount <= 0 || amount >= 63))
-    throw KernelArgumentError("amount must be in (0, 63), got " + std::to_string(amount));
+  if (check_amount) CheckTruncationAmount(amount);
 }
 
 }  // namespace

@@ -44,6 +44,15 @@ class KernelArgumentError : public std::invalid_argument {
   explicit KernelArgumentError(const std::string& what) : std::invalid_argument(what) {}
 };
 
+// The argument checks every step shares (CPU kernels and CUDA host entries alike).
+inline void CheckParty(int party) {
+  if (party < 0 || party > 2) throw KernelArgumentError("party must be 0, 1 or 2, got " + std::to_string(party));
+}
+inline void CheckTruncationAmount(int amount) {
+  if (amount <= 0 || amount >= 63)
+    throw KernelArgumentError("amount must be in [1, 62], got " + std::to_string(amount));
+}
+
 }  // namespace tfe_accel
 
 #endif  // TFE_ACCEL_CC_KERNELS_COMMON_H_

@@ -98,8 +98,7 @@ void BooleanZeroShare(const u32 key_a[8], i64 nonce_a, const u32 key_b[8], i64 n
 
 void BitExtractSetup(int party, const u64* x_a, const u64* x_b, const u32 key_a[8], i64 nonce_a,
                      const u32 key_b[8], i64 nonce_b, u64* out, i64 n, const ParallelFor& pf) {
-  if (party < 0 || party > 2)
-    throw KernelArgumentError("party must be 0, 1 or 2, got " + std::to_string(party));
+  CheckParty(party);
   if (party == 0 && n > 0 && (x_a == nullptr || x_b == nullptr))
     throw KernelArgumentError("party 0 needs its two arithmetic shares x_a, x_b");
   BooleanZeroShare<i64>(key_a, nonce_a, key_b, nonce_b, reinterpret_cast<i64*>(out), n, pf);
@@ -175,8 +174,7 @@ void KoggeStoneUpdate(const T* gs1_a, const T* gs1_b, const T* zg_own, const T* 
 
 void PivotDiff(int party, const u64* x_a, const u64* x_b, const u64* pivots, i64 C, i64 n,
                u64* d_a, u64* d_b, const ParallelFor& pf) {
-  if (party < 0 || party > 2)
-    throw KernelArgumentError("party must be 0, 1 or 2, got " + std::to_string(party));
+  CheckParty(party);
   if (C < 1) throw KernelArgumentError("need at least one pivot, got " + std::to_string(C));
   ForChunks(C * n, kChunk, 1, pf, [&](i64 b, i64 e) {
     i64 row = b / n, i = b % n;
@@ -192,8 +190,7 @@ void PivotDiff(int party, const u64* x_a, const u64* x_b, const u64* pivots, i64
 void PieceSelectAnd(int party, const bool* msb_a, const bool* msb_b, i64 C, i64 n,
                     const u32 key_a[8], i64 nonce_a, const u32 key_b[8], i64 nonce_b, bool* z,
                     const ParallelFor& pf) {
-  if (party < 0 || party > 2)
-    throw KernelArgumentError("party must be 0, 1 or 2, got " + std::to_string(party));
+  CheckParty(party);
   if (C < 1) throw KernelArgumentError("need at least one pivot, got " + std::to_string(C));
   const i64 K = C + 1, total = K * n;
   if (total <= 0) return;
@@ -293,8 +290,7 @@ void MulAbStep1(int party, const u64* f_a, const u64* f_b, const u64* c0, const 
                 const bool* b_b, i64 K, i64 n, const u32 key_a[8], i64 nonce_a,
                 const u32 key_b[8], i64 nonce_b, const MulAbStep1Out& out,
                 const ParallelFor& pf) {
-  if (party < 0 || party > 2)
-    throw KernelArgumentError("party must be 0, 1 or 2, got " + std::to_string(party));
+  CheckParty(party);
   const i64 total = K * n;
   if (total <= 0) return;
   // routine 0: zero share at N, OT at N + 1; routine 1: zero share at N + 2, OT at N + 3.
@@ -337,8 +333,7 @@ inline void MulAbStep2Row(const MulAbStep2In& in, const bool* b_a, const bool* b
 
 void MulAbStep2(int party, const MulAbStep2In& in, const bool* b_a, const bool* b_b, i64 K,
                 i64 n, u64* y_a, u64* y_b, const ParallelFor& pf) {
-  if (party < 0 || party > 2)
-    throw KernelArgumentError("party must be 0, 1 or 2, got " + std::to_string(party));
+  CheckParty(party);
   const i64 total = K * n;
   // Columns in chunks; for each chunk, rows j = 0..K-1 stream contiguously into accumulators.
   // (The party switch inside the row loop is unswitched by the compiler; a perfect loop nest

@@ -82,10 +82,6 @@ void FullRangeInt64At(const u32 seed[8], i64 first, i64 n, u64* out) {
   if (i < end) partial(end);
 }
 
-void CheckTruncationAmount(int amount) {
-  if (amount <= 0 || amount >= 63)
-    throw KernelArgumentError("amount must be in [1, 62], got " + std::to_string(amount));
-}
 
 // ---------------------------------------------------------------- (a) non-interactive
 

@@ -21,8 +21,7 @@ namespace tfe_accel {
 // split the range over threads.
 void FullRangeInt64At(const u32 seed[8], i64 first, i64 n, u64* out);
 
-// Throws KernelArgumentError unless 0 < amount < 63.
-void CheckTruncationAmount(int amount);
+// CheckTruncationAmount (amount in [1, 62]) is in common.h.
 
 // ---- (a) ABY3 non-interactive truncation: TFE `_truncate_local_private` ----
 // P0: y0 = x0 >> amount (arithmetic shift). Output shares of P0: (y0, y1 received from P1).

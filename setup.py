@@ -144,6 +144,7 @@ setup(
         ONNX_REQUIREMENT,  # TFE's converter; onnx >= 1.19 (no onnx.mapping) works through tfe_accel_compat
         "numpy",  # the range the installed TF requires
         "tqdm",
+        "cryptography>=42",  # certificates for the mutual-TLS links (tfe_accel.tls)
         "matplotlib",
     ],
     entry_points={"console_scripts": ["tfe-accel=tfe_accel_launcher:run"]},

@@ -110,6 +110,7 @@ def main():
     ap.add_argument("--failure-timeout", type=float, default=cluster.DEFAULT_FAILURE_TIMEOUT)
     ap.add_argument("--expect-version")
     ap.add_argument("--timeout", type=float, default=60.0)
+    ap.add_argument("--tls-dir", help="connect over mutual TLS with the driver's certificate")
     args = ap.parse_args()
 
     if args.expect_version:  # pretend the driver runs another build (mismatch test)
@@ -122,8 +123,9 @@ def main():
         cfg = tfe.LocalConfig(list(SERVERS) + ["owner0", "owner1"])
     else:
         try:
-            cfg = cluster.connect(args.config, timeout=args.timeout, failure_timeout=args.failure_timeout)
-        except cluster.ClusterError as exc:
+            cfg = cluster.connect(args.config, timeout=args.timeout, failure_timeout=args.failure_timeout,
+                                  tls_dir=args.tls_dir)
+        except (cluster.ClusterError, ConnectionError, ValueError) as exc:  # TlsPeerError, TlsConfigError
             print("RESULT " + json.dumps({"error": type(exc).__name__, "message": str(exc)}), flush=True)
             return 3
     connect_s = time.monotonic() - t0

@@ -62,9 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--size", type=int, default=64, help="matrix side (default 64)")
     sp.add_argument("--seed", type=int, default=0, help="NumPy seed for the demo inputs")
     sp.set_defaults(func=cmd_demo)
-    from . import bench, serve, train  # each registers its verbs (serve: serve and cluster)
+    from . import bench, certs, serve, train  # each registers its verbs (serve: serve and cluster)
 
-    for module in (train, bench, serve):
+    for module in (train, bench, serve, certs):
         module.register(sub)
     return p
 

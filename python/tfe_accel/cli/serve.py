@@ -59,6 +59,32 @@ def _configure_devices(tf, cpu_only: bool) -> str:
     return f"{len(gpus)} GPU(s) visible, memory growth on; {where}" if gpus else f"CPU (no GPU found); {where}"
 
 
+class _ServeError(Exception):
+    def __init__(self, msg: str, code: int):
+        super().__init__(msg)
+        self.code = code
+
+
+def _open_tls(cfg, args):
+    """TLS mode: load this player's certificate, bind its TLS endpoint, move TF into a network
+    namespace of its own and start the gateway (tfe_accel.gateway). Returns (gateway, inside
+    hostmap, the driver's inside address)."""
+    from .. import gateway, tls
+
+    if not cfg.driver_address:
+        raise _ServeError(
+            f"{args.config}: TLS mode needs the driver's address in the cluster file (an entry "
+            '"driver": "host:port", where the driver process accepts TLS from the parties)', EXIT_CONFIG)
+    try:
+        identity = tls.load_identity(args.tls_dir, args.player)
+    except tls.TlsConfigError as exc:
+        raise _ServeError(f"player {args.player!r}: {exc}", EXIT_CONFIG) from None
+    try:
+        return gateway.open_player(identity, cfg.hostmap, args.player, cfg.driver_address)
+    except OSError as exc:  # IsolationError (no CAP_SYS_ADMIN) or the TLS port is taken
+        raise _ServeError(f"player {args.player!r}: {exc.strerror or exc}", EXIT_CLUSTER) from None
+
+
 def cmd_serve(args) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from .. import cluster
@@ -86,6 +112,16 @@ def cmd_serve(args) -> int:
         _err(str(exc))
         return EXIT_CONFIG
 
+    gw = None
+    hosts = cfg.hosts
+    if args.tls_dir:  # before TF starts: TF must live in the namespace the gateway opens
+        try:
+            gw, inside, driver_inside = _open_tls(cfg, args)
+        except _ServeError as exc:
+            _err(str(exc))
+            return exc.code
+        hosts = [inside[p] for p in cfg.players]
+
     import tensorflow as tf
 
     try:
@@ -100,7 +136,7 @@ def cmd_serve(args) -> int:
         return 0
     try:
         server = tf.distribute.Server(
-            tf.train.ClusterSpec({cfg.job_name: cfg.hosts}),
+            tf.train.ClusterSpec({cfg.job_name: hosts}),
             job_name=cfg.job_name,
             task_index=cfg.index(args.player),
             start=True,
@@ -108,19 +144,29 @@ def cmd_serve(args) -> int:
     except (tf.errors.OpError, ValueError, RuntimeError) as exc:
         _err(f"could not start the TF server for player {args.player!r} on port {port}: {exc}")
         return EXIT_CLUSTER
+    if gw is not None:
+        gw.listen_public()
+    tls_s = (f"tls=on (TLS 1.3, mutual; TF at {inside[args.player]} in its own network namespace; "
+             f"certificate {gw.identity.name!r}, {gw.identity.days_left():.0f} days left)"
+             if gw is not None else "tls=off")
     _log(
         f"READY player={args.player} address={cfg.hostmap[args.player]} "
         f"device={cfg.device_name(args.player)} target={server.target} pid={os.getpid()} "
-        f"tfe-accel={info.get('version')} tf={tf.__version__} devices: {devices}"
+        f"tfe-accel={info.get('version')} tf={tf.__version__} {tls_s} devices: {devices}"
     )
-    _log(
-        f"note: TF's gRPC server listens on all interfaces ([::]:{port}) without authentication "
-        "or encryption; keep this port on a private network or behind a firewall/TLS tunnel "
-        "(docs/deployment.md)"
-    )
+    if gw is None:
+        _log(
+            f"WARNING: TF's gRPC server listens on all interfaces ([::]:{port}) with no "
+            "authentication and no encryption: anyone who can reach this port can run any TF op "
+            "in this process (read its shares and files, write files) and read the shares on the "
+            "wire. Run with --tls-dir (mutual TLS, no open TF port; docs/deployment.md) or keep "
+            "this port on a private network."
+        )
     while not stop.wait(0.5):
         pass
     name = signal.Signals(got.get("sig", signal.SIGTERM)).name
+    if gw is not None:
+        _log(f"TLS links: {json.dumps(gw.summary())}")
     _log(f"{name} received: stopping player {args.player} (pid {os.getpid()})")
     del server
     sys.stdout.flush()
@@ -139,6 +185,7 @@ def _load(args):
         pid_file=args.pid_file,
         log_dir=args.log_dir,
         cpu_only=args.cpu_only,
+        tls_dir=args.tls_dir,
     )
 
 
@@ -198,6 +245,10 @@ def register(subparsers) -> None:
     sp.add_argument("--config", required=True, help="cluster JSON: {player: 'host:port', ...}")
     sp.add_argument("--player", required=True, help="which player of the config this process is")
     sp.add_argument("--cpu-only", action="store_true", help="hide GPUs from TF (pin to CPU)")
+    sp.add_argument("--tls-dir", metavar="DIR",
+                    help="mutual TLS 1.3 between players (certificates from `tfe-accel certs "
+                    "init`); TF runs in a network namespace of its own and only the TLS endpoint "
+                    "listens (needs root/CAP_SYS_ADMIN)")
     sp.add_argument("--exit-with-parent", action="store_true",
                     help="exit when the parent process exits (launchers; Linux)")
     sp.set_defaults(func=cmd_serve)
@@ -218,6 +269,9 @@ def register(subparsers) -> None:
                     help="seconds to wait for every port to accept connections (up; default 60)")
     cp.add_argument("--grace", type=float, default=10.0,
                     help="seconds between SIGTERM and SIGKILL (down; default 10)")
+    cp.add_argument("--tls-dir", metavar="DIR",
+                    help="start the servers in TLS mode (`tfe-accel serve --tls-dir`); status "
+                    "then checks each party's TLS endpoint with the driver's certificate")
     cp.add_argument("--gpu", dest="cpu_only", action="store_false",
                     help="let the servers use GPUs (default: CPU only, since all share one machine)")
     cp.set_defaults(func=cmd_cluster, cpu_only=True)

@@ -8,12 +8,14 @@ import re
 import socket
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from .common import ClusterConfigError, ClusterError, JOB_NAME, PartyFailureError
 
+#: the cluster file's reserved key for the driver's own address (not a player; see ClusterConfig)
+DRIVER_KEY = "driver"
 _PLAYER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 _HOST_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9\-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9\-]{0,61}[A-Za-z0-9])?)*$")
 
@@ -89,6 +91,13 @@ class ClusterConfig:
     hostmap: "OrderedDict[str, str]"
     path: Optional[Path] = None
     job_name: str = JOB_NAME
+    #: the driver's public address ("host:port", the file's optional "driver" entry): TLS mode
+    #: needs it, since the parties' gateways route the links back to the driver (tfe_accel.gateway)
+    driver_address: Optional[str] = None
+    #: TLS mode, on the driver: the gateway (tfe_accel.gateway.Gateway) and the cluster file as
+    #: written (this config then holds the addresses TF uses inside the driver's namespace)
+    gateway: Optional[object] = field(default=None, repr=False, compare=False)
+    public: Optional["ClusterConfig"] = field(default=None, repr=False, compare=False)
 
     @property
     def players(self) -> List[str]:
@@ -122,7 +131,10 @@ class ClusterConfig:
 
     def save(self, path) -> Path:
         path = Path(path)
-        path.write_text(json.dumps(self.hostmap, indent=2) + "\n")
+        data = OrderedDict(self.hostmap)
+        if self.driver_address:
+            data[DRIVER_KEY] = self.driver_address
+        path.write_text(json.dumps(data, indent=2) + "\n")
         self.path = path
         return path
 
@@ -136,7 +148,13 @@ def validate_hostmap(hostmap, source: str = "cluster config") -> ClusterConfig:
         raise ClusterConfigError(f"{source}: no players")
     seen: Dict[Tuple[str, int], str] = {}
     out: "OrderedDict[str, str]" = OrderedDict()
+    driver = hostmap.get(DRIVER_KEY)
+    if driver is not None:
+        parse_address(driver, DRIVER_KEY)
+        seen[parse_address(driver, DRIVER_KEY)] = DRIVER_KEY
     for name, address in hostmap.items():
+        if name == DRIVER_KEY:
+            continue
         if not isinstance(name, str) or not _PLAYER_NAME.match(name):
             raise ClusterConfigError(
                 f"{source}: bad player name {name!r} (letters, digits, '_', '-', '.')"
@@ -145,12 +163,14 @@ def validate_hostmap(hostmap, source: str = "cluster config") -> ClusterConfig:
         for (h, p), other in seen.items():
             if p == port and _same_machine(h, host):
                 raise ClusterConfigError(
-                    f"{source}: duplicate port {port}: players {other!r} ({hostmap[other]}) and "
+                    f"{source}: duplicate port {port}: {other!r} ({hostmap[other]}) and "
                     f"{name!r} ({address}) are on the same host; give each player its own port"
                 )
         seen[(host, port)] = name
         out[name] = address.strip()
-    return ClusterConfig(out)
+    if not out:
+        raise ClusterConfigError(f"{source}: no players (only the driver's address)")
+    return ClusterConfig(out, driver_address=driver.strip() if driver else None)
 
 
 def load_config(path) -> ClusterConfig:

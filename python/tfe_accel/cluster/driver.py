@@ -105,6 +105,8 @@ def connect(
     on_failure: Optional[Callable[[str], None]] = None,
     excepthook: bool = True,
     driver_address: Optional[str] = None,
+    tls_dir=None,
+    tls_name: str = "driver",
 ):
     """Connect this process (the driver) to the players of cluster file `path`.
 
@@ -121,17 +123,29 @@ def connect(
     `driver_address` ("host:port", default: $TFE_ACCEL_DRIVER_ADDRESS, else a free port on
     localhost) is where the parties reach this process's own TF server; a shaped network
     (tfe_accel.network) gives the driver a fixed address of its own.
+
+    `tls_dir` (a directory from ``tfe-accel certs init``): the parties run ``tfe-accel serve
+    --tls-dir``; every link is mutual TLS 1.3 and this process presents certificate `tls_name`.
+    Each party's certificate is checked first (a bad, expired, wrong-CA or wrong-name certificate
+    on either side is a :class:`TlsPeerError` naming the player and the reason); then this thread
+    and TF move into a network namespace of their own whose only way out is the TLS gateway
+    (tfe_accel.gateway), so call it from the main thread, and note that afterwards this thread
+    reaches no other network address. Needs root/CAP_SYS_ADMIN. The driver's public address is
+    `driver_address` or the cluster file's "driver" entry.
     """
     import tensorflow as tf
 
     import tfe_accel  # noqa: F401  (loads and version-checks our ops, installs them into TFE)
 
     cfg = path if isinstance(path, ClusterConfig) else load_config(path)
+    driver_address = driver_address or os.environ.get("TFE_ACCEL_DRIVER_ADDRESS") or None
+    if tls_dir is not None:
+        cfg, driver_address = _open_tls(cfg, tls_dir, tls_name, driver_address or cfg.driver_address,
+                                        timeout)
     addresses = {p: cfg.address(p) for p in cfg.players}
     wait_for_ports(addresses, timeout)
     start = time.monotonic()
 
-    driver_address = driver_address or os.environ.get("TFE_ACCEL_DRIVER_ADDRESS") or None
     if driver_address:
         parse_address(driver_address, "driver")
 
@@ -169,6 +183,46 @@ def connect(
         wd.start()
         config.watchdog = wd
     return config
+
+
+def check_tls_peers(cfg: ClusterConfig, identity, timeout: float) -> None:
+    """Open one TLS link to every party's endpoint as `identity`; wait (up to `timeout` s) for
+    parties that do not accept connections yet; raise TlsPeerError at once on a certificate
+    problem (ours refused, or theirs not from the CA / not naming the player)."""
+    from ..tls import TlsPeerError, check_peer
+
+    deadline = time.monotonic() + timeout
+    for p in cfg.players:
+        host, port = cfg.address(p)
+        while True:
+            try:
+                check_peer(identity, p, host, port, timeout=min(5.0, timeout))
+                break
+            except TlsPeerError as exc:
+                if "cannot connect" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+
+def _open_tls(cfg: ClusterConfig, tls_dir, name: str, public: Optional[str], timeout: float):
+    """Check the parties' TLS endpoints, then move this thread into its own network namespace
+    behind a TLS gateway. Returns (the cluster as TF sees it inside, the driver's inside address)."""
+    from .. import gateway, tls
+    from .common import ClusterConfigError
+    from .config import validate_hostmap
+
+    if not public:
+        raise ClusterConfigError(
+            "TLS mode needs the driver's address: a \"driver\": \"host:port\" entry in the cluster "
+            "file (the parties' gateways dial it) or driver_address=")
+    identity = tls.load_identity(tls_dir, name)
+    check_tls_peers(cfg, identity, timeout)
+    gw, inside, driver_inside = gateway.open_player(identity, cfg.hostmap, tls.DRIVER, public, process=True)
+    logger.info("TLS gateway of %r up: TF is in its own network namespace (%s)", name, driver_inside)
+    inner = validate_hostmap(inside, "the TLS gateway's inside addresses")
+    inner.gateway = gw
+    inner.public = cfg
+    return inner, driver_inside
 
 
 def dead_parties(cfg: ClusterConfig, timeout: float = 2.0) -> Dict[str, str]:

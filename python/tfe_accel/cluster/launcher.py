@@ -16,9 +16,11 @@ from .common import ClusterConfigError, ClusterError, DEFAULT_CONNECT_TIMEOUT
 from .config import check_port_free, is_local_host, load_config, wait_for_ports
 
 def serve_command(config_path, player: str, cpu_only: bool = True, exit_with_parent: bool = False,
-                  python: Optional[str] = None) -> List[str]:
+                  python: Optional[str] = None, tls_dir=None) -> List[str]:
     cmd = [python or sys.executable, "-m", "tfe_accel", "serve", "--config", str(config_path),
            "--player", player]
+    if tls_dir:
+        cmd += ["--tls-dir", str(tls_dir)]
     if cpu_only:
         cmd.append("--cpu-only")
     if exit_with_parent:
@@ -80,6 +82,7 @@ class LocalCluster:
     log_dir: Optional[Path] = None
     cpu_only: bool = True
     exit_with_parent: bool = False
+    tls_dir: Optional[Path] = None  # mutual TLS between the players (`tfe-accel serve --tls-dir`)
     env: Optional[Dict[str, str]] = None
     commands: Dict[str, List[str]] = field(default_factory=dict)  # player -> override command
     procs: Dict[str, subprocess.Popen] = field(default_factory=dict)
@@ -144,7 +147,8 @@ class LocalCluster:
         env = dict(os.environ if self.env is None else self.env)
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         cmd = self.commands.get(p) or serve_command(
-            self.config_path, p, cpu_only=self.cpu_only, exit_with_parent=self.exit_with_parent
+            self.config_path, p, cpu_only=self.cpu_only, exit_with_parent=self.exit_with_parent,
+            tls_dir=self.tls_dir,
         )
         with open(self.log_path(p), "a") as log:
             self.procs[p] = subprocess.Popen(

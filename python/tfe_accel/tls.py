@@ -63,6 +63,8 @@ def _check_names(names: Iterable[str]) -> List[str]:
         n = n.strip()
         if not n or not _NAME.match(n):
             raise TlsConfigError(f"bad player name {n!r} (letters, digits, '_', '-', '.')")
+        if n == "ca":
+            raise TlsConfigError("'ca' cannot be a player name (ca.pem / ca.key are the CA's files)")
         if n in out:
             raise TlsConfigError(f"player {n!r} given twice")
         out.append(n)
@@ -199,6 +201,7 @@ class Identity:
         ctx.load_cert_chain(str(self.cert_file), str(self.key_file))
         ctx.load_verify_locations(cafile=str(self.ca_file))
         ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.set_alpn_protocols(["h2"])  # the links carry TF's gRPC (HTTP/2); gRPC clients require it
         return ctx
 
     def server_context(self) -> ssl.SSLContext:
@@ -280,9 +283,17 @@ def peer_name(ssl_object, allowed: Iterable[str]) -> Tuple[Optional[str], str]:
 def describe_error(exc: BaseException) -> str:
     """A short reason for a failed TLS handshake or link."""
     if isinstance(exc, ssl.SSLCertVerificationError):
-        return f"certificate rejected: {exc.verify_message or exc.reason}"
+        msg = exc.verify_message or str(exc.reason)
+        hint = ""
+        if any(k in msg.lower() for k in ("signature failure", "local issuer", "self-signed", "self signed")):
+            hint = " (not issued by this consortium's CA)"
+        elif "expired" in msg.lower():
+            hint = " (issue it a new one: `tfe-accel certs issue`)"
+        return f"the peer's certificate failed verification: {msg}{hint}"
     if isinstance(exc, ssl.SSLError):
         reason = (exc.reason or str(exc)).lower().replace("_", " ")
+        if reason in ("wrong version number", "http request", "unknown protocol"):
+            reason += " (the client does not speak TLS: a plaintext connection)"
         return f"TLS failed: {reason}"
     if isinstance(exc, (ConnectionRefusedError, socket.timeout, TimeoutError)):
         return f"cannot connect: {exc.strerror or exc}" if isinstance(exc, OSError) else "timed out"

@@ -214,6 +214,15 @@ def cmd_cluster(args) -> int:
         if os.path.exists(pid_file):
             entries = cluster.read_pid_file(pid_file)
         worst = 0
+        identity = None
+        if args.tls_dir:
+            from .. import tls
+
+            try:
+                identity = tls.load_identity(args.tls_dir, tls.DRIVER)
+            except tls.TlsConfigError as exc:
+                _err(str(exc))
+                return EXIT_CONFIG
         for p in cfg.players:
             host, port = cfg.address(p)
             up = cluster.port_accepts(host, port, timeout=1.0)
@@ -223,8 +232,18 @@ def cmd_cluster(args) -> int:
                 pid_s = f"pid {pid} {state}"
             else:
                 pid_s = "not started here"
-            answer = cluster.grpc_probe(host, port, 2.0) if up else "port closed"
-            print(f"{p}: {cfg.hostmap[p]} {'answers' if answer is None else answer}; {pid_s}")
+            if not up:
+                answer = "port closed"
+            elif identity is not None:  # a TLS endpoint: one mutual-TLS handshake as the driver
+                try:
+                    tls.check_peer(identity, p, host, port, timeout=3.0)
+                    answer = None
+                except tls.TlsPeerError as exc:
+                    answer = str(exc)
+            else:
+                answer = cluster.grpc_probe(host, port, 2.0)
+            ok = "answers TLS (certificate checked)" if identity is not None else "answers"
+            print(f"{p}: {cfg.hostmap[p]} {ok if answer is None else answer}; {pid_s}")
             worst = worst if answer is None else 1
         return worst
     except (cluster.ClusterConfigError,) as exc:

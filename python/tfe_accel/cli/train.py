@@ -105,6 +105,10 @@ def register(subparsers) -> None:
                    "per epoch about the data and the intermediate model)")
     p.add_argument("--cluster", metavar="PATH", default=None,
                    help="run the parties on remote servers described by PATH (tfe_accel.cluster.connect)")
+    p.add_argument("--tls-dir", metavar="DIR", default=None,
+                   help="with --cluster: mutual TLS 1.3 to the parties (started with `tfe-accel serve "
+                   "--tls-dir`), presenting DIR/driver.pem; the cluster file names the driver's "
+                   "address (needs root/CAP_SYS_ADMIN; docs/deployment.md)")
     p.add_argument("--placement", choices=["auto", "cpu", "gpu"], default="auto",
                    help="where each party's fused ops run: auto (its GPU when it has one and this build "
                    "has TF GPU kernels, else its CPU), cpu, or gpu (error if a party has none); default auto")
@@ -127,12 +131,18 @@ def cmd_train(args) -> int:
     preload_plotting()  # matplotlib's import (~0.4 s) overlaps loading and the secure phases
     protocol = args.protocol or ("accelerated" if accelerated_available() else "stock")
     tfe_config = None
+    if args.tls_dir and not args.cluster:
+        print("error: --tls-dir needs --cluster (the TLS links are to the cluster's parties)", file=sys.stderr)
+        return 2
     if args.cluster:
         from .. import cluster
 
+        from ..tls import TlsConfigError, TlsPeerError
+
         try:
-            tfe_config = cluster.connect(args.cluster)
-        except (cluster.ClusterError, cluster.ClusterConfigError) as exc:
+            tfe_config = cluster.connect(args.cluster, tls_dir=args.tls_dir)
+        except (cluster.ClusterError, cluster.ClusterConfigError, TlsConfigError, TlsPeerError,
+                OSError) as exc:
             print(f"error: cannot use cluster {args.cluster}: {exc}", file=sys.stderr)
             return 2
     try:

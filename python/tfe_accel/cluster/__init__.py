@@ -48,6 +48,7 @@ from .health import (  # noqa: F401
 )
 from .driver import (  # noqa: F401
     barrier,
+    check_tls_peers,
     compare_builds,
     connect,
     dead_parties,
@@ -81,6 +82,7 @@ __all__ = [
     "Watchdog",
     "barrier",
     "check_port_free",
+    "check_tls_peers",
     "compare_builds",
     "connect",
     "dead_parties",

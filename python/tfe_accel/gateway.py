@@ -71,6 +71,16 @@ def _lo_up() -> None:
         fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
 
 
+def _nodelay(sock) -> None:
+    """TCP_NODELAY: asyncio sets it only on sockets whose proto is IPPROTO_TCP, not on those made
+    with proto 0 or accepted from them; with Nagle on, TF's small messages wait for delayed ACKs
+    (measured: 15x slower LR steps)."""
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except (OSError, AttributeError):
+        pass
+
+
 class Isolation:
     """Move the calling thread (call it from the main thread, before TF starts) into a new network
     namespace with ``lo`` up. Threads it creates afterwards start there too."""
@@ -262,6 +272,7 @@ class Gateway(threading.Thread):
     async def _outbound(self, route: Route, reader, writer) -> None:
         host, port = route.public
         logger.debug("TF dials %s: TLS to %s:%d", route.peer, host, port)
+        _nodelay(writer.get_extra_info("socket"))
         try:
             r2, w2 = await asyncio.wait_for(asyncio.open_connection(
                 host, port, ssl=self._client_ctx, server_hostname=route.peer, limit=CHUNK),
@@ -294,6 +305,7 @@ class Gateway(threading.Thread):
         itself (no byte of it is read before the TLS layer sees it), then the peer's name."""
         loop = asyncio.get_running_loop()
         who = f"{addr[0]}:{addr[1]}" if addr else "?"
+        _nodelay(conn)
         reader = asyncio.StreamReader(limit=CHUNK)
         protocol = asyncio.StreamReaderProtocol(reader)
         try:
@@ -315,6 +327,7 @@ class Gateway(threading.Thread):
         logger.debug("TLS link from %s (%s) accepted", name, who)
         loop = asyncio.get_running_loop()
         s = self.isolation.socket_inside(self.isolation.host_fd)
+        _nodelay(s)
         s.setblocking(False)
         try:
             await loop.sock_connect(s, self.tf_inside)

@@ -44,7 +44,6 @@ FIRST_HOST = 10        # player k is 127.0.0.(FIRST_HOST + k) inside every names
 DRIVER_HOST = "127.0.0.9"
 FIRST_PORT = 7400      # ... at port FIRST_PORT + k
 DRIVER_PORT = 7399
-CHUNK = 1 << 16
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -231,63 +230,34 @@ class Gateway(threading.Thread):
 
     # -- links -------------------------------------------------------------------------------
     async def _serve(self) -> None:
-        servers = []
+        loop = asyncio.get_running_loop()
         for r in self.routes:
-            servers.append(await asyncio.start_server(
-                lambda rd, wr, r=r: self._outbound(r, rd, wr), sock=r.sock, limit=CHUNK))
+            await loop.create_server(lambda r=r: _Outbound(self, r), sock=r.sock)
         if self.public is not None and self._listening:
             self._spawn(self._accept_public())
         self._ready.set()
         await asyncio.Event().wait()  # forever (daemon thread)
 
-    async def _pipe(self, reader, writer, direction: str) -> None:
-        try:
-            while True:
-                data = await reader.read(CHUNK)
-                if not data:
-                    break
-                if direction == "in":
-                    self.stats.bytes_in += len(data)
-                else:
-                    self.stats.bytes_out += len(data)
-                writer.write(data)
-                await writer.drain()
-        except (ConnectionError, OSError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            try:
-                if writer.can_write_eof():
-                    writer.write_eof()
-                else:
-                    writer.close()
-            except (OSError, RuntimeError):
-                writer.close()
-
-    async def _join(self, a, b, c, d) -> None:
-        """Carry bytes a -> d and c -> b until both directions end."""
-        await asyncio.gather(self._pipe(a, d, "out"), self._pipe(c, b, "in"))
-        for w in (b, d):
-            w.close()
-
-    async def _outbound(self, route: Route, reader, writer) -> None:
+    async def _dial(self, route: Route, tf_end: "_End") -> None:
+        """TF dialed `route.peer` at its inside address: carry the connection over TLS."""
         host, port = route.public
+        loop = asyncio.get_running_loop()
         logger.debug("TF dials %s: TLS to %s:%d", route.peer, host, port)
-        _nodelay(writer.get_extra_info("socket"))
         try:
-            r2, w2 = await asyncio.wait_for(asyncio.open_connection(
-                host, port, ssl=self._client_ctx, server_hostname=route.peer, limit=CHUNK),
-                self.handshake_timeout)
+            _, far = await asyncio.wait_for(loop.create_connection(
+                lambda: _End(self, "in"), host, port, ssl=self._client_ctx,
+                server_hostname=route.peer), self.handshake_timeout)
         except BaseException as exc:  # noqa: BLE001
             why = tls.describe_error(exc) if not isinstance(exc, asyncio.TimeoutError) else "handshake timed out"
             msg = f"TLS link to {route.peer} ({host}:{port}) failed: {why}"
             if len(self.stats.dial_failures) < 100:
                 self.stats.dial_failures.append(msg)
             logger.warning("%s", msg)
-            writer.close()
+            tf_end.close()
             return
         self.stats.dialed[route.peer] += 1
         logger.debug("TLS link to %s (%s:%d) open", route.peer, host, port)
-        await self._join(reader, writer, r2, w2)
+        _End.join(tf_end, far)
 
     async def _accept_public(self) -> None:
         loop = asyncio.get_running_loop()
@@ -302,43 +272,41 @@ class Gateway(threading.Thread):
 
     async def _inbound(self, conn: socket.socket, addr) -> None:
         """One connection to the public endpoint: TLS server handshake on the accepted socket
-        itself (no byte of it is read before the TLS layer sees it), then the peer's name."""
+        itself (no byte of it is read before the TLS layer sees it), then the peer's name, then a
+        connection to TF inside the namespace."""
         loop = asyncio.get_running_loop()
         who = f"{addr[0]}:{addr[1]}" if addr else "?"
         _nodelay(conn)
-        reader = asyncio.StreamReader(limit=CHUNK)
-        protocol = asyncio.StreamReaderProtocol(reader)
         try:
-            transport, _ = await loop.connect_accepted_socket(
-                lambda: protocol, conn, ssl=self._server_ctx,
+            transport, far = await loop.connect_accepted_socket(
+                lambda: _End(self, "out"), conn, ssl=self._server_ctx,
                 ssl_handshake_timeout=self.handshake_timeout)
         except BaseException as exc:  # noqa: BLE001
             why = tls.describe_error(exc) if not isinstance(exc, asyncio.TimeoutError) else "handshake timed out"
             self._refuse(who, why, quiet=isinstance(exc, (ConnectionResetError, BrokenPipeError)))
             conn.close()
             return
-        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
-        name, why = tls.peer_name(writer.get_extra_info("ssl_object"), self.allowed)
+        transport.pause_reading()  # until TF's side is connected
+        name, why = tls.peer_name(transport.get_extra_info("ssl_object"), self.allowed)
         if name is None:
             self._refuse(who, why)
-            writer.close()
+            transport.close()
             return
         self.stats.accepted[name] += 1
         logger.debug("TLS link from %s (%s) accepted", name, who)
-        loop = asyncio.get_running_loop()
         s = self.isolation.socket_inside(self.isolation.host_fd)
         _nodelay(s)
         s.setblocking(False)
         try:
             await loop.sock_connect(s, self.tf_inside)
-            r2, w2 = await asyncio.open_connection(sock=s, limit=CHUNK)
+            _, tf_end = await loop.create_connection(lambda: _End(self, "in"), sock=s)
         except OSError as exc:
             s.close()
             logger.warning("TLS link from %s (%s): TF is not reachable inside the namespace: %s",
                            name, who, exc)
-            writer.close()
+            transport.close()
             return
-        await self._join(reader, writer, r2, w2)
+        _End.join(far, tf_end)
 
     def _refuse(self, who: str, why: str, quiet: bool = False) -> None:
         """Count and log a connection that did not become a link (`quiet`: closed before any TLS,
@@ -352,6 +320,101 @@ class Gateway(threading.Thread):
         s = self.stats
         return {"accepted": dict(s.accepted), "refused": len(s.refused), "dialed": dict(s.dialed),
                 "dial_failures": len(s.dial_failures), "bytes_in": s.bytes_in, "bytes_out": s.bytes_out}
+
+
+class _End(asyncio.Protocol):
+    """One socket of a relayed link. Bytes received are written straight to the other end's
+    transport from the callback (no coroutine, no future per chunk: the relay's cost per TF message
+    is one callback per hop); the two ends apply each other's flow control (a full write buffer
+    pauses reading on the other side) and pass on end of stream and close. `direction` names the
+    byte counter that data received here adds to ("in": towards TF from the network, "out")."""
+
+    def __init__(self, gateway: "Gateway", direction: str):
+        self.gateway = gateway
+        self.direction = direction
+        self.transport = None
+        self.other: Optional["_End"] = None
+        self._early: List[bytes] = []   # received before the other end exists
+        self._eof = False
+        self._lost = False
+
+    @staticmethod
+    def join(a: "_End", b: "_End") -> None:
+        a.other, b.other = b, a
+        for end in (a, b):
+            if end._lost:
+                end.other.close()
+                return
+        for end in (a, b):
+            for chunk in end._early:
+                end.other.transport.write(chunk)
+            end._early = []
+            if end._eof:
+                end.other._write_eof()
+            end.transport.resume_reading()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def _write_eof(self) -> None:
+        t = self.transport
+        if t is None or t.is_closing():
+            return
+        if t.can_write_eof():
+            t.write_eof()
+        else:  # TLS: no half close
+            t.close()
+
+    # asyncio.Protocol
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        _nodelay(transport.get_extra_info("socket"))
+
+    def data_received(self, data: bytes) -> None:
+        st = self.gateway.stats
+        if self.direction == "in":
+            st.bytes_in += len(data)
+        else:
+            st.bytes_out += len(data)
+        if self.other is not None:
+            self.other.transport.write(data)
+        else:
+            self._early.append(data)
+            self.transport.pause_reading()
+
+    def eof_received(self):
+        if self.other is not None:
+            self.other._write_eof()
+        else:
+            self._eof = True
+        return self.transport.can_write_eof() if self.transport is not None else False
+
+    def connection_lost(self, exc) -> None:
+        self._lost = True
+        if self.other is not None:
+            self.other.close()
+
+    def pause_writing(self) -> None:
+        if self.other is not None:
+            self.other.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.other is not None and not self.other.transport.is_closing():
+            self.other.transport.resume_reading()
+
+
+class _Outbound(_End):
+    """TF's connection to a peer's inside address: dials the peer over TLS once accepted."""
+
+    def __init__(self, gateway: "Gateway", route: Route):
+        super().__init__(gateway, "out")
+        self.route = route
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        transport.pause_reading()
+        self.gateway._spawn(self.gateway._dial(self.route, self))
 
 
 def _resolve(host: str, port: int, player: str) -> Tuple[str, int]:

@@ -139,6 +139,57 @@ def test_certs_cli(tmp_path):
     assert main(["certs", "show", str(d)]) == 1
 
 
+def _docs_openssl_block() -> str:
+    """The openssl commands of docs/deployment.md ("Your organisation's own CA"), verbatim."""
+    text = (HERE.parent / "docs" / "deployment.md").read_text()
+    start = text.index("cd tls/\n")
+    end = text.index("tfe-accel certs show .", start)
+    return text[start + len("cd tls/\n"):end]
+
+
+def _handshake(server: "tls.Identity", client: "tls.Identity") -> str:
+    """One mutual TLS handshake from `client` to a listener presenting `server`; returns the name
+    the listener reads from the client's certificate."""
+    lsock = socket.create_server(("127.0.0.1", 0))
+    port = lsock.getsockname()[1]
+    got = {}
+
+    def serve():
+        conn, _ = lsock.accept()
+        with server.server_context().wrap_socket(conn, server_side=True) as s:
+            got["name"] = tls.peer_name(s, PLAYERS + ["driver"])
+            time.sleep(1.5)  # hold the link: check_peer's read times out, i.e. accepted
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        tls.check_peer(client, server.name, "127.0.0.1", port, timeout=5.0)
+    finally:
+        t.join(10)
+        lsock.close()
+    return got["name"]
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")
+def test_an_organisations_own_ca_made_with_the_documented_openssl_commands(tmp_path):
+    d = tmp_path / "tls"
+    d.mkdir()
+    r = subprocess.run(["bash", "-e", "-c", _docs_openssl_block()], cwd=d, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    ids = {p: tls.load_identity(d, p) for p in PLAYERS + ["driver"]}
+    assert all(ids[p].name == p for p in ids)
+    assert _handshake(ids["server1"], ids["driver"]) == ("driver", "")
+    assert (d / "server1.key").stat().st_mode & 0o077 == 0
+    # the same files, mixed with another consortium's, are refused by name
+    other = tmp_path / "other"
+    tls.init(other, ["server1"], days=5)
+    shutil.copy(other / "server1.pem", d / "server1.pem")
+    shutil.copy(other / "server1.key", d / "server1.key")
+    with pytest.raises(tls.TlsConfigError, match="player 'server1'"):
+        tls.load_identity(d, "server1")
+
+
 # --------------------------------------------------------------------------------------------------
 # A TLS cluster: five serve processes, drivers in their own interpreters
 

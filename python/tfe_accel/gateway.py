@@ -16,6 +16,12 @@ out so that no TF port is reachable from outside it:
   on this player's public address it accepts TLS 1.3 only from a certificate of the consortium CA
   that names a player of the cluster, and carries the connection to TF inside the namespace.
 
+The relay writes the bytes received on one socket of a link straight to the other from asyncio's
+receive callback (:class:`_End`), with mutual flow control. A serving player runs the gateway as a
+thread (:class:`Gateway`); the driver runs it in a child process (:class:`GatewayProcess`), because
+TF's Python API holds the GIL while it connects to the cluster, which would stall a relay thread of
+the same interpreter.
+
 From another host, or from another process on this host, there is therefore no TF RPC to talk to:
 the only listening socket outside the namespace is the TLS endpoint. Creating the namespace and
 moving the gateway thread back needs CAP_SYS_ADMIN (root); see docs/deployment.md.

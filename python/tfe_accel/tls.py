@@ -39,7 +39,13 @@ class TlsConfigError(ValueError):
 
 
 class TlsPeerError(ConnectionError):
-    """A TLS link to a player that failed: the message names the player, its address and the reason."""
+    """A TLS link to a player that failed: the message names the player, its address and the reason.
+    `unreachable`: nothing accepted the connection (no TLS was tried; worth retrying while the
+    player starts), as opposed to a certificate or TLS failure (retrying does not help)."""
+
+    def __init__(self, message: str, unreachable: bool = False):
+        super().__init__(message)
+        self.unreachable = unreachable
 
 
 def _x509():
@@ -307,7 +313,7 @@ def check_peer(identity: Identity, player: str, host: str, port: int, timeout: f
     try:
         raw = socket.create_connection((host, port), timeout=timeout)
     except OSError as exc:
-        raise TlsPeerError(f"{where}: {describe_error(exc)}") from None
+        raise TlsPeerError(f"{where}: {describe_error(exc)}", unreachable=True) from None
     try:
         with identity.client_context().wrap_socket(raw, server_hostname=player) as s:
             # TLS 1.3: the server judges our certificate after our Finished; its verdict (an alert,

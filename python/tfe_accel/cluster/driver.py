@@ -106,7 +106,7 @@ def connect(
     excepthook: bool = True,
     driver_address: Optional[str] = None,
     tls_dir=None,
-    tls_name: str = "driver",
+    tls_name: Optional[str] = None,
 ):
     """Connect this process (the driver) to the players of cluster file `path`.
 
@@ -125,7 +125,8 @@ def connect(
     (tfe_accel.network) gives the driver a fixed address of its own.
 
     `tls_dir` (a directory from ``tfe-accel certs init``): the parties run ``tfe-accel serve
-    --tls-dir``; every link is mutual TLS 1.3 and this process presents certificate `tls_name`.
+    --tls-dir``; every link is mutual TLS 1.3 and this process presents certificate `tls_name`
+    (default: the driver's, ``tfe_accel.tls.DRIVER``).
     Each party's certificate is checked first (a bad, expired, wrong-CA or wrong-name certificate
     on either side is a :class:`TlsPeerError` naming the player and the reason); then this thread
     and TF move into a network namespace of their own whose only way out is the TLS gateway
@@ -140,8 +141,10 @@ def connect(
     cfg = path if isinstance(path, ClusterConfig) else load_config(path)
     driver_address = driver_address or os.environ.get("TFE_ACCEL_DRIVER_ADDRESS") or None
     if tls_dir is not None:
-        cfg, driver_address = _open_tls(cfg, tls_dir, tls_name, driver_address or cfg.driver_address,
-                                        timeout)
+        from ..tls import DRIVER
+
+        cfg, driver_address = _open_tls(cfg, tls_dir, tls_name or DRIVER,
+                                        driver_address or cfg.driver_address, timeout)
     addresses = {p: cfg.address(p) for p in cfg.players}
     wait_for_ports(addresses, timeout)
     start = time.monotonic()
@@ -199,7 +202,7 @@ def check_tls_peers(cfg: ClusterConfig, identity, timeout: float) -> None:
                 check_peer(identity, p, host, port, timeout=min(5.0, timeout))
                 break
             except TlsPeerError as exc:
-                if "cannot connect" not in str(exc) or time.monotonic() > deadline:
+                if not exc.unreachable or time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
 

@@ -249,9 +249,10 @@ class Gateway(threading.Thread):
         host, port = route.public
         loop = asyncio.get_running_loop()
         logger.debug("TF dials %s: TLS to %s:%d", route.peer, host, port)
+        far = _End(self, "in")
         try:
-            _, far = await asyncio.wait_for(loop.create_connection(
-                lambda: _End(self, "in"), host, port, ssl=self._client_ctx,
+            await asyncio.wait_for(loop.create_connection(
+                lambda: far, host, port, ssl=self._client_ctx,
                 server_hostname=route.peer), self.handshake_timeout)
         except BaseException as exc:  # noqa: BLE001
             why = tls.describe_error(exc) if not isinstance(exc, asyncio.TimeoutError) else "handshake timed out"
@@ -283,9 +284,10 @@ class Gateway(threading.Thread):
         loop = asyncio.get_running_loop()
         who = f"{addr[0]}:{addr[1]}" if addr else "?"
         _nodelay(conn)
+        far = _End(self, "out")
         try:
-            transport, far = await loop.connect_accepted_socket(
-                lambda: _End(self, "out"), conn, ssl=self._server_ctx,
+            transport, _ = await loop.connect_accepted_socket(
+                lambda: far, conn, ssl=self._server_ctx,
                 ssl_handshake_timeout=self.handshake_timeout)
         except BaseException as exc:  # noqa: BLE001
             why = tls.describe_error(exc) if not isinstance(exc, asyncio.TimeoutError) else "handshake timed out"
@@ -305,7 +307,8 @@ class Gateway(threading.Thread):
         s.setblocking(False)
         try:
             await loop.sock_connect(s, self.tf_inside)
-            _, tf_end = await loop.create_connection(lambda: _End(self, "in"), sock=s)
+            tf_end = _End(self, "in")
+            await loop.create_connection(lambda: tf_end, sock=s)
         except OSError as exc:
             s.close()
             logger.warning("TLS link from %s (%s): TF is not reachable inside the namespace: %s",
@@ -459,7 +462,11 @@ class GatewayProcess:
             public.listen(64)
             fds.append(public.fileno())
         spec = {
-            "dir": str(identity.directory), "name": identity.name,
+            # the identity as checked here: the child loads the files into its TLS contexts
+            # without checking them again (that would import `cryptography`: slower start)
+            "identity": {"name": identity.name, "directory": str(identity.directory),
+                         "cert_file": str(identity.cert_file), "key_file": str(identity.key_file),
+                         "ca_file": str(identity.ca_file), "not_after": identity.not_after.isoformat()},
             "netns": [isolation.host_fd, isolation.inner_fd],
             "routes": [[r.peer, list(r.inside), list(r.public), r.sock.fileno()] for r in routes],
             "public": public.fileno() if public is not None else None,
@@ -469,7 +476,9 @@ class GatewayProcess:
         pkg = os.path.dirname(os.path.abspath(__file__))
         boot = ("import sys, types; m = types.ModuleType('tfe_accel'); m.__path__ = [sys.argv[1]]; "
                 "sys.modules['tfe_accel'] = m; from tfe_accel import gateway; gateway._child_main(sys.argv[2])")
-        self.proc = subprocess.Popen([sys.executable, "-c", boot, pkg, json.dumps(spec)],
+        # -I -S: no site packages and no user environment (the child needs only the standard
+        # library and this package's gateway and tls modules)
+        self.proc = subprocess.Popen([sys.executable, "-I", "-S", "-c", boot, pkg, json.dumps(spec)],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, pass_fds=fds,
                                      text=True, bufsize=1)
         for r in routes:  # the child owns them now
@@ -514,7 +523,12 @@ def _child_main(spec_json: str) -> None:
     spec = json.loads(spec_json)
     logging.basicConfig(level=spec["level"], format="%(asctime)s tfe-accel gateway: %(message)s")
     _libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG: end with the driver
-    identity = tls.load_identity(spec["dir"], spec["name"])
+    import datetime
+    from pathlib import Path
+
+    i = spec["identity"]
+    identity = tls.Identity(i["name"], Path(i["directory"]), Path(i["cert_file"]), Path(i["key_file"]),
+                            Path(i["ca_file"]), datetime.datetime.fromisoformat(i["not_after"]))
     iso = Isolation(fds=tuple(spec["netns"]))
     routes = [Route(p, tuple(i), tuple(pub), socket.socket(fileno=fd)) for p, i, pub, fd in spec["routes"]]
     public = socket.socket(fileno=spec["public"]) if spec["public"] is not None else None

@@ -244,6 +244,38 @@ def test_shaped_cluster_computes_what_the_plaintext_does(tmp_path):
 
 
 @needs_netns
+def test_shaped_cluster_carries_tls_links(tmp_path):
+    """`bench network --tls`'s cluster: the players in TLS mode behind the shaper compute what the
+    plaintext cluster does, and their links (TLS) go through the shaper."""
+    from tfe_accel import tls
+
+    sys.path.insert(0, str(HERE))
+    try:
+        import cluster_driver
+        from test_cluster import ULP
+    finally:
+        sys.path.pop(0)
+    certs = tmp_path / "certs"
+    tls.init(certs, PLAYERS + [tls.DRIVER], days=1)
+    sc = network.ShapedCluster.create(PLAYERS, tmp_path / "c", network.PRESETS["lan"],
+                                      exit_with_parent=True, tls_dir=certs)
+    assert sc.config.driver_address == sc.driver_address  # the gateways dial the driver
+    sc.up(timeout=120)
+    try:
+        out = _driver([HERE / "cluster_driver.py", "compute", sc.config_path, "--steps", 1,
+                       "--tls-dir", certs], dict(os.environ))
+        stats = {s["name"]: s for s in sc.link_stats()}
+    finally:
+        sc.down()
+    a, b, _, _ = cluster_driver.data()
+    assert np.abs(np.array(out["matmul"]) - a @ b).max() < 8 * ULP * 5
+    for s in ("server0", "server1", "server2", "driver"):
+        for t in ("server0", "server1", "server2"):
+            if s != t:
+                assert stats[f"{s}->{t}"]["bytes_forward"] > 0, (s, t)
+
+
+@needs_netns
 def test_shaped_cluster_time_and_accounting_agree_with_the_estimate(tmp_path):
     from tfe_accel.benchmarks import network as bench_network
 

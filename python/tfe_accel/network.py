@@ -170,17 +170,22 @@ class ShapedCluster(cluster.LocalCluster):
     @classmethod
     def create(cls, players: Sequence[str], workdir, link: LinkProfile, compensate: bool = True,
                **kw) -> "ShapedCluster":
+        """`tls_dir=` (a `tfe-accel certs init` directory): the players run `serve --tls-dir`
+        and the shaper carries their TLS links (the cluster file then names the driver too)."""
         workdir = Path(workdir)
         workdir.mkdir(parents=True, exist_ok=True)
         ports = cluster.free_ports(len(players) + 1)
         hostmap = OrderedDict(
             (p, f"127.0.0.{FIRST_HOST + k}:{ports[k]}") for k, p in enumerate(players))
+        driver_address = f"127.0.0.{FIRST_HOST + len(players)}:{ports[-1]}"
+        if kw.get("tls_dir"):
+            hostmap[DRIVER] = driver_address
         cfg = cluster.validate_hostmap(hostmap)
         path = cfg.save(workdir / "cluster.json")
         sc = cls(config_path=path, **kw)
         sc.link = link
         sc.compensate = compensate
-        sc.driver_address = f"127.0.0.{FIRST_HOST + len(players)}:{ports[-1]}"
+        sc.driver_address = driver_address
         return sc
 
     def __post_init__(self):
@@ -194,12 +199,13 @@ class ShapedCluster(cluster.LocalCluster):
 
     def _serve_command(self, p: str) -> List[str]:
         inner = cluster.serve_command(self.config_path, p, cpu_only=self.cpu_only,
-                                      exit_with_parent=True)
+                                      exit_with_parent=True, tls_dir=self.tls_dir)
         return ["unshare", "-n", "--", "sh", "-c", 'ip link set lo up && exec "$0" "$@"'] + inner
 
     def routes(self) -> List[dict]:
         """One route per (source, destination) pair: a listener in the source's namespace at the
-        destination's address, forwarding into the destination's namespace."""
+        destination's address, forwarding to that address in the destination's namespace (where
+        TF listens on every address, or, in TLS mode, the player's TLS endpoint on its own)."""
         delay = self.link.rtt_s / 2
         if self.compensate:
             delay = max(0.0, delay - self.baseline_rtt_s / 2)
@@ -214,7 +220,7 @@ class ShapedCluster(cluster.LocalCluster):
                     continue
                 out.append({
                     "name": f"{src}->{dst}", "listen_netns": src_ns, "listen_host": host,
-                    "listen_port": port, "target_netns": dst_ns, "target_host": "127.0.0.1",
+                    "listen_port": port, "target_netns": dst_ns, "target_host": host,
                     "target_port": port, "forward": dict(shape, link=f"{src}->{dst}"),
                     "backward": dict(shape, link=f"{dst}->{src}"),
                 })
@@ -238,13 +244,33 @@ class ShapedCluster(cluster.LocalCluster):
             raise
         return self.pids
 
+    def _probe(self):
+        """A function (host, port, player) -> None when the player answers through the shaper,
+        else why not: a gRPC health probe, or in TLS mode a TLS handshake as the driver."""
+        if not self.tls_dir:
+            return lambda host, port, p: cluster.grpc_probe(host, port, timeout=2.0)
+        from . import tls
+
+        identity = tls.load_identity(self.tls_dir, tls.DRIVER)
+
+        def probe(host, port, p):
+            try:
+                tls.check_peer(identity, p, host, port, timeout=2.0)
+            except tls.TlsPeerError as exc:
+                return str(exc)
+            return None
+        return probe
+
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         pending = list(self.players)
+        probe = self._probe()
+        why = {}
         while pending:
             for p in list(pending):
                 host, port = self.config.address(p)
-                if cluster.grpc_probe(host, port, timeout=2.0) is None:
+                why[p] = probe(host, port, p)
+                if why[p] is None:
                     pending.remove(p)
             msg = self._dead_message()
             if msg:
@@ -252,13 +278,14 @@ class ShapedCluster(cluster.LocalCluster):
             if pending and time.monotonic() > deadline:
                 raise cluster.PartyFailureError(
                     f"timed out after {timeout:.0f} s waiting for {', '.join(pending)} to answer "
-                    "through the shaper")
+                    "through the shaper (" + "; ".join(f"{p}: {why[p]}" for p in pending) + ")")
             if pending:
                 time.sleep(0.2)
 
     def connect(self, **kw):
         """cluster.connect() for this cluster, with the driver at its shaped address."""
-        return cluster.connect(self.config, driver_address=self.driver_address, **kw)
+        return cluster.connect(self.config, driver_address=self.driver_address,
+                               tls_dir=self.tls_dir, **kw)
 
     def link_stats(self) -> List[dict]:
         return self.shaper.stats() if self.shaper is not None else []

@@ -98,7 +98,7 @@ def _run_cluster(link: network.LinkProfile, quick: bool, runs: int, workdir, log
 
 
 def run(links: List[network.LinkProfile], quick: bool = False, runs: Optional[int] = None,
-        log=print) -> dict:
+        log=print, tls: bool = False) -> dict:
     why = network.netns_unavailable()
     if why:
         raise RuntimeError(f"bench network needs network namespaces: {why}")
@@ -114,42 +114,68 @@ def run(links: List[network.LinkProfile], quick: bool = False, runs: Optional[in
             out["profiles"].append(measure_profile(link, quick, runs, local, base["cases"], tmp,
                                                    log=log))
             log(format_profile(out["profiles"][-1]))
-        if not quick:  # end to end: BC-TCGA-shaped training, owners and servers all shaped
-            log("network: tfe-accel train --cluster (bc-tcga shape, two owners, defaults) ...")
-            out["training"] = training_benchmark(links, "bc-tcga", tmp, log=log)
+        if not quick or tls:  # end to end: training, owners and servers all shaped
+            shape = QUICK_TRAIN_SHAPE if quick else "bc-tcga"
+            label = "x".join(map(str, shape)) if quick else shape
+            log(f"network: tfe-accel train --cluster ({label} shape, two owners, defaults"
+                f"{', plain and TLS' if tls else ''}) ...")
+            out["training"] = training_benchmark(links, shape, tmp, log=log, tls=tls)
+            log(format_training(out["training"]))
     return out
 
 
 TRAIN_PLAYERS = [*SERVERS, "owner0", "owner1"]
+# --quick --tls: a small set (n, d, positives), so the TLS row fits the quick budget
+QUICK_TRAIN_SHAPE = (100, 500, 40)
 
 
 def training_benchmark(links: List[network.LinkProfile], shape, workdir, seed: int = 7,
-                       log=print) -> dict:
+                       log=print, tls: bool = False) -> dict:
     """`tfe-accel train --cluster` (two owners, defaults) on a shaped 5-player cluster per link
-    profile, stock and accelerated: wall from process start, secure phases, rounds per epoch."""
+    profile, stock and accelerated: wall from process start, secure phases, rounds per epoch.
+    With `tls`, also the accelerated run with every link in mutual TLS (`--tls-dir`, a second
+    cluster on the same link profile) and its cost relative to the plaintext one."""
     from . import training
 
     workdir = Path(workdir)
     paths = training._bc_tcga_files(str(workdir), shape, seed)
     label = shape if isinstance(shape, str) else "x".join(map(str, shape[:2]))
     out = {"shape": shape if isinstance(shape, str) else list(shape), "profiles": []}
+    runs = [("stock", None), ("accelerated", None)]
+    certs = None
+    if tls:
+        from .. import tls as tls_mod
+
+        certs = workdir / "certs"
+        tls_mod.init(certs, TRAIN_PLAYERS + [tls_mod.DRIVER], days=2)
+        runs.append(("accelerated", certs))
     for link in links:
-        sc = network.ShapedCluster.create(TRAIN_PLAYERS, workdir / f"train-{link.name}", link,
-                                          compensate=link.rtt_s > 0, exit_with_parent=True)
-        sc.up(timeout=120)
         rows = {}
-        try:
-            for protocol in ("stock", "accelerated"):
-                r = training._run_cli(paths, protocol, str(workdir / f"out-{link.name}-{protocol}"),
-                                      extra=("--cluster", str(sc.config_path)),
-                                      env_extra={"TFE_ACCEL_DRIVER_ADDRESS": sc.driver_address})
-                rows[protocol] = r
-                log(f"  train {label} over {link.describe()}, {protocol}: "
-                    f"{r['wall_s']:.2f} s wall, secure phases {r['secure_wall_s']:.2f} s, "
-                    f"rel. L2 to float64 {r['weights_relative_l2']:.1e}")
-        finally:
-            sc.down()
+        for tls_dir in dict.fromkeys(d for _, d in runs):  # one cluster per TLS mode
+            tag = "-tls" if tls_dir else ""
+            sc = network.ShapedCluster.create(TRAIN_PLAYERS, workdir / f"train-{link.name}{tag}", link,
+                                              compensate=link.rtt_s > 0, exit_with_parent=True,
+                                              tls_dir=tls_dir)
+            sc.up(timeout=120)
+            try:
+                for protocol, d in runs:
+                    if d != tls_dir:
+                        continue
+                    extra = ("--cluster", str(sc.config_path)) + (("--tls-dir", str(d)) if d else ())
+                    r = training._run_cli(paths, protocol, str(workdir / f"out-{link.name}-{protocol}{tag}"),
+                                          extra=extra,
+                                          env_extra={"TFE_ACCEL_DRIVER_ADDRESS": sc.driver_address})
+                    rows[protocol + ("_tls" if d else "")] = r
+                    log(f"  train {label} over {link.describe()}, {protocol}{' + TLS' if d else ''}: "
+                        f"{r['wall_s']:.2f} s wall, secure phases {r['secure_wall_s']:.2f} s, "
+                        f"rel. L2 to float64 {r['weights_relative_l2']:.1e}")
+            finally:
+                sc.down()
         rows["speedup"] = rows["stock"]["wall_s"] / rows["accelerated"]["wall_s"]
+        if tls:
+            rows["tls_over_plain"] = {
+                "wall": rows["accelerated_tls"]["wall_s"] / rows["accelerated"]["wall_s"],
+                "secure_phases": rows["accelerated_tls"]["secure_wall_s"] / rows["accelerated"]["secure_wall_s"]}
         out["profiles"].append({"link": dataclasses.asdict(link), **rows})
     return out
 
@@ -159,13 +185,21 @@ def _ms(s: float) -> str:
 
 
 def format_training(section: dict) -> str:
-    lines = ["| `tfe-accel train --cluster`, " + str(section["shape"]) + " | stock: wall (secure) | "
-             "accelerated: wall (secure) | speedup |", "|---|---|---|---|"]
+    tls = any("accelerated_tls" in p for p in section["profiles"])
+    head = ("| `tfe-accel train --cluster`, " + str(section["shape"]) + " | stock: wall (secure) | "
+            "accelerated: wall (secure) | speedup |")
+    lines = [head + (" accelerated + TLS: wall (secure) | TLS / plain (wall) |" if tls else ""),
+             "|---|---|---|---|" + ("---|---|" if tls else "")]
     for p in section["profiles"]:
         s, a = p["stock"], p["accelerated"]
-        lines.append(f"| {network.LinkProfile(**p['link']).describe()} | {s['wall_s']:.2f} s "
-                     f"({s['secure_wall_s']:.2f} s) | {a['wall_s']:.2f} s ({a['secure_wall_s']:.2f} s) "
-                     f"| {p['speedup']:.2f}x |")
+        line = (f"| {network.LinkProfile(**p['link']).describe()} | {s['wall_s']:.2f} s "
+                f"({s['secure_wall_s']:.2f} s) | {a['wall_s']:.2f} s ({a['secure_wall_s']:.2f} s) "
+                f"| {p['speedup']:.2f}x |")
+        if tls:
+            t = p["accelerated_tls"]
+            line += (f" {t['wall_s']:.2f} s ({t['secure_wall_s']:.2f} s) | "
+                     f"{p['tls_over_plain']['wall']:.3f} |")
+        lines.append(line)
     return "\n".join(lines)
 
 
@@ -229,7 +263,7 @@ def cli(args) -> int:
         print(f"tfe-accel bench network: {exc}", file=sys.stderr)
         return 2
     try:
-        result = run(links, quick=args.quick, runs=args.runs)
+        result = run(links, quick=args.quick, runs=args.runs, tls=getattr(args, "tls", False))
     except RuntimeError as exc:
         print(f"tfe-accel bench network: {exc}", file=sys.stderr)
         return 1

@@ -15,8 +15,8 @@ def cmd_bench(args) -> int:
         from ..benchmarks import network
 
         return network.cli(args)
-    if args.preset or args.rtt is not None or args.rate is not None:
-        print("tfe-accel bench: --preset/--rtt/--rate belong to the network section", file=sys.stderr)
+    if args.preset or args.rtt is not None or args.rate is not None or getattr(args, "tls", False):
+        print("tfe-accel bench: --preset/--rtt/--rate/--tls belong to the network section", file=sys.stderr)
         return 2
 
     threads = args.threads or ([1] if args.quick else [1, 2])
@@ -75,4 +75,7 @@ def register(subparsers) -> None:
                     help="network: round-trip time per link in ms (overrides the preset's)")
     sp.add_argument("--rate", default=None,
                     help="network: rate per link and direction, e.g. 1gbit, 100mbit, 0 = no cap")
+    sp.add_argument("--tls", action="store_true",
+                    help="network: also train with every link in mutual TLS (serve --tls-dir) next "
+                         "to the plaintext run, per link profile (with --quick: a 100 x 500 set)")
     sp.set_defaults(func=cmd_bench)

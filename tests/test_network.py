@@ -303,7 +303,8 @@ def test_bench_network_cli_refuses_bad_settings(capsys):
     assert cli.main(["bench", "network", "--rate", "fast"]) == 2
     assert "cannot read rate 'fast'" in capsys.readouterr().err
     assert cli.main(["bench", "protocol", "--preset", "wan"]) == 2
-    assert "--preset/--rtt/--rate belong to the network section" in capsys.readouterr().err
+    assert "--preset/--rtt/--rate/--tls belong to the network section" in capsys.readouterr().err
+    assert cli.main(["bench", "kernels", "--tls"]) == 2
 
 
 def test_estimate_formula():

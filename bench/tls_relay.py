@@ -6,7 +6,8 @@ A client process sends `--size` bytes and waits for the echo, `--n` times, (a) s
 process, (b) through two TLS gateway processes (the path of one TF RPC between two TLS-mode
 players: client -> gateway A's inside listener -> TLS 1.3 -> gateway B's public endpoint -> echo),
 all on loopback in one network namespace. Prints median round-trip times and the relay's added cost
-per round trip, and the throughput of a bulk transfer echoed back. Needs no root (the gateways are given this namespace as both "host" and "inner").
+per round trip, and the throughput of a bulk transfer echoed back. Needs no root (the gateways are
+given this namespace as both "host" and "inner").
 """
 import argparse
 import os

@@ -454,6 +454,28 @@ def test_status_checks_tls_endpoints(tls_cluster, certs):
 
 
 @needs_netns
+def test_train_checkpoints_and_resumes_over_tls(tls_cluster, certs, tmp_path):
+    """`tfe-accel train --cluster --tls-dir`: the parties write their checkpoint shares and read
+    them back on --resume, over TLS."""
+    out = tmp_path / "out"
+
+    def train(*extra):
+        return subprocess.run(
+            [sys.executable, "-m", "tfe_accel", "train", "--no-progress", "--cluster",
+             str(tls_cluster.config_path), "--tls-dir", str(certs), "--checkpoint-every", "3",
+             "--output", str(out), *extra], capture_output=True, text=True, timeout=400, env=_env())
+
+    first = train("--epochs", "6")
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert json.loads((out / "checkpoints" / "checkpoint.json").read_text())["epoch"] == 6
+    resumed = train("--epochs", "9", "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    timing = json.loads((out / "metrics.json").read_text())["timing"]
+    assert timing["start_epoch"] == 6 and timing["epochs_run"] == 3, timing
+    assert np.isfinite(json.loads((out / "model.json").read_text())["weights"]).all()
+
+
+@needs_netns
 def test_watchdog_names_a_killed_party_over_tls(tls_cluster, certs, tls_run):
     driver = subprocess.Popen(
         [sys.executable, str(DRIVER), "loop", str(tls_cluster.config_path), "--failure-timeout",

@@ -249,7 +249,7 @@ class Gateway(threading.Thread):
         host, port = route.public
         loop = asyncio.get_running_loop()
         logger.debug("TF dials %s: TLS to %s:%d", route.peer, host, port)
-        far = _End(self, "in")
+        far = _End(self, "in")  # from the network, towards TF
         try:
             await asyncio.wait_for(loop.create_connection(
                 lambda: far, host, port, ssl=self._client_ctx,
@@ -284,7 +284,7 @@ class Gateway(threading.Thread):
         loop = asyncio.get_running_loop()
         who = f"{addr[0]}:{addr[1]}" if addr else "?"
         _nodelay(conn)
-        far = _End(self, "out")
+        far = _End(self, "in")  # from the network, towards TF
         try:
             transport, _ = await loop.connect_accepted_socket(
                 lambda: far, conn, ssl=self._server_ctx,
@@ -307,7 +307,7 @@ class Gateway(threading.Thread):
         s.setblocking(False)
         try:
             await loop.sock_connect(s, self.tf_inside)
-            tf_end = _End(self, "in")
+            tf_end = _End(self, "out")  # from TF, towards the network
             await loop.create_connection(lambda: tf_end, sock=s)
         except OSError as exc:
             s.close()

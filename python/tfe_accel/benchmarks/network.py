@@ -141,32 +141,30 @@ def training_benchmark(links: List[network.LinkProfile], shape, workdir, seed: i
     paths = training._bc_tcga_files(str(workdir), shape, seed)
     label = shape if isinstance(shape, str) else "x".join(map(str, shape[:2]))
     out = {"shape": shape if isinstance(shape, str) else list(shape), "profiles": []}
-    runs = [("stock", None), ("accelerated", None)]
-    certs = None
+    modes = {None: ("stock", "accelerated")}  # TLS directory (None: plaintext) -> protocols
     if tls:
         from .. import tls as tls_mod
 
         certs = workdir / "certs"
         tls_mod.init(certs, TRAIN_PLAYERS + [tls_mod.DRIVER], days=2)
-        runs.append(("accelerated", certs))
+        modes[certs] = ("accelerated",)
     for link in links:
         rows = {}
-        for tls_dir in dict.fromkeys(d for _, d in runs):  # one cluster per TLS mode
-            tag = "-tls" if tls_dir else ""
+        for tls_dir, protocols in modes.items():  # one cluster per mode
+            tag = "_tls" if tls_dir else ""
             sc = network.ShapedCluster.create(TRAIN_PLAYERS, workdir / f"train-{link.name}{tag}", link,
                                               compensate=link.rtt_s > 0, exit_with_parent=True,
                                               tls_dir=tls_dir)
             sc.up(timeout=120)
             try:
-                for protocol, d in runs:
-                    if d != tls_dir:
-                        continue
-                    extra = ("--cluster", str(sc.config_path)) + (("--tls-dir", str(d)) if d else ())
+                for protocol in protocols:
+                    extra = ("--cluster", str(sc.config_path))
+                    extra += ("--tls-dir", str(tls_dir)) if tls_dir else ()
                     r = training._run_cli(paths, protocol, str(workdir / f"out-{link.name}-{protocol}{tag}"),
                                           extra=extra,
                                           env_extra={"TFE_ACCEL_DRIVER_ADDRESS": sc.driver_address})
-                    rows[protocol + ("_tls" if d else "")] = r
-                    log(f"  train {label} over {link.describe()}, {protocol}{' + TLS' if d else ''}: "
+                    rows[protocol + tag] = r
+                    log(f"  train {label} over {link.describe()}, {protocol}{' + TLS' if tls_dir else ''}: "
                         f"{r['wall_s']:.2f} s wall, secure phases {r['secure_wall_s']:.2f} s, "
                         f"rel. L2 to float64 {r['weights_relative_l2']:.1e}")
             finally:
@@ -175,7 +173,8 @@ def training_benchmark(links: List[network.LinkProfile], shape, workdir, seed: i
         if tls:
             rows["tls_over_plain"] = {
                 "wall": rows["accelerated_tls"]["wall_s"] / rows["accelerated"]["wall_s"],
-                "secure_phases": rows["accelerated_tls"]["secure_wall_s"] / rows["accelerated"]["secure_wall_s"]}
+                "secure_phases": (rows["accelerated_tls"]["secure_wall_s"]
+                                  / rows["accelerated"]["secure_wall_s"])}
         out["profiles"].append({"link": dataclasses.asdict(link), **rows})
     return out
 

@@ -20,10 +20,10 @@ def partitioned():
     yield
 
 
-def _pair():
+def _pair(**kwargs):
     """A stock and an accelerated protocol sharing the same keys and nonces."""
     stock = tfe.protocol.ABY3()
-    acc = AcceleratedABY3()
+    acc = AcceleratedABY3(**kwargs)
     acc.pairwise_keys_ = stock.pairwise_keys_
     acc.pairwise_nonces_ = stock.pairwise_nonces_.copy()
     acc.b2a_keys_1_, acc.b2a_keys_2_ = stock.b2a_keys_1_, stock.b2a_keys_2_
@@ -310,18 +310,42 @@ def test_sigmoid_route_reveals_like_stock(approx, compiled):
     a = _rand((3, 17), 7.0)
     a.reshape(-1)[:6] = [-4.0, -1.5, 0.0, 1.5, 4.0, 2.5]  # on the pivots
     q = np.trunc(a * 2**16) / 2**16
-    for prot in (tfe.protocol.ABY3(), AcceleratedABY3()):
+    protocols = (tfe.protocol.ABY3(), AcceleratedABY3(pieces="stock"), AcceleratedABY3())
+    for prot in protocols:
         tfe.set_protocol(prot)
         x = tfe.define_private_variable(a)
         f = (lambda x: tfe.sigmoid(x, approx_type=approx))
         got = _reveal((tfe.function(f) if compiled else f)(x))
-        np.testing.assert_allclose(got, _sig_ref(q, approx), atol=4 * ULP, err_msg=type(prot).__name__)
+        # telescoped: up to K - 1 truncated summands instead of one
+        tol = 4 if getattr(prot, "pieces", "stock") == "stock" else 8
+        np.testing.assert_allclose(got, _sig_ref(q, approx), atol=tol * ULP,
+                                   err_msg=f"{type(prot).__name__} {getattr(prot, 'pieces', '')}")
+
+
+def test_telescoped_pieces_save_a_round_and_bytes():
+    a = _rand((6, 11), 7.0)
+    stats = {}
+    for label, prot in (("stock", tfe.protocol.ABY3()), ("acc-stock", AcceleratedABY3(pieces="stock")),
+                        ("acc", AcceleratedABY3())):
+        tfe.set_protocol(prot)
+        x = _private(prot, a)
+        stats[label] = communication(lambda: tfe.sigmoid(x))
+    s, p, t = stats["stock"], stats["acc-stock"], stats["acc"]
+    print(s, p, t, sep="\n")
+    assert p.rounds <= s.rounds and t.rounds == p.rounds - 1, (s, p, t)
+    assert t.messages < p.messages and t.unknown_size_messages == p.unknown_size_messages == 0, (p, t)
+    assert t.bytes < p.bytes, (p, t)
+
+
+def test_pieces_option_is_checked():
+    with pytest.raises(ValueError, match="pieces must be one of"):
+        AcceleratedABY3(pieces="onehot")
 
 
 def test_sigmoid_route_identical_shares_to_stock(monkeypatch):
     import tf_encrypted.tensor.native as tfe_native
 
-    stock, acc = _pair()
+    stock, acc = _pair(pieces="stock")
     a = _rand((2, 9), 6.0)
     x = _private(stock, a)
     seed = np.frombuffer(np.random.default_rng().bytes(32), np.int32).copy()

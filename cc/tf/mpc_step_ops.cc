@@ -254,10 +254,13 @@ const bool kKoggeStoneRegistered =
 
 // ------------------------------------------------------------------ sigmoid piece evaluation
 
-Status ReplaceLeadingUnknown(InferenceContext* c) {
+Status LeadingPlusOne(InferenceContext* c) {  // [C + 1] + shape for input [C] + shape
   ShapeHandle rest, out;
+  ::tensorflow::shape_inference::DimensionHandle k;
+  TF_RETURN_IF_ERROR(c->WithRankAtLeast(c->input(0), 1, &out));
+  TF_RETURN_IF_ERROR(c->Add(c->Dim(c->input(0), 0), 1, &k));
   TF_RETURN_IF_ERROR(c->Subshape(c->input(0), 1, &rest));
-  TF_RETURN_IF_ERROR(c->Concatenate(c->Vector(InferenceContext::kUnknownDim), rest, &out));
+  TF_RETURN_IF_ERROR(c->Concatenate(c->Vector(k), rest, &out));
   c->set_output(0, out);
   return ::tensorflow::OkStatus();
 }
@@ -269,9 +272,9 @@ Status DropLeading(InferenceContext* c) {
   return ::tensorflow::OkStatus();
 }
 
-Status PrependUnknown(InferenceContext* c) {  // [C] + input 0's shape for every output
+Status PrependInput2(InferenceContext* c) {  // [C] + input 0's shape for every output, C = len(input 2)
   ShapeHandle out;
-  TF_RETURN_IF_ERROR(c->Concatenate(c->Vector(InferenceContext::kUnknownDim), c->input(0), &out));
+  TF_RETURN_IF_ERROR(c->Concatenate(c->Vector(c->Dim(c->input(2), 0)), c->input(0), &out));
   for (int i = 0; i < c->num_outputs(); ++i) c->set_output(i, out);
   return ::tensorflow::OkStatus();
 }
@@ -283,7 +286,7 @@ Status ShapeOfR1(InferenceContext* c) {
 
 struct PivotDiffStep : StepBase {
   TFE_ACCEL_SPEC("MpcPivotDiff", {"x_a: int64", "x_b: int64", "pivots: int64"}, {"d_a: int64", "d_b: int64"},
-                 {"party: int"}, {"x_a", "x_b"}, PrependUnknown,
+                 {"party: int"}, {"x_a", "x_b"}, PrependInput2,
                  "Sigmoid comparison set-up: the party's shares of pivots - tile(x) ([C] + shape).");
   static bool Check(StepArgs& a) {
     if (!VectorOf(a, 2, -1)) return false;
@@ -306,7 +309,7 @@ TFE_ACCEL_STEP(PivotDiffStep);
 
 struct PieceSelectAndStep : StepBase {
   TFE_ACCEL_SPEC("MpcPieceSelectAnd", {"msb_a: bool", "msb_b: bool", TFE_ACCEL_ZERO_SHARE_INPUTS}, {"z: bool"},
-                 {"party: int"}, {"msb_a", "msb_b"}, ReplaceLeadingUnknown,
+                 {"party: int"}, {"msb_a", "msb_b"}, LeadingPlusOne,
                  "Piece selection: local AND term of b = [~msb, 1] & [1, ~msb ^ 1] ([C+1] + shape).");
   static bool Check(StepArgs& a) {
     i64 C, n;
@@ -335,7 +338,7 @@ TFE_ACCEL_STEP(PieceSelectAndStep);
 
 struct MaskScaledP0Step : StepBase {
   TFE_ACCEL_SPEC("MpcTruncMsb0MaskScaledP0", {"x0: int64", "x1: int64", "k: int64", "key: int32", "nonce: int64"},
-                 {"c0: int64"}, {"lift: int = 0"}, {"x0", "x1"}, PrependUnknown,
+                 {"c0: int64"}, {"lift: int = 0"}, {"x0", "x1"}, PrependInput2,
                  "MSB-0 masking after a public multiplication, P0: c0 = (x0 + x1) * k_j + lift + r0.");
   static bool Check(StepArgs& a) { return VectorOf(a, 2, -1); }
   static bool OutputShapes(StepArgs& a, Shapes* s) {

@@ -23,6 +23,7 @@ from .registry import lookup, routed_operations  # noqa: F401  (re-exported by t
 logger = logging.getLogger("tfe_accel")
 
 TRUNCATION_METHODS = ("heuristic", "local")
+PIECE_METHODS = ("telescoped", "stock")
 
 
 class AcceleratedABY3(FreshKeys, ABY3):
@@ -53,14 +54,23 @@ class AcceleratedABY3(FreshKeys, ABY3):
         when NaN, infinite or |x| >= 2^(62 - f) (they would wrap around the ring), and a warning names
         the bound when |x| > 2^(31 - f) (a product with a value of that size overflows). Inputs fed as
         TF tensors are checked in the graph, on the input's own device (default True).
+    :param pieces: how piecewise-linear functions (``sigmoid``, ``polynomial_piecewise``) combine
+        their pieces after the batched comparison: ``"telescoped"`` (default: f_0 + sum_j [x > c_j]
+        (f_{j+1} - f_j), one round, one AND and one piece product fewer than stock; results within a
+        few ulps of stock's; used where consecutive slopes differ by at most 1, e.g. every sigmoid
+        table, else stock's selection) or ``"stock"`` (TFE's one-hot piece selection: the same messages,
+        rounds and, for the same randomness, the same shares as stock ABY3).
     """
 
     def __init__(self, server_0=None, server_1=None, server_2=None, fixedpoint_config=None,
                  truncation: str = "heuristic", accelerate: bool = True,
                  fresh_randomness_per_call: bool = True, placement: str = "auto",
-                 fast_function: bool = True, check_ranges: bool = True):
+                 fast_function: bool = True, check_ranges: bool = True, pieces: str = "telescoped"):
         if truncation not in TRUNCATION_METHODS:
             raise ValueError(f"truncation must be one of {TRUNCATION_METHODS}, got {truncation!r}")
+        if pieces not in PIECE_METHODS:
+            raise ValueError(f"pieces must be one of {PIECE_METHODS}, got {pieces!r}")
+        self.pieces = pieces
         if placement not in _placement.PLACEMENTS:
             raise _placement.PlacementError(
                 f"placement must be one of {_placement.PLACEMENTS}, got {placement!r}")

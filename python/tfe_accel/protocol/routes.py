@@ -8,6 +8,7 @@ cases it does not cover; the protocol then runs the stock function.
 """
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 from tf_encrypted.protocol.aby3.aby3 import ABY3PrivateTensor, ShareType
 
@@ -304,9 +305,15 @@ def _polynomial_piecewise_private(prot, x, c, coeffs):
 
 def _piecewise_linear(prot, x, c, coeffs, scope):
     """TFE's parallel piecewise-linear evaluation (`polynomial_piecewise`, pieces k applying for
-    c[k-1] < x <= c[k]): all pivots compared in one batched msb, piece selection (one AND), the
-    linear pieces with one fused truncation, `mul_ab` (two 3-party OTs) and the sum over pieces, one
-    fused op per party and step; same rounds, messages and nonce consumption (20) as stock."""
+    c[k-1] < x <= c[k]): all pivots compared in one batched msb, the linear pieces with one fused
+    truncation, `mul_ab` (two 3-party OTs) and the sum over pieces, one fused op per party and step.
+
+    ``prot.pieces == "stock"``: TFE's piece selection, one-hot indicators b = [~msb, 1] & [1, ~msb ^ 1]
+    (one AND, one round) multiplied with the K pieces; the same rounds, messages, nonces (20) and
+    shares as stock. ``"telescoped"`` (default): f(x) = f_0(x) + sum_j [x > c_j] (f_{j+1} - f_j)(x),
+    the msb bits [x > c_j] used as they are: no AND, one round less, K - 1 products instead of K,
+    same nonce consumption; the pieces' differences are taken on the encoded coefficients, so the
+    result differs from stock's by the truncation of up to K - 1 summands (a few ulps)."""
     if not x.is_arithmetic() or not x.is_scaled:
         return Fallback("boolean or unscaled input")
     guard = arithmetic_guard(x)
@@ -327,12 +334,21 @@ def _piecewise_linear(prot, x, c, coeffs, scope):
             with on(prot, i, "MpcPivotDiff"):
                 d.append(tuple(ops.pivot_diff(i, *sh[i], tf.constant(piv))))
         msb = _msb_steps(prot, d, cur)
-        # 2. piece selection b = [~msb, 1] & [1, ~msb ^ 1]; z_i goes to P_{i-1}
-        z = []
-        for i in range(3):
-            with on(prot, i, "MpcPieceSelectAnd"):
-                z.append(ops.piece_select_and(i, *msb[i], *cur.zero_share(i, PIECE_SELECT_OFFSET)))
-        b = [(z[i], recv(prot, i, z[(i + 1) % 3])) for i in range(3)]
+        # Telescoping adds f_{j+1} - f_j for every pivot below x, so each difference must be exact
+        # for every x: slopes differing by at most 1 (|dc1 x| <= |x|, as exact as x itself). Steeper
+        # pieces (e.g. the reciprocal's first guess) are garbage far outside their interval, which
+        # stock's one-hot selection discards: they keep it.
+        telescoped = (getattr(prot, "pieces", "stock") == "telescoped"
+                      and int(np.max(np.abs(_differences(c1)))) <= cfg.scaling_factor)
+        if telescoped:  # 2. the indicators [x > c_j] are the msb bits; pieces as differences
+            b = msb
+            c0, c1 = _differences(c0), _differences(c1)
+        else:  # 2. piece selection b = [~msb, 1] & [1, ~msb ^ 1]; z_i goes to P_{i-1}
+            z = []
+            for i in range(3):
+                with on(prot, i, "MpcPieceSelectAnd"):
+                    z.append(ops.piece_select_and(i, *msb[i], *cur.zero_share(i, PIECE_SELECT_OFFSET)))
+            b = [(z[i], recv(prot, i, z[(i + 1) % 3])) for i in range(3)]
         # 3. f = c0 + trunc(c1 * tile(x)): MSB-0 truncation of the scaled products
         k1 = tf.constant(c1)
 
@@ -347,6 +363,9 @@ def _piecewise_linear(prot, x, c, coeffs, scope):
         with home(prot, 2):
             shape_k = tf.concat([[K], tf.shape(sh[2][0], out_type=tf.int64)], 0)
         f = _msb0_truncate(prot, cur, shape_k, mask_p0, mask_p1, amount, offset=PIECE_TRUNCATE_OFFSET)
+        if telescoped:  # f_0 is added to the sum, the differences are multiplied with [x > c_j]
+            base, f = _split_first_piece(prot, f, c0[0])
+            c0 = c0[1:]
         # 4. mul_ab(f, b) and the sum over pieces
         k0 = tf.constant(c0)
         step1 = (ops.mul_ab_step1_p0, ops.mul_ab_step1_p1, ops.mul_ab_step1_p2)
@@ -365,6 +384,37 @@ def _piecewise_linear(prot, x, c, coeffs, scope):
             y2 = ops.mul_ab_step2_p2(*b[2], o2[0], o2[2], recv(prot, 2, o0[2]),
                                      recv(prot, 2, o1[1]), recv(prot, 2, o1[3]),
                                      recv(prot, 2, o0[4]))
+        y = [y0, y1, y2]
+        if telescoped:
+            y = [_add_pairs(prot, i, y[i], base[i]) for i in range(3)]
     cur.consume(PIECEWISE_NONCE_STEPS)
-    y = wrap_held(prot, factory, [y0, y1, y2])
+    y = wrap_held(prot, factory, y)
     return ABY3PrivateTensor(prot, y, x.is_scaled, ShareType.ARITHMETIC)
+
+
+def _differences(v):
+    """[v_0, v_1 - v_0, ..., v_{K-1} - v_{K-2}] of encoded (int64) coefficients, wrapping."""
+    v = np.asarray(v, np.int64)
+    with np.errstate(over="ignore"):
+        return np.concatenate([v[:1], v[1:] - v[:-1]])
+
+
+def _split_first_piece(prot, f, c0_first):
+    """Per party: (its two shares of piece 0 = trunc(c1_0 x) + c0_0, its shares of the other rows).
+    The public constant goes into share 0 (P0's first share, P2's second)."""
+    base, rest = [], []
+    for i in range(3):
+        with tf.device(prot.servers[i].device_name):
+            parts = [tf.split(f[i][j], [1, -1], axis=0) for j in range(2)]
+            first = [tf.squeeze(p[0], axis=0) for p in parts]
+            j = {0: 0, 2: 1}.get(i)
+            if c0_first and j is not None:
+                first[j] = first[j] + tf.constant(c0_first, tf.int64)
+            base.append(tuple(first))
+            rest.append(tuple(p[1] for p in parts))
+    return base, rest
+
+
+def _add_pairs(prot, i, a, b):
+    with tf.device(prot.servers[i].device_name):
+        return tuple(a[j] + b[j] for j in range(2))

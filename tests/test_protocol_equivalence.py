@@ -379,3 +379,26 @@ def test_comparison_route_and_communication():
     s, a_ = stats["stock"], stats["acc"]
     assert a_.messages <= s.messages and a_.bytes <= s.bytes and a_.rounds <= s.rounds, (s, a_)
     assert a_.nodes * 10 <= s.nodes, (s.nodes, a_.nodes)  # >= 10x fewer graph nodes
+
+
+@pytest.mark.parametrize("name", ["5-piece", "8-piece"])
+def test_weighted_sigmoid_costs_no_round_of_its_own(name):
+    from tfe_accel.models.mpc import secure_sigmoid
+    from tfe_accel.models.plaintext import sigmoid_piecewise
+
+    a = _rand((24, 1), 6.0)
+    a[:4, 0] = [-4.0, -1.5, 1.5, 4.0]  # on the 5-piece pivots
+    wv = np.random.default_rng().uniform(0.5, 5.0, size=a.shape)  # class weights n / (2 n_class)
+    q, qw = np.trunc(a * 2**16) / 2**16, np.trunc(wv * 2**16) / 2**16
+    stats = {}
+    for label, prot in (("stock", tfe.protocol.ABY3()), ("acc", AcceleratedABY3())):
+        x, w = _private(prot, a), _private(prot, wv)
+        got = _reveal(secure_sigmoid(prot, x, name, weight=w))
+        # the reference uses the float coefficients: their 2^-16 encoding error times w (<= 5) and
+        # |x w| (<= 30), plus one truncation per summand (up to K - 1 of them): below 1e-3
+        np.testing.assert_allclose(got, qw * sigmoid_piecewise(q, name), atol=1e-3, err_msg=label)
+        stats[label, "weighted"] = communication(lambda: secure_sigmoid(prot, x, name, weight=w))
+        stats[label, "plain"] = communication(lambda: secure_sigmoid(prot, x, name))
+    assert stats["acc", "weighted"].rounds == stats["acc", "plain"].rounds, stats
+    assert stats["stock", "weighted"].rounds > stats["stock", "plain"].rounds, stats  # one product more
+    assert stats["acc", "weighted"].rounds < stats["stock", "weighted"].rounds, stats

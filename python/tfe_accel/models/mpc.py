@@ -145,13 +145,28 @@ def reciprocal(prot, x, iterations: int = 3):
     return y
 
 
-def secure_sigmoid(prot, z, name: str = "5-piece"):
+def secure_sigmoid(prot, z, name: str = "5-piece", weight=None):
     """The named piecewise-linear sigmoid (:data:`tfe_accel.models.plaintext.SIGMOIDS`) of a private
     z: TFE's own tables through ``prot.sigmoid``, the others through ``prot.polynomial_piecewise``
-    (the same one batched comparison over all pivots; AcceleratedABY3 fuses both)."""
+    (the same one batched comparison over all pivots; AcceleratedABY3 fuses both).
+
+    With a private ``weight`` (z's shape): weight * sigmoid(z). AcceleratedABY3 (telescoped pieces)
+    weights the pieces while the comparison runs, so the product costs no round of its own
+    (``routes.weighted_piecewise``); otherwise, logged, one secure product after the sigmoid."""
     if name not in SIGMOIDS:
         raise ValueError(f"unknown sigmoid {name!r}; choose from {', '.join(SIGMOIDS)}")
     spec = SIGMOIDS[name]
+    if weight is not None:
+        if getattr(prot, "accelerate", False) and hasattr(prot, "fused_device"):
+            from ..protocol import routes
+
+            c, coeffs = ((routes.ops.SIGMOID_APPROX[spec["tfe"]]) if spec["tfe"]
+                         else (list(spec["pivots"]), [tuple(cf) for cf in spec["coeffs"]]))
+            out = routes.weighted_piecewise(prot, z, weight, list(c), [tuple(cf) for cf in coeffs])
+            if not isinstance(out, routes.Fallback):
+                return out
+            prot._log_fallback("weighted_sigmoid", "private_private", out.reason)
+        return secure_sigmoid(prot, z, name) * weight
     if spec["tfe"]:
         return prot.sigmoid(z, approx_type=spec["tfe"])
     return prot.polynomial_piecewise(z, list(spec["pivots"]), [tuple(c) for c in spec["coeffs"]])

@@ -382,9 +382,14 @@ class SecureLogisticRegression:
         lr, l2 = cfg.learning_rate, cfg.l2
         za = prot.matmul(Xb, vv)
         z = (za[:m] + za[m:m + 1] if with_row else za) + bv
-        p = secure_sigmoid(prot, z, cfg.sigmoid)
-        diff = p - yb
-        r = diff * cb if cb is not None else diff
+        if cb is not None and not cfg.reveal_loss:
+            # c (p - y) as c p - c y: c p is weighted inside the sigmoid (no round of its own), c y
+            # is computed while the forward product runs
+            diff = None
+            r = secure_sigmoid(prot, z, cfg.sigmoid, weight=cb) - yb * cb
+        else:
+            diff = secure_sigmoid(prot, z, cfg.sigmoid) - yb
+            r = diff * cb if cb is not None else diff
         rs = prot.reduce_sum(r, axis=0, keepdims=True)
         g = prot.matmul(prot.transpose(Xb), prot.concat([r, rs], axis=0) if with_row else r)
         if with_row:  # raw-space weights v: v -= LR/|B| (X - mean)^T r / (var + eps)

@@ -17,7 +17,7 @@ from .helpers import (Fallback, NonceCursor, arithmetic_guard, const, held, home
                       untransposed, wrap, wrap_held)
 from .registry import route
 
-__all__ = ["Fallback", "column_sum_squares"]
+__all__ = ["Fallback", "column_sum_squares", "weighted_piecewise"]
 
 # Nonce steps (zero sharings) per step, as stock consumes them (docs/mpc_steps.md):
 MSB_NONCE_STEPS = 14          # a2b set-up 1, first carry AND 1, six Kogge-Stone rounds x 2 (G and P)
@@ -303,7 +303,20 @@ def _polynomial_piecewise_private(prot, x, c, coeffs):
     return _piecewise_linear(prot, x, c, coeffs, scope="polynomial_piecewise")
 
 
-def _piecewise_linear(prot, x, c, coeffs, scope):
+def weighted_piecewise(prot, x, w, c, coeffs):
+    """w * f(x) for the piecewise-linear f of `polynomial_piecewise` and a private w of x's shape, in
+    the rounds of f alone: x * w is computed while the comparison runs, the weighted pieces
+    c0_k w + c1_k (x w) are truncated once, and the telescoped sum multiplies them with the
+    comparison bits (see `_piecewise_linear`). Needs ``prot.pieces == "telescoped"``."""
+    if getattr(prot, "pieces", "stock") != "telescoped":
+        return Fallback("pieces='stock'")
+    if not (w.is_arithmetic() and w.is_scaled) or w.shape.as_list() != x.shape.as_list():
+        return Fallback("weight not a scaled arithmetic tensor of x's shape")
+    xw = prot.mul(x, w)  # before the cursor below: this product takes its own nonces
+    return _piecewise_linear(prot, x, c, coeffs, scope="weighted_piecewise", weight=(w, xw))
+
+
+def _piecewise_linear(prot, x, c, coeffs, scope, weight=None):
     """TFE's parallel piecewise-linear evaluation (`polynomial_piecewise`, pieces k applying for
     c[k-1] < x <= c[k]): all pivots compared in one batched msb, the linear pieces with one fused
     truncation, `mul_ab` (two 3-party OTs) and the sum over pieces, one fused op per party and step.
@@ -340,6 +353,8 @@ def _piecewise_linear(prot, x, c, coeffs, scope):
         # stock's one-hot selection discards: they keep it.
         telescoped = (getattr(prot, "pieces", "stock") == "telescoped"
                       and int(np.max(np.abs(_differences(c1)))) <= cfg.scaling_factor)
+        if weight is not None and not telescoped:
+            return Fallback("weighted pieces need telescoping (slopes differing by at most 1)")
         if telescoped:  # 2. the indicators [x > c_j] are the msb bits; pieces as differences
             b = msb
             c0, c1 = _differences(c0), _differences(c1)
@@ -359,6 +374,24 @@ def _piecewise_linear(prot, x, c, coeffs, scope):
         def mask_p1(r1):
             with on(prot, 1, "MpcTruncMsb0MaskScaledP1"):
                 return ops.trunc_msb0_mask_scaled_p1(sh[1][1], k1, r1)
+
+        if weight is not None:  # 3'. f = trunc(c0 w + c1 (x w)): the constants are weighted too
+            w_sh, xw_sh = weight[0].unwrapped, weight[1].unwrapped
+            col = [K] + [1] * len(x.shape)
+            g = {}
+            for i, j in ((0, 0), (0, 1), (1, 1)):
+                with home(prot, i):
+                    g[i, j] = (tf.constant(np.reshape(c1, col)) * xw_sh[i][j].value[None]
+                               + tf.constant(np.reshape(c0, col)) * w_sh[i][j].value[None])
+            c0 = np.zeros_like(c0)
+
+            def mask_p0(key, nonce, lift):  # noqa: F811 (the weighted variant)
+                with on(prot, 0, "MpcTruncMsb0MaskP0"):
+                    return ops.trunc_msb0_mask_p0(g[0, 0], g[0, 1], key, nonce, lift)
+
+            def mask_p1(r1):  # noqa: F811
+                with on(prot, 1, "MpcTruncMsb0MaskP1"):
+                    return ops.trunc_msb0_mask_p1(g[1, 1], r1)
 
         with home(prot, 2):
             shape_k = tf.concat([[K], tf.shape(sh[2][0], out_type=tf.int64)], 0)

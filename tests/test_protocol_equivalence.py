@@ -402,3 +402,37 @@ def test_weighted_sigmoid_costs_no_round_of_its_own(name):
     assert stats["acc", "weighted"].rounds == stats["acc", "plain"].rounds, stats
     assert stats["stock", "weighted"].rounds > stats["stock", "plain"].rounds, stats  # one product more
     assert stats["acc", "weighted"].rounds < stats["stock", "weighted"].rounds, stats
+
+
+@pytest.mark.parametrize("op", ["mul", "matmul"])
+def test_product_truncation_merged_with_the_resharing(op, monkeypatch):
+    """The heuristic truncation of a product masks the unreshared shares: one round and one message
+    fewer than stock, and (for the same randomness) stock's shares."""
+    import tf_encrypted.tensor.native as tfe_native
+
+    a, b = _rand((5, 7)), _rand((5, 7) if op == "mul" else (7, 3))
+    seed = np.frombuffer(np.random.default_rng().bytes(32), np.int32).copy()
+    monkeypatch.setattr(tfe_native.secure_random, "secure_seed", lambda *a_, **k: tf.constant(seed))
+    monkeypatch.setattr(tfe_accel.ops, "secure_seed", lambda *a_, **k: tf.constant(seed))
+    stock, acc = _pair()
+    x, y = _private(stock, a), _private(stock, b)
+    f = (lambda p, u, v: p.mul(u, v)) if op == "mul" else (lambda p, u, v: p.matmul(u, v))
+    n0 = stock.pairwise_nonces_.copy()
+    tfe.set_protocol(stock)
+    z_stock = f(stock, x, y)
+    acc.pairwise_nonces_ = n0.copy()
+    tfe.set_protocol(acc)
+    z_acc = f(acc, *(type(t)(acc, t.unwrapped, t.is_scaled, t.share_type) for t in (x, y)))
+    assert list(acc.pairwise_nonces_ - n0) == list(stock.pairwise_nonces_ - n0)
+    s1, s2 = _shares(z_stock), _shares(z_acc)
+    for i in range(3):
+        for j in range(2):
+            np.testing.assert_array_equal(s1[i][j], s2[i][j], err_msg=f"share [{i}][{j}]")
+    stats = {}
+    for label, prot in (("stock", stock), ("acc", acc)):
+        tfe.set_protocol(prot)
+        u, v = _private(prot, a), _private(prot, b)
+        stats[label] = communication(lambda: f(prot, u, v))
+    s, t = stats["stock"], stats["acc"]
+    assert t.rounds == s.rounds - 1, (s, t)
+    assert t.messages < s.messages and t.bytes < s.bytes and t.unknown_size_messages == 0, (s, t)

@@ -90,6 +90,13 @@ def mul_shifted(prot, x, y, amount: int):
     so that a small factor keeps its precision (one secure product, one truncation)."""
     if not 0 < amount <= max_truncation(prot):
         raise ValueError(f"truncation amount must be in [1, {max_truncation(prot)}], got {amount}")
+    if getattr(prot, "accelerate", False) and hasattr(prot, "fused_device"):
+        from ..protocol import routes
+
+        out = routes.mul_truncated(prot, x, y, amount)  # the truncation merged with the resharing
+        if not isinstance(out, routes.Fallback):
+            return out
+        prot._log_fallback("mul_truncated", "private_private", out.reason)
     return prot.truncate(prot.mul(x, as_unscaled(prot, y)), amount=amount)
 
 

@@ -17,7 +17,7 @@ from .helpers import (Fallback, NonceCursor, arithmetic_guard, const, held, home
                       untransposed, wrap, wrap_held)
 from .registry import route
 
-__all__ = ["Fallback", "column_sum_squares", "weighted_piecewise"]
+__all__ = ["Fallback", "column_sum_squares", "mul_truncated", "weighted_piecewise"]
 
 # Nonce steps (zero sharings) per step, as stock consumes them (docs/mpc_steps.md):
 MSB_NONCE_STEPS = 14          # a2b set-up 1, first carry AND 1, six Kogge-Stone rounds x 2 (G and P)
@@ -30,10 +30,11 @@ PIECEWISE_NONCE_STEPS = 20
 # ------------------------------------------------------------------------------ products
 
 
-def _rss_product(prot, x, y, op_type, party_step, scope):
+def _rss_product(prot, x, y, op_type, party_step, scope, amount=None):
     """An RSS product step: party i's fused op ``party_step(i, x_shares_i, y_shares_i, k0, n0, k1,
     n1)`` (its local product terms and its zero share), one zero-sharing nonce consumed as in stock,
-    stock's resharing, then TFE's truncation when both operands are scaled."""
+    then, when both operands are scaled (or an ``amount`` is given), TFE's heuristic truncation
+    merged with the resharing (`_truncated_product`), else stock's resharing (and truncation)."""
     xs, ys = x.unwrapped, y.unwrapped
     factory = xs[0][0].factory
     cur = NonceCursor(prot)
@@ -44,8 +45,38 @@ def _rss_product(prot, x, y, op_type, party_step, scope):
                 z_vals.append(party_step(i, (xs[i][0].value, xs[i][1].value),
                                          (ys[i][0].value, ys[i][1].value), *cur.zero_share_ints(i)))
         cur.consume(1)
+        if (amount is not None or (x.is_scaled and y.is_scaled)) and prot.truncation_method == "heuristic":
+            return _truncated_product(prot, z_vals, factory, x.share_type, amount)
         z = ABY3PrivateTensor(prot, reshare(prot, z_vals, factory), x.is_scaled or y.is_scaled, x.share_type)
         return prot.truncate(z) if x.is_scaled and y.is_scaled else z
+
+
+def _truncated_product(prot, z_vals, factory, share_type, amount=None):
+    """TFE's heuristic (MSB-0) truncation of a product whose 3-out-of-3 shares z_i (local terms plus
+    the zero share) are not reshared first: the masking round carries them. P0 sends c0 = z0 + lift
+    + r0 to P1, P1 sends c1 = z1 + r1 to P0, and P2 sends z2 to both; P0 and P1 then hold
+    c = c0 + c1 + z2 = z + lift + r, the very value stock's masking gives after the resharing, and
+    unmask as stock does. Two rounds instead of three, four messages instead of five, the same nonces
+    and (for the same randomness) the same output shares. z2 alone is uniform to P0 and to P1: its
+    zero share holds a stream of the P1-P2 key and one of the P0-P2 key."""
+    amount = prot.fixedpoint_config.precision_fractional if amount is None else amount
+    cur = NonceCursor(prot)
+
+    def mask_p0(key, nonce, lift):
+        with on(prot, 0, "MpcTruncMsb0MaskP0"):
+            return ops.trunc_msb0_mask_p0(z_vals[0], tf.zeros_like(z_vals[0]), key, nonce, lift)
+
+    def mask_p1(r1):
+        with on(prot, 1, "MpcTruncMsb0MaskP1"):
+            return ops.trunc_msb0_mask_p1(z_vals[1], r1)
+
+    with tf.name_scope("truncate-heuristic"):
+        with home(prot, 2):
+            shape = tf.shape(z_vals[2], out_type=tf.int64)
+        y = wrap_held(prot, factory, _msb0_truncate(prot, cur, shape, mask_p0, mask_p1, amount,
+                                                    third=z_vals[2]))
+    cur.consume(1)
+    return ABY3PrivateTensor(prot, y, True, share_type)
 
 
 @route("mul", "private", "private")
@@ -60,6 +91,23 @@ def _mul_private_private(prot, x, y):
         return ops.rss_mul(*xi, *yi, k0, k1, n0, n1)
 
     return _rss_product(prot, x, y, "TfeAccelRssMul", step, "mul")
+
+
+def mul_truncated(prot, x, y, amount):
+    """x * y (same shapes) truncated once by ``amount`` bits, the truncation merged with the
+    resharing (2 rounds). Not a stock dispatch target (`tfe_accel.models.mpc.mul_shifted`)."""
+    guard = arithmetic_guard(x, y)
+    if guard is not None:
+        return guard
+    if x.shape != y.shape:
+        return Fallback("broadcasting")
+    if prot.truncation_method != "heuristic":
+        return Fallback("truncation method is not 'heuristic'")
+
+    def step(i, xi, yi, k0, n0, k1, n1):
+        return ops.rss_mul(*xi, *yi, k0, k1, n0, n1)
+
+    return _rss_product(prot, x, y, "TfeAccelRssMul", step, "mul-truncated", amount=amount)
 
 
 def column_sum_squares(prot, x, m):
@@ -157,7 +205,7 @@ def _truncate_local_private(prot, x, amount):
     return ABY3PrivateTensor(prot, y, x.is_scaled, x.share_type)
 
 
-def _msb0_truncate(prot, cur, shape, mask_p0, mask_p1, amount, offset=0):
+def _msb0_truncate(prot, cur, shape, mask_p0, mask_p1, amount, offset=0, third=None):
     """TFE's MSB-0 truncation (``_truncate_msb0_secureq8_private`` with dealer P2) of values whose
     masked shares the callers' steps compute: ``mask_p0(key, nonce, lift) -> c0`` on P0 and
     ``mask_p1(r1) -> c1`` on P1 (r1 received from the dealer). `shape` (on P2) is the shape of the
@@ -165,7 +213,9 @@ def _msb0_truncate(prot, cur, shape, mask_p0, mask_p1, amount, offset=0):
     two output shares [(z00, z01), (z10, z11), (z20, z21)] as fused-op outputs.
 
     Same messages as stock except two that stock sends needlessly: P2 already holds both of its
-    output shares (y2 and y0 come from its PRG keys), so nothing is sent to P2 at the end."""
+    output shares (y2 and y0 come from its PRG keys), so nothing is sent to P2 at the end.
+    ``third``: P2's share of the masked sum when the values are not reshared (`_truncated_product`):
+    sent to P0 and P1 with the masked shares and added to them."""
     lift, unlift = ops.heuristic_lift(), ops.heuristic_unlift(amount)
     k20, n02 = cur.pair(2, 1, nonce_of=2, offset=offset)   # shared with P0
     k21, n12 = cur.pair(2, 0, nonce_of=1, offset=offset)   # shared with P1
@@ -178,10 +228,16 @@ def _msb0_truncate(prot, cur, shape, mask_p0, mask_p1, amount, offset=0):
     c0 = mask_p0(k00, n02, lift)
     r1_1, s1_1, m1_1 = (recv(prot, 1, t) for t in (r1, s1, m1))
     c1 = mask_p1(r1_1)
+    c1_0, c0_1 = recv(prot, 0, c1), recv(prot, 1, c0)
+    if third is not None:
+        with home(prot, 0):
+            c1_0 = c1_0 + recv(prot, 0, third)
+        with home(prot, 1):
+            c0_1 = c0_1 + recv(prot, 1, third)
     with on(prot, 0, "MpcTruncMsb0UnmaskP0"):
-        yt0, z00 = ops.trunc_msb0_unmask_p0(c0, recv(prot, 0, c1), k00, n02, amount, unlift)
+        yt0, z00 = ops.trunc_msb0_unmask_p0(c0, c1_0, k00, n02, amount, unlift)
     with on(prot, 1, "MpcTruncMsb0UnmaskP1"):
-        yt1, z11 = ops.trunc_msb0_unmask_p1(recv(prot, 1, c0), c1, s1_1, m1_1, k11, n12, amount)
+        yt1, z11 = ops.trunc_msb0_unmask_p1(c0_1, c1, s1_1, m1_1, k11, n12, amount)
     with on(prot, 0, "MpcTruncMsb0Combine"):
         mid0 = ops.trunc_msb0_combine(yt0, recv(prot, 0, yt1))
     with on(prot, 1, "MpcTruncMsb0Combine"):

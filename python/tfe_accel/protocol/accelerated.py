@@ -1,7 +1,8 @@
 """AcceleratedABY3: TF Encrypted's ABY3 with its hot path on tfe-accel's fused ops.
 
 Drop-in: ``tfe.set_protocol(tfe_accel.protocol.AcceleratedABY3())``. Same constructor arguments,
-tensor types, key/nonce bookkeeping and messages as ``tfe.protocol.ABY3``; each routed operation
+tensor types and key/nonce bookkeeping as ``tfe.protocol.ABY3``, fewer rounds and messages (a
+product's truncation on its resharing, telescoped piecewise functions); each routed operation
 runs as one fused op per party, placed on that party's device (its GPU or its CPU, see
 ``placement``), reading only that party's shares and keys. Operations (or cases, e.g. broadcasting) without a route fall through to stock ABY3;
 each fall-through is logged once at DEBUG level by the `tfe_accel` logger with its reason.

@@ -167,8 +167,8 @@ def secure_sigmoid(prot, z, name: str = "5-piece", weight=None):
         if getattr(prot, "accelerate", False) and hasattr(prot, "fused_device"):
             from ..protocol import routes
 
-            c, coeffs = ((routes.ops.SIGMOID_APPROX[spec["tfe"]]) if spec["tfe"]
-                         else (list(spec["pivots"]), [tuple(cf) for cf in spec["coeffs"]]))
+            c, coeffs = (routes.ops.SIGMOID_APPROX[spec["tfe"]] if spec["tfe"]
+                         else (spec["pivots"], spec["coeffs"]))
             out = routes.weighted_piecewise(prot, z, weight, list(c), [tuple(cf) for cf in coeffs])
             if not isinstance(out, routes.Fallback):
                 return out

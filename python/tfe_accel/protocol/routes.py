@@ -79,8 +79,7 @@ def _truncated_product(prot, z_vals, factory, share_type, amount=None):
     return ABY3PrivateTensor(prot, y, True, share_type)
 
 
-@route("mul", "private", "private")
-def _mul_private_private(prot, x, y):
+def _rss_mul(prot, x, y, scope, amount=None):
     guard = arithmetic_guard(x, y)
     if guard is not None:
         return guard
@@ -90,24 +89,20 @@ def _mul_private_private(prot, x, y):
     def step(i, xi, yi, k0, n0, k1, n1):
         return ops.rss_mul(*xi, *yi, k0, k1, n0, n1)
 
-    return _rss_product(prot, x, y, "TfeAccelRssMul", step, "mul")
+    return _rss_product(prot, x, y, "TfeAccelRssMul", step, scope, amount=amount)
+
+
+@route("mul", "private", "private")
+def _mul_private_private(prot, x, y):
+    return _rss_mul(prot, x, y, "mul")
 
 
 def mul_truncated(prot, x, y, amount):
     """x * y (same shapes) truncated once by ``amount`` bits, the truncation merged with the
     resharing (2 rounds). Not a stock dispatch target (`tfe_accel.models.mpc.mul_shifted`)."""
-    guard = arithmetic_guard(x, y)
-    if guard is not None:
-        return guard
-    if x.shape != y.shape:
-        return Fallback("broadcasting")
     if prot.truncation_method != "heuristic":
         return Fallback("truncation method is not 'heuristic'")
-
-    def step(i, xi, yi, k0, n0, k1, n1):
-        return ops.rss_mul(*xi, *yi, k0, k1, n0, n1)
-
-    return _rss_product(prot, x, y, "TfeAccelRssMul", step, "mul-truncated", amount=amount)
+    return _rss_mul(prot, x, y, "mul-truncated", amount=amount)
 
 
 def column_sum_squares(prot, x, m):
@@ -364,8 +359,9 @@ def weighted_piecewise(prot, x, w, c, coeffs):
     the rounds of f alone: x * w is computed while the comparison runs, the weighted pieces
     c0_k w + c1_k (x w) are truncated once, and the telescoped sum multiplies them with the
     comparison bits (see `_piecewise_linear`). Needs ``prot.pieces == "telescoped"``."""
-    if getattr(prot, "pieces", "stock") != "telescoped":
-        return Fallback("pieces='stock'")
+    _, _, c1 = ops.piecewise_constants(c, coeffs, scaling_factor=prot.fixedpoint_config.scaling_factor)
+    if not _telescopes(prot, c1):
+        return Fallback("pieces='stock' or slopes differing by more than 1")
     if not (w.is_arithmetic() and w.is_scaled) or w.shape.as_list() != x.shape.as_list():
         return Fallback("weight not a scaled arithmetic tensor of x's shape")
     xw = prot.mul(x, w)  # before the cursor below: this product takes its own nonces
@@ -403,14 +399,7 @@ def _piecewise_linear(prot, x, c, coeffs, scope, weight=None):
             with on(prot, i, "MpcPivotDiff"):
                 d.append(tuple(ops.pivot_diff(i, *sh[i], tf.constant(piv))))
         msb = _msb_steps(prot, d, cur)
-        # Telescoping adds f_{j+1} - f_j for every pivot below x, so each difference must be exact
-        # for every x: slopes differing by at most 1 (|dc1 x| <= |x|, as exact as x itself). Steeper
-        # pieces (e.g. the reciprocal's first guess) are garbage far outside their interval, which
-        # stock's one-hot selection discards: they keep it.
-        telescoped = (getattr(prot, "pieces", "stock") == "telescoped"
-                      and int(np.max(np.abs(_differences(c1)))) <= cfg.scaling_factor)
-        if weight is not None and not telescoped:
-            return Fallback("weighted pieces need telescoping (slopes differing by at most 1)")
+        telescoped = _telescopes(prot, c1)  # always, with a weight (weighted_piecewise checks)
         if telescoped:  # 2. the indicators [x > c_j] are the msb bits; pieces as differences
             b = msb
             c0, c1 = _differences(c0), _differences(c1)
@@ -420,18 +409,17 @@ def _piecewise_linear(prot, x, c, coeffs, scope, weight=None):
                 with on(prot, i, "MpcPieceSelectAnd"):
                     z.append(ops.piece_select_and(i, *msb[i], *cur.zero_share(i, PIECE_SELECT_OFFSET)))
             b = [(z[i], recv(prot, i, z[(i + 1) % 3])) for i in range(3)]
-        # 3. f = c0 + trunc(c1 * tile(x)): MSB-0 truncation of the scaled products
-        k1 = tf.constant(c1)
+        if weight is None:  # 3. f = c0 + trunc(c1 * tile(x)): MSB-0 truncation of the scaled products
+            k1 = tf.constant(c1)
 
-        def mask_p0(key, nonce, lift):
-            with on(prot, 0, "MpcTruncMsb0MaskScaledP0"):
-                return ops.trunc_msb0_mask_scaled_p0(sh[0][0], sh[0][1], k1, key, nonce, lift)
+            def mask_p0(key, nonce, lift):
+                with on(prot, 0, "MpcTruncMsb0MaskScaledP0"):
+                    return ops.trunc_msb0_mask_scaled_p0(sh[0][0], sh[0][1], k1, key, nonce, lift)
 
-        def mask_p1(r1):
-            with on(prot, 1, "MpcTruncMsb0MaskScaledP1"):
-                return ops.trunc_msb0_mask_scaled_p1(sh[1][1], k1, r1)
-
-        if weight is not None:  # 3'. f = trunc(c0 w + c1 (x w)): the constants are weighted too
+            def mask_p1(r1):
+                with on(prot, 1, "MpcTruncMsb0MaskScaledP1"):
+                    return ops.trunc_msb0_mask_scaled_p1(sh[1][1], k1, r1)
+        else:  # 3'. f = trunc(c0 w + c1 (x w)): the constants are weighted too
             w_sh, xw_sh = weight[0].unwrapped, weight[1].unwrapped
             col = [K] + [1] * len(x.shape)
             g = {}
@@ -441,11 +429,11 @@ def _piecewise_linear(prot, x, c, coeffs, scope, weight=None):
                                + tf.constant(np.reshape(c0, col)) * w_sh[i][j].value[None])
             c0 = np.zeros_like(c0)
 
-            def mask_p0(key, nonce, lift):  # noqa: F811 (the weighted variant)
+            def mask_p0(key, nonce, lift):
                 with on(prot, 0, "MpcTruncMsb0MaskP0"):
                     return ops.trunc_msb0_mask_p0(g[0, 0], g[0, 1], key, nonce, lift)
 
-            def mask_p1(r1):  # noqa: F811
+            def mask_p1(r1):
                 with on(prot, 1, "MpcTruncMsb0MaskP1"):
                     return ops.trunc_msb0_mask_p1(g[1, 1], r1)
 
@@ -479,6 +467,16 @@ def _piecewise_linear(prot, x, c, coeffs, scope, weight=None):
     cur.consume(PIECEWISE_NONCE_STEPS)
     y = wrap_held(prot, factory, y)
     return ABY3PrivateTensor(prot, y, x.is_scaled, ShareType.ARITHMETIC)
+
+
+def _telescopes(prot, c1):
+    """Whether `_piecewise_linear` telescopes the pieces with encoded slopes c1: ``prot.pieces`` is
+    "telescoped" and consecutive slopes differ by at most 1. Telescoping adds f_{j+1} - f_j for every
+    pivot below x, so each difference must be exact for every x (|dc1 x| <= |x|, as exact as x
+    itself). Steeper pieces (e.g. the reciprocal's first guess) are garbage far outside their
+    interval, which stock's one-hot selection discards: they keep it."""
+    return (getattr(prot, "pieces", "stock") == "telescoped"
+            and int(np.max(np.abs(_differences(c1)))) <= prot.fixedpoint_config.scaling_factor)
 
 
 def _differences(v):

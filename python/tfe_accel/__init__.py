@@ -22,7 +22,7 @@ if read_build_info().get("tf_ops", True):
     split_cpu_devices()  # first, while TF's runtime is not yet initialised (config.py)
     ops_library = load_ops()
     install_into_tfe(ops_library)
-    from ._function import Function, function, use_fast_tfe_function  # noqa: E402
+    from ._function import Function, PartyStore, function, use_fast_tfe_function  # noqa: E402
 
     from ._function import install_tfe_function as _install_tfe_function  # noqa: E402
 
@@ -41,4 +41,4 @@ def __getattr__(name):
 
 
 __all__ = ["__version__", "BuildMismatchError", "ops_library", "read_build_info", "function",
-           "Function", "use_fast_tfe_function"]
+           "Function", "PartyStore", "use_fast_tfe_function"]

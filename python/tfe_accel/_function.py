@@ -508,6 +508,76 @@ class _Wrapper:
         return sig[1]
 
 
+class PartyStore:
+    """Private tensors kept on their parties' devices between compiled calls.
+
+    TensorFlow returns a compiled function's outputs to its caller. On a cluster
+    (``tfe_accel.cluster.connect``) every output share is therefore sent from its party to the
+    driver's process, even when its handle keeps naming the party's device: it costs the share's
+    bytes on each party->driver link (the trainer's preprocessing returned 400 MB of shares: ~20 s
+    at 100 Mbit/s), and the driver then holds all six shares, so it could reconstruct the value.
+    Inside a traced function, ``store.put(name, x)`` instead assigns each share of ``x`` to a
+    variable on its own party's device (created on first use, outside the graph; no copy in the
+    graph, no output); outside, ``store.get(name)`` returns the private tensor read there (a local
+    read on each party: nothing crosses a link) and ``store.spec(name)`` a stand-in to trace another
+    function with ahead of time (see :meth:`Function.output_specs`).
+
+    Each ``put`` overwrites the name's previous value: ``get`` it after the call that put it (the
+    tensors ``get`` returned before keep their own snapshot)."""
+
+    def __init__(self, prot):
+        self.prot = prot
+        self._slots: Dict[str, tuple] = {}
+
+    def put(self, name: str, x) -> None:
+        shares = [x.shares[i][j].value for i in range(3) for j in range(2)]
+        if name not in self._slots:
+            # Created eagerly on the parties (tf.init_scope leaves the trace); the shape is left open
+            # so that no placeholder value of the full size is ever allocated.
+            with tf.init_scope():
+                slots = []
+                for k, t in enumerate(shares):
+                    with tf.device(self.prot.servers[k // 2].device_name):
+                        slots.append(tf.Variable(tf.zeros([], t.dtype), shape=tf.TensorShape(None),
+                                                 trainable=False, name=f"{name}_{k // 2}{k % 2}"))
+            self._slots[name] = (slots, [t.shape for t in shares], x.is_scaled, x.share_type)
+        slots = self._slots[name][0]
+        for k, (v, t) in enumerate(zip(slots, shares)):
+            with tf.device(self.prot.servers[k // 2].device_name):
+                v.assign(t, read_value=False)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._slots
+
+    def _private(self, name: str, values):
+        _, _, is_scaled, share_type = self._slots[name]
+        priv, _ = _tfe_classes()
+        f = self.prot.default_factory.tensor
+        obj = priv.__new__(priv)
+        obj.prot, obj.is_scaled, obj.share_type = self.prot, is_scaled, share_type
+        obj.shares = [[f(values[0], encode=False), f(values[1], encode=False)],
+                      [f(values[2], encode=False), f(values[3], encode=False)],
+                      [f(values[4], encode=False), f(values[5], encode=False)]]
+        return obj
+
+    def get(self, name: str):
+        """The private tensor last put under ``name``, read on each party's own device."""
+        slots, shapes, _, _ = self._slots[name]
+        values = []
+        for k, (v, shape) in enumerate(zip(slots, shapes)):
+            with tf.device(self.prot.servers[k // 2].device_name):
+                t = v.read_value()
+            if tf.inside_function():
+                t.set_shape(shape)
+            values.append(t)
+        return self._private(name, values)
+
+    def spec(self, name: str):
+        """A stand-in for ``get(name)`` whose shares are ``tf.TensorSpec``s (for tracing ahead)."""
+        slots, shapes, _, _ = self._slots[name]
+        return self._private(name, [tf.TensorSpec(s, v.dtype) for v, s in zip(slots, shapes)])
+
+
 # ---------------------------------------------------------------------------------------------
 # The function
 
@@ -781,5 +851,5 @@ def stock_tfe_function():
     return _STOCK_TFE_FUNCTION
 
 
-__all__ = ["Function", "function", "use_fast_tfe_function", "fast_tfe_function_enabled",
+__all__ = ["Function", "PartyStore", "function", "use_fast_tfe_function", "fast_tfe_function_enabled",
            "install_tfe_function", "stock_tfe_function", "CALL_PATH"]

@@ -155,6 +155,12 @@ from .mpc import (  # noqa: E402,F401
 # more messages) is kept for the per-gene means, where a common rounding is amplified ~1e5-fold.
 STEP_TERMS = 1
 
+# What the secure preprocessing leaves on the parties (a PartyStore) for the epochs and the reveal.
+# It is never a function output: TF returns a compiled function's outputs to the caller, so on a
+# cluster every share of the training matrix would cross to the driver (time, and the driver would
+# hold all six shares of the owners' records).
+PREPROCESSED = ("X", "y", "c", "cw", "q", "neg_mean")
+
 
 def peak_rss_bytes() -> Optional[int]:
     """This process's peak resident set size: ``VmHWM`` of /proc/self/status on Linux (the high-water
@@ -289,9 +295,11 @@ class SecureLogisticRegression:
                     ys.append(None)
         return xs, ys
 
-    def _preprocess_fn(self, prot, n, split, pub_w):
+    def _preprocess_fn(self, prot, n, split, pub_w, store):
         """The secure preprocessing, traced as one graph: sharing, standardisation statistics, class
-        weights, the training matrix. Returns a dict of private tensors (None where unused):
+        weights, the training matrix. It returns nothing: its private results stay on the parties,
+        in ``store`` (a :class:`tfe_accel.PartyStore`; a returned share would travel to the driver,
+        see ``PREPROCESSED``), under these names (absent where unused):
 
         - ``X``: the records [n, d], with standardisation one more row, ``-mean`` ([n + 1, d]): the
           model is trained in the raw gene space, v = inv_std * w (w: the standardised-space
@@ -361,7 +369,9 @@ class SecureLogisticRegression:
             if cfg.class_weight == "public":
                 c_pos, c_neg = pub_w
                 out["c"] = mul_const(prot, y, c_pos - c_neg) + c_neg
-            return out
+            for key, value in out.items():
+                if value is not None:
+                    store.put(key, value)
 
         return tfe_function(preprocess, name="secure_preprocessing", grappler=False)
 
@@ -478,8 +488,12 @@ class SecureLogisticRegression:
         x_parts, y_parts = self._owner_inputs(prot, owners, values)
         del values
         pub_w = self._public_class_weights(owners) if cfg.class_weight == "public" else None
-        prep_fn = self._preprocess_fn(prot, n, split, pub_w)
-        spec = prep_fn.output_specs(x_parts, y_parts)  # traces the preprocessing graph
+        from .._function import PartyStore
+
+        store = PartyStore(prot)
+        prep_fn = self._preprocess_fn(prot, n, split, pub_w, store)
+        prep_fn.get_concrete_function(x_parts, y_parts)  # traces the preprocessing graph
+        spec = {k: store.spec(k) if k in store else None for k in PREPROCESSED}
 
         v = prot.define_private_variable(np.zeros((d, 1)), name="w")
         b = prot.define_private_variable(np.zeros((1, 1)), name="b")
@@ -494,7 +508,7 @@ class SecureLogisticRegression:
 
         def run_preprocessing(xp, yp):
             try:
-                box["out"] = prep_fn(xp, yp)
+                prep_fn(xp, yp)
             except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
                 box["error"] = exc
 
@@ -508,7 +522,7 @@ class SecureLogisticRegression:
             worker.join()
         if "error" in box:
             raise box["error"]
-        sh = box["out"]
+        sh = {k: store.get(k) if k in store else None for k in PREPROCESSED}
         del x_parts, y_parts, spec  # the owners' encoded copies: only the shares are needed from here on
         self._shared = sh
         self._class_weights = sh["cw"]

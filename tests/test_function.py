@@ -359,3 +359,67 @@ def test_launcher_skips_tensorflows_optional_jax_import(allow):
     assert res.returncode == 0, res.stderr[-2000:]
     assert f"RC 0 JAX {allow}" in res.stdout
     assert "LATER True" in res.stdout
+
+
+def test_party_store_keeps_results_on_the_parties():
+    """A function that puts its private results in a PartyStore returns nothing (TF would send
+    every returned share to the caller: on a cluster, the driver); get() reads them on each party,
+    spec() traces another function ahead, and a later put overwrites the value while tensors got
+    before keep theirs."""
+    prot = AcceleratedABY3()
+    tfe.set_protocol(prot)
+    rng = np.random.default_rng()
+    xv = rng.uniform(-2, 2, (7, 3))
+    x = tfe.define_private_variable(xv)
+    store = tfe_accel.PartyStore(prot)
+
+    @tfe_accel.function
+    def produce(x, k):
+        store.put("y", x * k)
+        store.put("s", x.reduce_sum(axis=0, keepdims=True))
+
+    produce.get_concrete_function(x, 2.0)  # creates the slots while tracing
+    assert "y" in store and "s" in store and "z" not in store
+    assert produce.concrete_functions[0].outputs == []  # nothing leaves the graph
+    spec = store.spec("y")
+    assert [spec.shares[i][j].value.shape for i in range(3) for j in range(2)] == [tf.TensorShape([7, 3])] * 6
+
+    @tfe_accel.function
+    def consume(y):
+        return y + 1.0
+
+    consume.get_concrete_function(spec)  # traced before anything ran
+    assert produce(x, 2.0) is None
+    y = store.get("y")
+    for i in range(3):
+        for j in range(2):
+            assert y.shares[i][j].value.device.endswith(f"CPU:{i}")
+    np.testing.assert_allclose(_reveal(y), 2 * xv, atol=4 * ULP)
+    np.testing.assert_allclose(_reveal(store.get("s")), xv.sum(axis=0, keepdims=True), atol=8 * ULP)
+    np.testing.assert_allclose(_reveal(consume(y)), 2 * xv + 1, atol=4 * ULP)
+    assert consume.trace_count == 1  # the stand-in's signature is the real one's
+    produce(x, 3.0)
+    np.testing.assert_allclose(_reveal(store.get("y")), 3 * xv, atol=4 * ULP)
+    np.testing.assert_allclose(_reveal(y), 2 * xv, atol=4 * ULP)  # the earlier snapshot
+    assert produce.trace_count == 2  # a new Python value (k): a new trace, the same slots
+
+
+def test_private_outputs_from_cluster_parties_are_warned_about(caplog, monkeypatch):
+    """Returning private tensors whose shares sit on another process's device (a cluster) logs
+    once what that costs and exposes, naming PartyStore; in-process devices do not."""
+    prot = AcceleratedABY3()
+    tfe.set_protocol(prot)
+    x = tfe.define_private_variable(np.ones((2, 2)))
+    fn = tfe_accel.function(lambda t: t * 2.0, name="doubles")
+    with caplog.at_level(logging.WARNING, logger="tfe_accel"):
+        fn(x)
+    assert not [r for r in caplog.records if "PartyStore" in r.getMessage()]
+    assert F._is_remote("/job:tfe/replica:0/task:1/device:CPU:0")
+    assert not F._is_remote("/job:localhost/replica:0/task:0/device:CPU:1") and not F._is_remote("")
+    monkeypatch.setattr(F, "_is_remote", lambda device: True)
+    fn2 = tfe_accel.function(lambda t: [t * 2.0, t + 1.0], name="two_outputs")
+    with caplog.at_level(logging.WARNING, logger="tfe_accel"):
+        fn2(x)
+        fn2(tfe.define_private_variable(np.ones((3, 2))))  # a second trace: no second warning
+    msgs = [r.getMessage() for r in caplog.records if "PartyStore" in r.getMessage()]
+    assert len(msgs) == 1 and "two_outputs returns 2 private tensor(s)" in msgs[0]

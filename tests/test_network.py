@@ -325,8 +325,14 @@ def test_train_cli_over_the_shaped_network(tmp_path):
     out = bench_network.training_benchmark([network.PRESETS["lan"]], (40, 300, 20), tmp_path,
                                            log=lambda *_: None)
     prof = out["profiles"][0]
+    share_bytes = 41 * 300 * 8  # one share of the training matrix (40 records + the mean row)
     for protocol in ("stock", "accelerated"):
         r = prof[protocol]
         assert r["weights_relative_l2"] < 1e-2, (protocol, r["weights_relative_l2"])
         assert 0 < r["secure_wall_s"] < r["wall_s"]
+        # No share of the data reaches the driver (the preprocessing's results stay on the
+        # parties); what does is the revealed model and the calls' small replies.
+        assert set(r["bytes_to_driver"]) >= {"server0", "server1", "server2"}
+        for player, nbytes in r["bytes_to_driver"].items():
+            assert nbytes < share_bytes, (protocol, player, nbytes)
     assert prof["speedup"] > 0

@@ -508,6 +508,28 @@ class _Wrapper:
         return sig[1]
 
 
+def _is_remote(device: str) -> bool:
+    job = tf.DeviceSpec.from_string(device or "").job
+    return job not in (None, "localhost")
+
+
+def _remote_private_outputs(result) -> int:
+    """How many private tensors in a traced function's result have shares on another process's
+    device (a cluster's party)."""
+    priv, _ = _tfe_classes()
+    stack, count = [result], 0
+    while stack:
+        v = stack.pop()
+        if isinstance(v, (list, tuple)):
+            stack.extend(v)
+        elif isinstance(v, dict):
+            stack.extend(v.values())
+        elif isinstance(v, priv):
+            if any(_is_remote(v.shares[i][j].value.device) for i in range(3) for j in range(2)):
+                count += 1
+    return count
+
+
 class PartyStore:
     """Private tensors kept on their parties' devices between compiled calls.
 
@@ -616,6 +638,7 @@ class Function:
         self._cache: Dict[Any, _Trace] = {}
         self._flatten = None
         self._warned_autograph = False
+        self._warned_outputs = False
         self.trace_count = 0
         self.trace_seconds = 0.0  # wall time spent tracing, all signatures together
         functools.update_wrapper(self, func)
@@ -693,6 +716,7 @@ class Function:
                 result = self.python_function(*a, **k)
                 outs: list = []
                 out_box["sig"] = _flatten_outputs(result, outs)
+                out_box["remote_private"] = _remote_private_outputs(result)
                 return outs
             finally:
                 tfe_protocol.nodes.clear()
@@ -724,6 +748,15 @@ class Function:
                 gc.enable()
         self.trace_count += 1
         self.trace_seconds += time.perf_counter() - t0
+        if out_box["remote_private"] and not self._warned_outputs:
+            self._warned_outputs = True
+            logger.warning(
+                "tfe_accel.function: %s returns %d private tensor(s) whose shares live on cluster "
+                "parties. TensorFlow sends a compiled function's outputs to the calling process, so "
+                "every share crosses to this driver (its bytes on each party->driver link) and this "
+                "process then holds all six shares. Keep results on the parties with "
+                "tfe_accel.PartyStore (put inside the function, get outside) unless this process "
+                "is meant to see them.", self._name, out_box["remote_private"])
         entry = _Trace()
         entry.concrete = concrete
         entry.run = _CALLERS[_select_caller(concrete)](concrete)

@@ -157,12 +157,18 @@ def training_benchmark(links: List[network.LinkProfile], shape, workdir, seed: i
                                               tls_dir=tls_dir)
             sc.up(timeout=120)
             try:
+                seen = _to_driver(sc.link_stats())
                 for protocol in protocols:
                     extra = ("--cluster", str(sc.config_path))
                     extra += ("--tls-dir", str(tls_dir)) if tls_dir else ()
                     r = training._run_cli(paths, protocol, str(workdir / f"out-{link.name}-{protocol}{tag}"),
                                           extra=extra,
                                           env_extra={"TFE_ACCEL_DRIVER_ADDRESS": sc.driver_address})
+                    now = _to_driver(sc.link_stats())
+                    # what each player sent to the driver in this run (the revealed model only:
+                    # shares stay on the parties)
+                    r["bytes_to_driver"] = {k: now[k] - seen.get(k, 0) for k in now}
+                    seen = now
                     rows[protocol + tag] = r
                     log(f"  train {label} over {link.describe()}, {protocol}{' + TLS' if tls_dir else ''}: "
                         f"{r['wall_s']:.2f} s wall, secure phases {r['secure_wall_s']:.2f} s, "
@@ -176,6 +182,18 @@ def training_benchmark(links: List[network.LinkProfile], shape, workdir, seed: i
                 "secure_phases": (rows["accelerated_tls"]["secure_wall_s"]
                                   / rows["accelerated"]["secure_wall_s"])}
         out["profiles"].append({"link": dataclasses.asdict(link), **rows})
+    return out
+
+
+def _to_driver(link_stats) -> dict:
+    """player -> bytes it sent to the driver so far, over either party's connections."""
+    out = {}
+    for s in link_stats:
+        src, dst = s["name"].split("->")
+        if dst == network.DRIVER:
+            out[src] = out.get(src, 0) + s["bytes_forward"]
+        elif src == network.DRIVER:
+            out[dst] = out.get(dst, 0) + s["bytes_backward"]
     return out
 
 

@@ -80,6 +80,50 @@ def test_reciprocal_over_the_positive_range(protocol):
     assert np.all((err <= 1e-4 * want) | (err <= 4 * ULP)), (v[err > np.maximum(1e-4 * want, 4 * ULP)])
 
 
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_reciprocal_on_a_public_domain(protocol):
+    """With public bounds (the trainer's: eps and 1/n below, L^2 + eps above), the first guess needs
+    fewer pivots, so fewer bytes; 1/x stays correct across the domain and at its edges."""
+    from tfe_accel.accounting import communication
+
+    prot = _prot(protocol)
+    domain = (0.5e-3, 1.01 * (32.0**2 + 1e-3))
+    v = _grid(np.exp(np.linspace(np.log(1e-3), np.log(1024.001), 300))).reshape(1, -1)
+    v = np.concatenate([v, _grid([[1e-3, 1.0 / 470, 0.5, 1.0 - 1.0 / 470, 1024.0]])], axis=1)
+    x = prot.define_private_variable(v)
+    got = _reveal(tfe_accel.function(lambda x: mpc.reciprocal(prot, x, domain=domain))(x))
+    want = 1.0 / v
+    err = np.abs(got - want)
+    assert np.all((err <= 1e-4 * want) | (err <= 4 * ULP)), (v[err > np.maximum(1e-4 * want, 4 * ULP)])
+    narrow = mpc.reciprocal_pieces(prot, domain)
+    wide = mpc.reciprocal_pieces(prot)
+    assert len(narrow[0]) < len(wide[0]) and narrow[2] <= wide[2]
+    if protocol == "accelerated":
+        a = communication(lambda: mpc.reciprocal(prot, x, domain=domain))
+        b = communication(lambda: mpc.reciprocal(prot, x))
+        assert a.bytes < b.bytes and a.rounds <= b.rounds
+
+
+def test_reciprocal_pieces_bound_the_guess_and_pick_the_iterations():
+    """Every piece's guess keeps x * guess within the stated error on its interval, and the Newton
+    iterations bring the worst error below 2^-(f+1); a malformed domain is refused."""
+    prot = _prot("accelerated")
+    f = prot.fixedpoint_config.precision_fractional
+    pivots, coeffs, iterations = mpc.reciprocal_pieces(prot)
+    edges = [pivots[0] / 4] + list(pivots) + [pivots[-1] * 4]
+    worst = 0.0
+    for (lo, hi), c in zip(zip(edges[:-1], edges[1:]), coeffs):
+        xs = np.linspace(lo, hi, 101)[1:]
+        g = c[0] + (c[1] * xs if len(c) > 1 else 0.0)
+        e = np.abs(1.0 - xs * g).max()
+        assert e < (0.23 if len(c) > 1 else 0.61), (lo, hi, c, e)
+        worst = max(worst, e)
+    assert worst ** (2 ** iterations) <= 2.0 ** -(f + 1) < worst ** (2 ** (iterations - 1))
+    for bad in [(0.0, 1.0), (2.0, 1.0), (-1.0, 1.0)]:
+        with pytest.raises(ValueError, match="domain"):
+            mpc.reciprocal_pieces(prot, bad)
+
+
 def test_polynomial_piecewise_route_matches_stock():
     """AcceleratedABY3 routes TFE's polynomial_piecewise (linear pieces): same values as stock."""
     pivots = [-1.0, 0.25, 2.0]

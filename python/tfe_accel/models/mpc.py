@@ -118,36 +118,66 @@ def column_sum_squares(prot, x, centre):
     return prot.reduce_sum(prot.square(x - centre), axis=0, keepdims=True)
 
 
-def reciprocal_pieces(prot):
-    """Pivots and linear pieces of the first guess of 1/x for 2^-(f-1) < x <= 2^I (f fractional,
-    I integral bits): piece j is the chord of 1/x over the octave (2^(j-1), 2^j] (within 12.5% of
-    1/x), or where its slope would not survive the fixed-point encoding, the constant 1/(a sqrt 2)
-    (within 41%); above 2^I the constant 2^-I."""
+# The first guess's pieces span this many octaves each; the Newton refinement takes as many
+# iterations as the worst piece's error needs (reciprocal_pieces).
+RECIPROCAL_OCTAVES = 2
+
+
+def reciprocal_pieces(prot, domain=None, octaves: int = RECIPROCAL_OCTAVES):
+    """Pivots and linear pieces of the first guess of 1/x, and the Newton iterations it needs.
+
+    The domain: ``(lo, hi)``, public bounds on x (the trainer's: eps and 1/n below, L^2 + eps
+    above), or by default the positive range of the fixed-point format, 2^-f < x <= 2^I (f
+    fractional, I integral bits). It is cut at powers of two into intervals (a, k a] of ``octaves``
+    octaves (k = 2^octaves); each piece is the chord of 1/x over its interval scaled by
+    s = 8k / (4k + (k+1)^2), so that x * guess stays within [s, 2 - s] (k = 4: within 22%), or where
+    the chord's slope would keep fewer than 8 bits in the fixed-point encoding, the constant
+    2 / ((k+1) a) (k = 4: within 60%). The first piece also serves x below the domain, the last x
+    above it. Newton's y <- y (2 - x y) squares the relative error e each iteration; the iterations
+    are the fewest that bring the worst piece's e below 2^-(f+1).
+
+    Returns (pivots, coeffs, iterations)."""
     cfg = prot.fixedpoint_config
     f, top = cfg.precision_fractional, cfg.precision_integral
-    pivots, coeffs = [], []
-    for j in range(-(f - 1), top + 1):
-        a = 2.0 ** (j - 1)
-        pivots.append(2.0 ** j)
-        slope = 1.0 / (2.0 * a * a)
+    lo, hi = domain if domain is not None else (2.0 ** -f, 2.0 ** top)
+    if not (0 < lo <= hi):
+        raise ValueError(f"reciprocal domain must satisfy 0 < lo <= hi, got ({lo!r}, {hi!r})")
+    j0, j1 = math.floor(math.log2(lo)), math.ceil(math.log2(hi))
+    k = 2.0 ** octaves
+    scale = 8.0 * k / (4.0 * k + (k + 1.0) ** 2)
+    pivots, coeffs, worst = [], [], 0.0
+    j = j0
+    while True:
+        a = 2.0 ** j
+        slope = scale / (k * a * a)
         if slope * 2.0 ** f >= 2.0 ** 8:
-            coeffs.append((3.0 / (2.0 * a), -slope))
+            coeffs.append((scale * (k + 1.0) / (k * a), -slope))
+            worst = max(worst, 1.0 - scale)
         else:
-            coeffs.append((1.0 / (a * math.sqrt(2.0)),))
-    coeffs.append((2.0 ** -top,))
-    return pivots, coeffs
+            coeffs.append((2.0 / ((k + 1.0) * a),))
+            worst = max(worst, (k - 1.0) / (k + 1.0))
+        j += octaves
+        if j >= j1:
+            break
+        pivots.append(2.0 ** j)
+    iterations, e = 0, worst
+    while e > 2.0 ** -(f + 1):
+        e, iterations = e * e, iterations + 1
+    return pivots, coeffs, iterations
 
 
-def reciprocal(prot, x, iterations: int = 3):
-    """1/x for a private x > 0 (2^-(f-1) < x <= 2^I, the positive range of the fixed-point format):
-    a piecewise-linear first guess over the octaves (TFE's parallel ``polynomial_piecewise``: one
-    batched comparison with all pivots, fused by AcceleratedABY3) refined by Newton's
-    y <- y (2 - x y) (each iteration squares the relative error: 12.5% -> 1.6% -> 2.4e-4 -> 6e-8,
-    below the fixed-point resolution). Far fewer operations than TFE's bit-decomposition reciprocal,
-    so it traces and runs several times faster; same range."""
-    pivots, coeffs = reciprocal_pieces(prot)
+def reciprocal(prot, x, domain=None, iterations: int = None):
+    """1/x for a private x > 0 in ``domain`` (public bounds ``(lo, hi)``; by default the positive
+    range of the fixed-point format, 2^-f < x <= 2^I): a piecewise-linear first guess
+    (:func:`reciprocal_pieces`; TFE's parallel ``polynomial_piecewise``: one batched comparison with
+    all pivots, fused by AcceleratedABY3) refined by Newton's y <- y (2 - x y), each iteration
+    squaring the relative error, until it is below the fixed-point resolution. The comparison's
+    bytes grow with the number of pivots and dominate at the trainer's sizes (17,816 values), so
+    the pieces are wide and a tight public domain keeps them few; each Newton iteration is two
+    products of x's size. Far fewer operations than TFE's bit-decomposition reciprocal."""
+    pivots, coeffs, needed = reciprocal_pieces(prot, domain)
     y = prot.polynomial_piecewise(x, pivots, coeffs)
-    for _ in range(iterations):
+    for _ in range(needed if iterations is None else iterations):
         y = y * (2.0 - x * y)
     return y
 

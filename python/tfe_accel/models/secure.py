@@ -353,7 +353,11 @@ class SecureLogisticRegression:
                 recip_cols.append(2)
             if recip_in:
                 both = recip_in[0] if len(recip_in) == 1 else prot.concat(recip_in, axis=1)
-                inv = reciprocal(prot, both)
+                # Public bounds on its inputs (the numeric envelope): var + eps in [eps, L^2 + eps],
+                # the class fractions in [1/n, 1 - 1/n]; halved / widened for the fixed-point noise.
+                lo = min([STANDARDIZE_EPS] * bool(cfg.standardize) + [1.0 / n] * (cfg.class_weight == "balanced"))
+                hi = max(cfg.value_limit ** 2 + STANDARDIZE_EPS if cfg.standardize else 1.0, 1.0)
+                inv = reciprocal(prot, both, domain=(0.5 * lo, 1.01 * hi))
                 pos = 0
                 parts = []
                 for w in recip_cols:
@@ -451,7 +455,10 @@ class SecureLogisticRegression:
             prot.assign(b, b1)
             if loss is not None:
                 return loss.reveal().to_native()
-            return None
+            # What the caller waits for: a scalar computed on server0 after the update (its read of
+            # the assigned variable is ordered after the assignment), so no share leaves the party.
+            with tf.device(prot.servers[0].device_name):
+                return tf.size(v.unwrapped[0][0].variable.read_value(), out_type=tf.int32)
 
         # Grappler: measured on this project's 2-core machine, it speeds a mini-batch epoch's loop up by
         # ~10% but only costs ~0.09 s at the first call of a full-batch epoch (one step, no loop).
@@ -554,8 +561,7 @@ class SecureLogisticRegression:
             if cfg.reveal_loss:
                 losses.append(float(np.asarray(out).reshape(-1)[0]) / steps)
             else:
-                # Wait for this epoch's updates (no reveal: a local read on server0's device).
-                _ = v.unwrapped[0][0].variable.read_value().numpy()
+                _ = out.numpy()  # this epoch's updates are done (a scalar, not a share)
             dt = time.perf_counter() - te
             epoch_times.append(dt)
             if bar is not None:

@@ -183,6 +183,14 @@ def test_cli_end_to_end_tiny(tmp_path, capsys):
     assert set(t["trace_seconds"]) == {"preprocessing", "epoch", "reveal"}
     assert all(v >= 0 for v in t["phase_seconds"].values()) and t["peak_rss_bytes"] > 100e6
     assert "secure phases" in text.out and "peak RSS" in text.out and "since tfe-accel started" in text.out
+    # communication: per epoch, and of the sharing + preprocessing graph (the owners' shares: 2 x 20
+    # records x 12 genes x 8 bytes from each owner to server1 and server2, and the statistics' rounds)
+    comm = metrics["communication"]
+    pre = comm["preprocessing"]
+    assert comm["measured"] and comm["per_epoch"]["rounds"] > 0
+    assert pre["rounds"] > comm["per_step"]["rounds"] and pre["bytes"] > 4 * 15 * 12 * 8
+    assert pre["busiest_link_bytes"] <= pre["bytes"] and "->" in pre["busiest_link"]
+    assert "sharing + preprocessing:" in text.out
     # A loader error: clear message, exit status 2, no traceback.
     (tmp_path / "bad.csv").write_text("G0,label\n1,1\nx,0\n")
     rc = main(["train", "--data", str(tmp_path / "bad.csv"), "--output", str(out)])

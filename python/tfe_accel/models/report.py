@@ -308,8 +308,14 @@ def _communication_line(comm) -> str:
         reason = (comm or {}).get("reason", "not measured")
         return f"communication: not measured ({reason})"
     e, s = comm["per_epoch"], comm["per_step"]
-    return (f"communication per epoch ({comm['steps_per_epoch']} step(s)): {e['messages']:,} messages, "
+    line = (f"communication per epoch ({comm['steps_per_epoch']} step(s)): {e['messages']:,} messages, "
             f"{e['bytes'] / 1e6:,.2f} MB, {e['rounds']:,} rounds; per step {s['graph_nodes']:,} graph nodes")
+    p = comm.get("preprocessing")
+    if p:
+        line += (f"; sharing + preprocessing: {p['messages']:,} messages, {p['bytes'] / 1e6:,.1f} MB "
+                 f"({p['busiest_link_bytes'] / 1e6:,.1f} MB on the busiest link, {p['busiest_link']}), "
+                 f"{p['rounds']:,} rounds")
+    return line
 
 
 def markdown(report: dict, plots=()) -> str:

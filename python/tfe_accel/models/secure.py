@@ -162,6 +162,12 @@ STEP_TERMS = 1
 PREPROCESSED = ("X", "y", "c", "cw", "q", "neg_mean")
 
 
+def _comm_summary(stats) -> dict:
+    busiest = max(stats.per_pair.items(), key=lambda kv: kv[1], default=("", 0))
+    return {"messages": stats.messages, "bytes": stats.bytes, "rounds": stats.rounds,
+            "busiest_link": busiest[0], "busiest_link_bytes": busiest[1]}
+
+
 def peak_rss_bytes() -> Optional[int]:
     """This process's peak resident set size: ``VmHWM`` of /proc/self/status on Linux (the high-water
     mark of this program's own address space; ``getrusage``'s ``ru_maxrss`` also counts a parent's
@@ -572,7 +578,7 @@ class SecureLogisticRegression:
             bar.close()
         train_seconds = time.perf_counter() - t_train
 
-        comm = self._epoch_communication(epoch_fn, info, steps, full)
+        comm = self._epoch_communication(epoch_fn, info, steps, full, prep_fn)
         t_rev = time.perf_counter()
         weights, bias = self._reveal_model(reveal_fn, sh["neg_mean"])
         check_revealed_model(weights, bias, cfg.value_limit, self.fractional_bits, cfg.standardize)
@@ -592,9 +598,10 @@ class SecureLogisticRegression:
                                            "epochs": train_seconds, "reveal": reveal_seconds},
                             peak_rss_bytes=peak_rss_bytes(), fractional_bits=self.fractional_bits)
 
-    def _epoch_communication(self, epoch_fn, info, steps, full):
+    def _epoch_communication(self, epoch_fn, info, steps, full, prep_fn=None):
         """Messages, bytes and rounds of one epoch, read from the traced epoch graph (and, for
-        mini-batches, its loop body: one batch step)."""
+        mini-batches, its loop body: one batch step); and of the sharing and preprocessing graph
+        (with the bytes of its busiest directed link, what bounds it on a slow network)."""
         from ..accounting import graph_stats, party_devices
 
         try:
@@ -609,6 +616,8 @@ class SecureLogisticRegression:
             "steps_per_epoch": steps,
             "per_epoch": {"messages": stats.messages * steps, "bytes": stats.bytes * steps,
                           "rounds": stats.rounds * steps},
+            **({"preprocessing": _comm_summary(graph_stats(prep_fn.concrete_functions[0]))}
+               if prep_fn is not None and prep_fn.concrete_functions else {}),
         }
 
     def _reveal_fn(self, prot, v, b):

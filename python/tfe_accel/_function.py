@@ -424,6 +424,19 @@ def _on_device(t, device: str, cache: dict):
 _TENSOR_ATTRS = {"prot", "is_scaled", "share_type", "shares"}
 
 
+def _direct_private(prot, values, is_scaled, share_type, factory):
+    """A private TFE tensor from six share tensors (or specs) already on their parties' devices,
+    built without TFE's constructor checks (the attributes it would set: ``_TENSOR_ATTRS``)."""
+    priv, _ = _tfe_classes()
+    t = factory.tensor
+    obj = priv.__new__(priv)
+    obj.prot, obj.is_scaled, obj.share_type = prot, is_scaled, share_type
+    obj.shares = [[t(values[0], encode=False), t(values[1], encode=False)],
+                  [t(values[2], encode=False), t(values[3], encode=False)],
+                  [t(values[4], encode=False), t(values[5], encode=False)]]
+    return obj
+
+
 class _Wrapper:
     """Builds a call's outputs (TFE tensors, tensors, Python values) from its flat results.
 
@@ -452,16 +465,7 @@ class _Wrapper:
     def _plain(out) -> bool:
         """Whether TFE's private tensors carry exactly the attributes the direct build sets."""
         priv, _ = _tfe_classes()
-        stack = [out]
-        while stack:
-            v = stack.pop()
-            if isinstance(v, (list, tuple)):
-                stack.extend(v)
-            elif isinstance(v, dict):
-                stack.extend(v.values())
-            elif type(v) is priv and set(vars(v)) != _TENSOR_ATTRS:
-                return False
-        return True
+        return all(set(vars(v)) == _TENSOR_ATTRS for v in _private_leaves(out) if type(v) is priv)
 
     def _build(self, sig, outs, pos, fast):
         kind = sig[0]
@@ -472,13 +476,7 @@ class _Wrapper:
             pos[0] += 6
             priv, _ = _tfe_classes()
             if fast:
-                t = factory.tensor
-                obj = priv.__new__(priv)
-                obj.prot, obj.is_scaled, obj.share_type = prot, is_scaled, share_type
-                obj.shares = [[t(outs[p], encode=False), t(outs[p + 1], encode=False)],
-                              [t(outs[p + 2], encode=False), t(outs[p + 3], encode=False)],
-                              [t(outs[p + 4], encode=False), t(outs[p + 5], encode=False)]]
-                return obj
+                return _direct_private(prot, outs[p:p + 6], is_scaled, share_type, factory)
             shares = [[factory.tensor(_on_device(outs[p + 2 * i + j], prot.servers[i].device_name, self.devcache),
                                       encode=False) for j in range(2)] for i in range(3)]
             return priv(prot, shares, is_scaled, share_type)
@@ -513,11 +511,10 @@ def _is_remote(device: str) -> bool:
     return job not in (None, "localhost")
 
 
-def _remote_private_outputs(result) -> int:
-    """How many private tensors in a traced function's result have shares on another process's
-    device (a cluster's party)."""
+def _private_leaves(value):
+    """The private TFE tensors in a nested structure of lists, tuples and dicts."""
     priv, _ = _tfe_classes()
-    stack, count = [result], 0
+    stack = [value]
     while stack:
         v = stack.pop()
         if isinstance(v, (list, tuple)):
@@ -525,9 +522,14 @@ def _remote_private_outputs(result) -> int:
         elif isinstance(v, dict):
             stack.extend(v.values())
         elif isinstance(v, priv):
-            if any(_is_remote(v.shares[i][j].value.device) for i in range(3) for j in range(2)):
-                count += 1
-    return count
+            yield v
+
+
+def _remote_private_outputs(result) -> int:
+    """How many private tensors in a traced function's result have shares on another process's
+    device (a cluster's party)."""
+    return sum(any(_is_remote(v.shares[i][j].value.device) for i in range(3) for j in range(2))
+               for v in _private_leaves(result))
 
 
 class PartyStore:
@@ -573,14 +575,7 @@ class PartyStore:
 
     def _private(self, name: str, values):
         _, _, is_scaled, share_type = self._slots[name]
-        priv, _ = _tfe_classes()
-        f = self.prot.default_factory.tensor
-        obj = priv.__new__(priv)
-        obj.prot, obj.is_scaled, obj.share_type = self.prot, is_scaled, share_type
-        obj.shares = [[f(values[0], encode=False), f(values[1], encode=False)],
-                      [f(values[2], encode=False), f(values[3], encode=False)],
-                      [f(values[4], encode=False), f(values[5], encode=False)]]
-        return obj
+        return _direct_private(self.prot, values, is_scaled, share_type, self.prot.default_factory)
 
     def get(self, name: str):
         """The private tensor last put under ``name``, read on each party's own device."""

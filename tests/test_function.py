@@ -371,15 +371,19 @@ def test_party_store_keeps_results_on_the_parties():
     rng = np.random.default_rng()
     xv = rng.uniform(-2, 2, (7, 3))
     x = tfe.define_private_variable(xv)
-    store = tfe_accel.PartyStore(prot)
+    store = tfe_accel.PartyStore(prot, ["y", "unused"])
+    calls = []
 
     @tfe_accel.function
     def produce(x, k):
+        calls.append(k)
         store.put("y", x * k)
-        store.put("s", x.reduce_sum(axis=0, keepdims=True))
+        store.put("s", x.reduce_sum(axis=0, keepdims=True))  # not named: created while tracing
 
-    produce.get_concrete_function(x, 2.0)  # creates the slots while tracing
-    assert "y" in store and "s" in store and "z" not in store
+    assert "y" not in store
+    produce.get_concrete_function(x, 2.0)
+    assert "y" in store and "s" in store and "unused" not in store
+    assert len(calls) == 2  # "s" was created inside the trace: tf.function traced it again
     assert produce.concrete_functions[0].outputs == []  # nothing leaves the graph
     spec = store.spec("y")
     assert [spec.shares[i][j].value.shape for i in range(3) for j in range(2)] == [tf.TensorShape([7, 3])] * 6
@@ -402,6 +406,7 @@ def test_party_store_keeps_results_on_the_parties():
     np.testing.assert_allclose(_reveal(store.get("y")), 3 * xv, atol=4 * ULP)
     np.testing.assert_allclose(_reveal(y), 2 * xv, atol=4 * ULP)  # the earlier snapshot
     assert produce.trace_count == 2  # a new Python value (k): a new trace, the same slots
+    assert calls == [2.0, 2.0, 3.0]  # every slot existed: one trace
 
 
 def test_private_outputs_from_cluster_parties_are_warned_about(caplog, monkeypatch):

@@ -547,41 +547,52 @@ class PartyStore:
     function with ahead of time (see :meth:`Function.output_specs`).
 
     Each ``put`` overwrites the name's previous value: ``get`` it after the call that put it (the
-    tensors ``get`` returned before keep their own snapshot)."""
+    tensors ``get`` returned before keep their own snapshot).
 
-    def __init__(self, prot):
+    Name the slots when creating the store (``PartyStore(prot, names)``): a slot first used inside
+    a trace creates its variables there, and ``tf.function`` then traces the function a second time
+    (it re-traces whenever a trace created variables)."""
+
+    def __init__(self, prot, names=()):
         self.prot = prot
-        self._slots: Dict[str, tuple] = {}
+        self._vars: Dict[str, list] = {}
+        self._meta: Dict[str, tuple] = {}  # name -> (share shapes, is_scaled, share_type), once put
+        for name in names:
+            self._create(name, prot.default_factory.native_type)
+
+    def _create(self, name: str, dtype) -> list:
+        # Eagerly on the parties (tf.init_scope leaves a trace); the shape is left open, so no
+        # placeholder value of the full size is ever allocated.
+        with tf.init_scope():
+            slots = []
+            for k in range(6):
+                with tf.device(self.prot.servers[k // 2].device_name):
+                    slots.append(tf.Variable(tf.zeros([], dtype), shape=tf.TensorShape(None),
+                                             trainable=False, name=f"{name}_{k // 2}{k % 2}"))
+        self._vars[name] = slots
+        return slots
 
     def put(self, name: str, x) -> None:
         shares = [x.shares[i][j].value for i in range(3) for j in range(2)]
-        if name not in self._slots:
-            # Created eagerly on the parties (tf.init_scope leaves the trace); the shape is left open
-            # so that no placeholder value of the full size is ever allocated.
-            with tf.init_scope():
-                slots = []
-                for k, t in enumerate(shares):
-                    with tf.device(self.prot.servers[k // 2].device_name):
-                        slots.append(tf.Variable(tf.zeros([], t.dtype), shape=tf.TensorShape(None),
-                                                 trainable=False, name=f"{name}_{k // 2}{k % 2}"))
-            self._slots[name] = (slots, [t.shape for t in shares], x.is_scaled, x.share_type)
-        slots = self._slots[name][0]
+        slots = self._vars.get(name) or self._create(name, shares[0].dtype)
+        self._meta[name] = ([t.shape for t in shares], x.is_scaled, x.share_type)
         for k, (v, t) in enumerate(zip(slots, shares)):
             with tf.device(self.prot.servers[k // 2].device_name):
                 v.assign(t, read_value=False)
 
     def __contains__(self, name: str) -> bool:
-        return name in self._slots
+        """Whether a traced function put ``name`` (a slot created but never put does not count)."""
+        return name in self._meta
 
     def _private(self, name: str, values):
-        _, _, is_scaled, share_type = self._slots[name]
+        _, is_scaled, share_type = self._meta[name]
         return _direct_private(self.prot, values, is_scaled, share_type, self.prot.default_factory)
 
     def get(self, name: str):
         """The private tensor last put under ``name``, read on each party's own device."""
-        slots, shapes, _, _ = self._slots[name]
+        shapes = self._meta[name][0]
         values = []
-        for k, (v, shape) in enumerate(zip(slots, shapes)):
+        for k, (v, shape) in enumerate(zip(self._vars[name], shapes)):
             with tf.device(self.prot.servers[k // 2].device_name):
                 t = v.read_value()
             if tf.inside_function():
@@ -591,8 +602,8 @@ class PartyStore:
 
     def spec(self, name: str):
         """A stand-in for ``get(name)`` whose shares are ``tf.TensorSpec``s (for tracing ahead)."""
-        slots, shapes, _, _ = self._slots[name]
-        return self._private(name, [tf.TensorSpec(s, v.dtype) for v, s in zip(slots, shapes)])
+        shapes = self._meta[name][0]
+        return self._private(name, [tf.TensorSpec(s, v.dtype) for v, s in zip(self._vars[name], shapes)])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -503,7 +503,7 @@ class SecureLogisticRegression:
         pub_w = self._public_class_weights(owners) if cfg.class_weight == "public" else None
         from .._function import PartyStore
 
-        store = PartyStore(prot)
+        store = PartyStore(prot, PREPROCESSED)  # named up front: one trace (see PartyStore)
         prep_fn = self._preprocess_fn(prot, n, split, pub_w, store)
         prep_fn.get_concrete_function(x_parts, y_parts)  # traces the preprocessing graph
         spec = {k: store.spec(k) if k in store else None for k in PREPROCESSED}

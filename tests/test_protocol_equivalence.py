@@ -442,3 +442,47 @@ def test_product_truncation_merged_with_the_resharing(op, monkeypatch):
     # dealer's message that nothing runs in parallel with)
     assert s.rounds - stats["stock", 1].rounds == 3 and t.rounds - stats["acc", 1].rounds == 2, stats
     assert t.messages < s.messages and t.bytes < s.bytes and t.unknown_size_messages == 0, (s, t)
+
+
+@pytest.mark.parametrize("holder", [0, 2])
+def test_msb_a2b_with_either_reshare_holder(holder):
+    """The comparison's a2b with P0 (TFE's) or P2 resharing the sum of its two shares: the msb of
+    the ring value for fresh random sharings, edge values included (0, 1, -1, 2^63 - 1, -2^63)."""
+    from tfe_accel.protocol import routes
+    from tfe_accel.protocol.helpers import NonceCursor
+
+    rng = np.random.default_rng()
+    edges = np.array([0, 1, -1, 2**63 - 1, -2**63, 2**62, -2**62], dtype=np.int64)
+    vals = np.concatenate([edges, rng.integers(-2**63, 2**63 - 1, size=93, dtype=np.int64)]).reshape(4, 25)
+    sh = [rng.integers(-2**63, 2**63 - 1, size=vals.shape, dtype=np.int64) for _ in range(2)]
+    third = (vals.astype(np.uint64) - sh[0].astype(np.uint64) - sh[1].astype(np.uint64)).astype(np.int64)
+    x = [sh[0], sh[1], third]  # x = x0 + x1 + x2 mod 2^64
+    acc = AcceleratedABY3()
+    tfe.set_protocol(acc)
+    d = []
+    for i in range(3):
+        with tf.device(acc.servers[i].device_name):
+            d.append((tf.constant(x[i]), tf.constant(x[(i + 1) % 3])))
+    msb = routes._msb_steps(acc, d, NonceCursor(acc), holder=holder)
+    got = msb[0][0].numpy() ^ msb[0][1].numpy() ^ msb[1][1].numpy()  # b0 ^ b1 ^ b2
+    np.testing.assert_array_equal(got, vals < 0)
+    # the replicated shares agree: party i's second share is party i+1's first
+    for i in range(3):
+        np.testing.assert_array_equal(msb[i][1].numpy(), msb[(i + 1) % 3][0].numpy())
+
+
+def test_a2b_reshare_by_p2_saves_a_round_after_a_product():
+    """After a product's truncation, P2's two shares are its dealt ones, known before the data: its
+    a2b reshare runs while the product does, so product + sigmoid costs one round less than with
+    P0 resharing (pieces="stock" keeps TFE's holder), for the same messages and bytes."""
+    a, b = _rand((6, 11)), _rand((11, 1))
+    stats = {}
+    for mode in ("telescoped", "stock"):
+        prot = AcceleratedABY3(pieces=mode)
+        x, w = _private(prot, a), _private(prot, b)
+        stats[mode, "chain"] = communication(lambda: prot.sigmoid(prot.matmul(x, w), approx_type="5_piecewise_linear"))
+        stats[mode, "sigmoid"] = communication(lambda: prot.sigmoid(x, approx_type="5_piecewise_linear"))
+        stats[mode, "matmul"] = communication(lambda: prot.matmul(x, w))
+    for mode, saved in (("telescoped", 1), ("stock", 0)):
+        chain, parts = stats[mode, "chain"].rounds, stats[mode, "sigmoid"].rounds + stats[mode, "matmul"].rounds
+        assert chain == parts - saved, (mode, stats)

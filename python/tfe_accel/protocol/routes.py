@@ -270,23 +270,41 @@ def _truncate_heuristic_private(prot, x, amount):
 # ------------------------------------------------------------------------------ comparisons
 
 
-def _msb_steps(prot, d, cur, offset=0):
+def _msb_steps(prot, d, cur, offset=0, holder=0):
     """msb of the arithmetic sharing d (per party (d_a, d_b)), TFE's `_bit_extract_private(., 63)`:
     an a2b reshare, the first AND of the carry circuit and six Kogge-Stone rounds, one fused op per
     party and step, at nonces offset .. offset + MSB_NONCE_STEPS - 1 (the caller consumes them).
-    Returns per party (msb_a, msb_b) as bool tensors."""
+    Returns per party (msb_a, msb_b) as bool tensors.
+
+    The a2b writes x = d0 + d1 + d2 as the sum of two boolean-shared operands: one party reshares
+    the sum of its two shares, the remaining share is shared trivially by the two parties that
+    hold it. ``holder=0`` is TFE's: P0 reshares d0 + d1, op2 = d2 (P1, P2). ``holder=2``: P2 reshares
+    d2 + d0 and op2 = d1 (P0, P1); P0's and P1's part of the reshare is then their zero-share
+    randomness only. After a truncation (MSB-0 with a dealer) d2 and d0 are P2's dealt shares,
+    known before the data, so the reshare runs at the start of the step, off the critical path: the
+    comparison costs one round less. Same nonces, same security (the reshared value is masked by
+    P2's zero share exactly as P0's is); the boolean shares differ from TFE's."""
     dev = [s.device_name for s in prot.servers]
     setup = []
     for i in range(3):
         with on(prot, i, "MpcBitExtractSetup"):
-            setup.append(ops.bit_extract_setup(i, d[i][0], d[i][1], *cur.zero_share(i, offset)))
+            if holder == 0:
+                setup.append(ops.bit_extract_setup(i, d[i][0], d[i][1], *cur.zero_share(i, offset)))
+            elif i == 2:  # the kernel's holder role (party 0's): adds x_a + x_b to its zero share
+                setup.append(ops.bit_extract_setup(0, d[2][0], d[2][1], *cur.zero_share(2, offset)))
+            else:  # zero-share randomness only: no input of this party's shares (no data edge)
+                zero = tf.zeros(d[i][0].shape, d[i][0].dtype)
+                setup.append(ops.bit_extract_setup(1, zero, zero, *cur.zero_share(i, offset)))
     # messages: setup[1] P1 -> P0, setup[2] P2 -> P1, setup[0] P0 -> P2
     op1 = [(setup[i], recv(prot, i, setup[(i + 1) % 3])) for i in range(3)]
     outs = []
     for i in range(3):
         with on(prot, i, "MpcCarrySetupAnd"):
             zero = tf.zeros_like(d[i][0])
-            op2 = [(zero, zero), (zero, d[1][1]), (d[2][0], zero)][i]
+            if holder == 0:
+                op2 = [(zero, zero), (zero, d[1][1]), (d[2][0], zero)][i]
+            else:
+                op2 = [(zero, d[0][1]), (d[1][0], zero), (zero, zero)][i]
             outs.append(ops.carry_setup_and(*op1[i], *op2, *cur.zero_share(i, offset + 1)))
     G = [(outs[i][0], recv(prot, i, outs[(i + 1) % 3][0])) for i in range(3)]
     P = [(outs[i][1], outs[i][2]) for i in range(3)]
@@ -398,7 +416,10 @@ def _piecewise_linear(prot, x, c, coeffs, scope, weight=None):
         for i in range(3):
             with on(prot, i, "MpcPivotDiff"):
                 d.append(tuple(ops.pivot_diff(i, *sh[i], tf.constant(piv))))
-        msb = _msb_steps(prot, d, cur)
+        # P2 reshares in the a2b (its shares are known early after a truncation), except where
+        # stock's shares are kept or a shape is not static (a zero operand needs no data edge)
+        early = prot.pieces != "stock" and all(t.shape.is_fully_defined() for t in d[0] + d[1])
+        msb = _msb_steps(prot, d, cur, holder=2 if early else 0)
         telescoped = _telescopes(prot, c1)  # always, with a weight (weighted_piecewise checks)
         if telescoped:  # 2. the indicators [x > c_j] are the msb bits; pieces as differences
             b = msb

@@ -438,9 +438,16 @@ def test_product_truncation_merged_with_the_resharing(op, monkeypatch):
         stats[label] = communication(lambda: f(prot, f(prot, u, v), w))
         stats[label, 1] = communication(lambda: f(prot, u, v))
     s, t = stats["stock"], stats["acc"]
-    # the second product: 3 more rounds for stock, 2 for ours (the first pays, in both, for the
-    # dealer's message that nothing runs in parallel with)
+    # the second product: 3 more rounds for stock, 2 for ours; the first product pays, in stock,
+    # for the dealer's message that nothing runs in parallel with, in ours not (P1 masks with r1'
+    # from its key shared with P2): 2 rounds alone, 4 for the chain
     assert s.rounds - stats["stock", 1].rounds == 3 and t.rounds - stats["acc", 1].rounds == 2, stats
+    assert stats["acc", 1].messages < stats["stock", 1].messages, stats
+    # with its own keys (the pair above shares stock's, which reach P2 as messages), a single
+    # product is 2 rounds: P1's mask waits for no dealer message
+    fresh = AcceleratedABY3()
+    u, v = _private(fresh, a), _private(fresh, b)
+    assert communication(lambda: f(fresh, u, v)).rounds == 2
     assert t.messages < s.messages and t.bytes < s.bytes and t.unknown_size_messages == 0, (s, t)
 
 

@@ -54,11 +54,13 @@ def _rss_product(prot, x, y, op_type, party_step, scope, amount=None):
 def _truncated_product(prot, z_vals, factory, share_type, amount=None):
     """TFE's heuristic (MSB-0) truncation of a product whose 3-out-of-3 shares z_i (local terms plus
     the zero share) are not reshared first: the masking round carries them. P0 sends c0 = z0 + lift
-    + r0 to P1, P1 sends c1 = z1 + r1 to P0, and P2 sends z2 to both; P0 and P1 then hold
-    c = c0 + c1 + z2 = z + lift + r, the very value stock's masking gives after the resharing, and
-    unmask as stock does. Two rounds instead of three, four messages instead of five, the same nonces
-    and (for the same randomness) the same output shares. z2 alone is uniform to P0 and to P1: its
-    zero share holds a stream of the P1-P2 key and one of the P0-P2 key."""
+    + r0 to P1, P1 sends c1' = z1 + r1' to P0 (r1' from the P1-P2 key, so P1 waits for no dealer
+    message), and P2 sends z2 + (r1 - r1') to both; P0 and P1 then hold c = z + lift + r, the very
+    value stock's masking gives after the resharing, and unmask as stock does. Two rounds instead of
+    three, and the first product of a step no longer waits for the dealer's r1 (one round and one
+    message less), the same nonces and (for the same randomness) the same output shares. What P2
+    sends is uniform to P0 (z2's zero share holds a stream of the P1-P2 key, and r is fresh) and to
+    P1 (r is fresh); P1 now learns only z2 + r1, where it used to receive z2 and r1."""
     amount = prot.fixedpoint_config.precision_fractional if amount is None else amount
     cur = NonceCursor(prot)
 
@@ -73,8 +75,10 @@ def _truncated_product(prot, z_vals, factory, share_type, amount=None):
     with tf.name_scope("truncate-heuristic"):
         with home(prot, 2):
             shape = tf.shape(z_vals[2], out_type=tf.int64)
+        with home(prot, 1):
+            shape1 = tf.shape(z_vals[1], out_type=tf.int64)
         y = wrap_held(prot, factory, _msb0_truncate(prot, cur, shape, mask_p0, mask_p1, amount,
-                                                    third=z_vals[2]))
+                                                    third=z_vals[2], p1_shape=shape1))
     cur.consume(1)
     return ABY3PrivateTensor(prot, y, True, share_type)
 
@@ -200,7 +204,7 @@ def _truncate_local_private(prot, x, amount):
     return ABY3PrivateTensor(prot, y, x.is_scaled, x.share_type)
 
 
-def _msb0_truncate(prot, cur, shape, mask_p0, mask_p1, amount, offset=0, third=None):
+def _msb0_truncate(prot, cur, shape, mask_p0, mask_p1, amount, offset=0, third=None, p1_shape=None):
     """TFE's MSB-0 truncation (``_truncate_msb0_secureq8_private`` with dealer P2) of values whose
     masked shares the callers' steps compute: ``mask_p0(key, nonce, lift) -> c0`` on P0 and
     ``mask_p1(r1) -> c1`` on P1 (r1 received from the dealer). `shape` (on P2) is the shape of the
@@ -210,7 +214,12 @@ def _msb0_truncate(prot, cur, shape, mask_p0, mask_p1, amount, offset=0, third=N
     Same messages as stock except two that stock sends needlessly: P2 already holds both of its
     output shares (y2 and y0 come from its PRG keys), so nothing is sent to P2 at the end.
     ``third``: P2's share of the masked sum when the values are not reshared (`_truncated_product`):
-    sent to P0 and P1 with the masked shares and added to them."""
+    sent to P0 and P1 with the masked shares and added to them. With it, P1 does not wait for the
+    dealer's r1: it masks with r1' = U(P1-P2 key, the truncation's nonce), words n .. 2n - 1 of
+    the stream whose first n words are y2 (``p1_shape``: the values' shape on P1), and P2 sends
+    z2 + (r1 - r1') instead of z2, so P0 and P1 still add up c = z + lift + r (stock's value, the
+    same output shares) and the step starts without the dealer's message: one round and one
+    message less."""
     lift, unlift = ops.heuristic_lift(), ops.heuristic_unlift(amount)
     k20, n02 = cur.pair(2, 1, nonce_of=2, offset=offset)   # shared with P0
     k21, n12 = cur.pair(2, 0, nonce_of=1, offset=offset)   # shared with P1
@@ -221,7 +230,16 @@ def _msb0_truncate(prot, cur, shape, mask_p0, mask_p1, amount, offset=0, third=N
     with on(prot, 2, "MpcTruncMsb0Dealer"):
         r1, s1, m1, z20, z21 = ops.trunc_msb0_dealer(shape, k20, n02, k21, n12, r_seed, amount, unlift)
     c0 = mask_p0(k00, n02, lift)
-    r1_1, s1_1, m1_1 = (recv(prot, 1, t) for t in (r1, s1, m1))
+    s1_1, m1_1 = recv(prot, 1, s1), recv(prot, 1, m1)
+    if third is not None:  # r1' from the P1-P2 key on both sides; P2 folds r1 - r1' into z2
+        with on(prot, 1, "MpcTruncateLocalP2"):
+            r1_1 = ops.truncate_local_p2(tf.concat([[2], p1_shape], 0), k11, n12)[1]
+        with on(prot, 2, "MpcTruncateLocalP2"):
+            r1_2 = ops.truncate_local_p2(tf.concat([[2], shape], 0), k21, n12)[1]
+        with home(prot, 2):
+            third = third + (r1 - r1_2)
+    else:
+        r1_1 = recv(prot, 1, r1)
     c1 = mask_p1(r1_1)
     c1_0, c0_1 = recv(prot, 0, c1), recv(prot, 1, c0)
     if third is not None:

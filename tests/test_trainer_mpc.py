@@ -86,8 +86,14 @@ def test_reciprocal_on_a_public_domain(protocol):
     fewer pivots, so fewer bytes; 1/x stays correct across the domain and at its edges."""
     from tfe_accel.accounting import communication
 
+    from tfe_accel.models.envelope import reciprocal_domain
+
     prot = _prot(protocol)
-    domain = (0.5e-3, 1.01 * (32.0**2 + 1e-3))
+    domain = reciprocal_domain(470, 32.0)  # the trainer's, BC-TCGA shape
+    assert domain == (0.5e-3, 1.01 * (32.0**2 + 1e-3))
+    assert reciprocal_domain(470, 32.0, standardize=False) == (0.5 / 470, 1.01)
+    with pytest.raises(ValueError, match="no secure reciprocal"):
+        reciprocal_domain(470, 32.0, standardize=False, class_weight="none")
     v = _grid(np.exp(np.linspace(np.log(1e-3), np.log(1024.001), 300))).reshape(1, -1)
     v = np.concatenate([v, _grid([[1e-3, 1.0 / 470, 0.5, 1.0 - 1.0 / 470, 1024.0]])], axis=1)
     x = prot.define_private_variable(v)

@@ -28,6 +28,11 @@ class CommStats:
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    def busiest_link(self):
+        """("src->dst", bytes) of the directed link that carries the most bytes (("", 0) if none):
+        what bounds the computation on a slow network."""
+        return max(self.per_pair.items(), key=lambda kv: kv[1], default=("", 0))
+
     def __str__(self) -> str:
         return (f"{self.messages} messages, {self.bytes} bytes, {self.rounds} rounds, "
                 f"{self.nodes} graph nodes")

@@ -69,7 +69,7 @@ def measure(quick: bool, runs: int, warmup: int, seed: int = 99) -> dict:
             c = CompiledTFE(prot, fn, tensors, path="fast", name=f"net_{pname}_{kind}")
             s = graph_stats(c.concrete)
             res[pname] = {"messages": s.messages, "bytes": s.bytes, "rounds": s.rounds,
-                          "busiest_link_bytes": max(s.per_pair.values(), default=0),
+                          "busiest_link_bytes": s.busiest_link()[1],
                           "per_pair": s.per_pair, "first_call_s": c.first_call_s}
             compiled[pname] = c
         timing = runner.interleaved({p: (lambda c=c: _block(c())) for p, c in compiled.items()},

@@ -109,6 +109,18 @@ def envelope(n: int, value_limit: float, fractional_bits: int, *, standardize: b
     return out
 
 
+def reciprocal_domain(n: int, value_limit: float, *, standardize: bool = True,
+                      class_weight: str = "balanced", eps: float = STANDARDIZE_EPS):
+    """Public bounds (lo, hi) on what the preprocessing's secure reciprocal is given: var + eps in
+    [eps, L^2 + eps] (standardisation), the class fractions n_pos/n and n_neg/n in [1/n, 1 - 1/n]
+    (balanced class weights); halved below and widened above for the fixed-point noise."""
+    lows = ([eps] if standardize else []) + ([1.0 / n] if class_weight == "balanced" else [])
+    if not lows:
+        raise ValueError("no secure reciprocal without standardisation or balanced class weights")
+    hi = max(value_limit ** 2 + eps if standardize else 1.0, 1.0)
+    return 0.5 * min(lows), 1.01 * hi
+
+
 def failing(bounds: Sequence[Bound]) -> List[Bound]:
     return [b for b in bounds if not b.ok]
 
@@ -248,5 +260,5 @@ def envelope_table(n: int, value_limit: float, fractional_bits: int, **kw) -> st
 
 
 __all__ = ["DEFAULT_VALUE_LIMIT", "NumericRangeError", "Bound", "envelope", "failing", "max_value_limit",
-           "choose_fractional_bits", "owner_values", "check_owner_values", "check_revealed_model",
+           "reciprocal_domain", "choose_fractional_bits", "owner_values", "check_owner_values", "check_revealed_model",
            "envelope_table", "looks_unlogged"]

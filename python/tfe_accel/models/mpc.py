@@ -77,6 +77,21 @@ def mul_const(prot, x, c: float, mantissa_bits: int = 20, terms: int = 2):
     return y
 
 
+def _routed(prot, name: str, *args):
+    """``tfe_accel.protocol.routes.<name>(prot, *args)`` under AcceleratedABY3, or None (then the
+    caller runs stock ABY3's composition): with another protocol, or when the route declines, which
+    is logged with its reason as every fall-through is."""
+    if not (getattr(prot, "accelerate", False) and hasattr(prot, "fused_device")):
+        return None
+    from ..protocol import routes
+
+    out = getattr(routes, name)(prot, *args)
+    if isinstance(out, routes.Fallback):
+        prot._log_fallback(name, "private_private", out.reason)
+        return None
+    return out
+
+
 def as_unscaled(prot, x):
     """The same shares flagged as an unscaled (integer) value, so a product with it is not truncated
     by TFE's automatic truncation (the caller truncates by the amount the scales call for)."""
@@ -90,13 +105,9 @@ def mul_shifted(prot, x, y, amount: int):
     so that a small factor keeps its precision (one secure product, one truncation)."""
     if not 0 < amount <= max_truncation(prot):
         raise ValueError(f"truncation amount must be in [1, {max_truncation(prot)}], got {amount}")
-    if getattr(prot, "accelerate", False) and hasattr(prot, "fused_device"):
-        from ..protocol import routes
-
-        out = routes.mul_truncated(prot, x, y, amount)  # the truncation merged with the resharing
-        if not isinstance(out, routes.Fallback):
-            return out
-        prot._log_fallback("mul_truncated", "private_private", out.reason)
+    out = _routed(prot, "mul_truncated", x, y, amount)  # the truncation merged with the resharing
+    if out is not None:
+        return out
     return prot.truncate(prot.mul(x, as_unscaled(prot, y)), amount=amount)
 
 
@@ -108,13 +119,9 @@ def column_sum_squares(prot, x, centre):
     message of `cols` values per party, one truncation of `cols` values); stock ABY3: the elementwise
     square of the centred matrix, then the column sums (one message and one truncation per element).
     """
-    if getattr(prot, "accelerate", False) and hasattr(prot, "fused_device"):
-        from ..protocol import routes
-
-        out = routes.column_sum_squares(prot, x, centre)
-        if not isinstance(out, routes.Fallback):
-            return out
-        prot._log_fallback("column_sum_squares", "private_private", out.reason)
+    out = _routed(prot, "column_sum_squares", x, centre)
+    if out is not None:
+        return out
     return prot.reduce_sum(prot.square(x - centre), axis=0, keepdims=True)
 
 
@@ -194,15 +201,12 @@ def secure_sigmoid(prot, z, name: str = "5-piece", weight=None):
         raise ValueError(f"unknown sigmoid {name!r}; choose from {', '.join(SIGMOIDS)}")
     spec = SIGMOIDS[name]
     if weight is not None:
-        if getattr(prot, "accelerate", False) and hasattr(prot, "fused_device"):
-            from ..protocol import routes
+        from ..ops import SIGMOID_APPROX
 
-            c, coeffs = (routes.ops.SIGMOID_APPROX[spec["tfe"]] if spec["tfe"]
-                         else (spec["pivots"], spec["coeffs"]))
-            out = routes.weighted_piecewise(prot, z, weight, list(c), [tuple(cf) for cf in coeffs])
-            if not isinstance(out, routes.Fallback):
-                return out
-            prot._log_fallback("weighted_sigmoid", "private_private", out.reason)
+        c, coeffs = SIGMOID_APPROX[spec["tfe"]] if spec["tfe"] else (spec["pivots"], spec["coeffs"])
+        out = _routed(prot, "weighted_piecewise", z, weight, list(c), [tuple(cf) for cf in coeffs])
+        if out is not None:
+            return out
         return secure_sigmoid(prot, z, name) * weight
     if spec["tfe"]:
         return prot.sigmoid(z, approx_type=spec["tfe"])

@@ -26,7 +26,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 
 from .envelope import (DEFAULT_VALUE_LIMIT, MAX_FRACTIONAL_BITS, MIN_FRACTIONAL_BITS, check_owner_values,
-                       check_revealed_model, choose_fractional_bits, owner_values)
+                       check_revealed_model, choose_fractional_bits, owner_values, reciprocal_domain)
 from .plaintext import SIGMOIDS, STANDARDIZE_EPS, batch_schedule, class_weights
 
 from ..config import SERVERS  # noqa: E402  (re-exported: models.secure.SERVERS)
@@ -163,9 +163,9 @@ PREPROCESSED = ("X", "y", "c", "cw", "q", "neg_mean")
 
 
 def _comm_summary(stats) -> dict:
-    busiest = max(stats.per_pair.items(), key=lambda kv: kv[1], default=("", 0))
+    link, nbytes = stats.busiest_link()
     return {"messages": stats.messages, "bytes": stats.bytes, "rounds": stats.rounds,
-            "busiest_link": busiest[0], "busiest_link_bytes": busiest[1]}
+            "busiest_link": link, "busiest_link_bytes": nbytes}
 
 
 def peak_rss_bytes() -> Optional[int]:
@@ -359,11 +359,8 @@ class SecureLogisticRegression:
                 recip_cols.append(2)
             if recip_in:
                 both = recip_in[0] if len(recip_in) == 1 else prot.concat(recip_in, axis=1)
-                # Public bounds on its inputs (the numeric envelope): var + eps in [eps, L^2 + eps],
-                # the class fractions in [1/n, 1 - 1/n]; halved / widened for the fixed-point noise.
-                lo = min([STANDARDIZE_EPS] * bool(cfg.standardize) + [1.0 / n] * (cfg.class_weight == "balanced"))
-                hi = max(cfg.value_limit ** 2 + STANDARDIZE_EPS if cfg.standardize else 1.0, 1.0)
-                inv = reciprocal(prot, both, domain=(0.5 * lo, 1.01 * hi))
+                inv = reciprocal(prot, both, domain=reciprocal_domain(
+                    n, cfg.value_limit, standardize=cfg.standardize, class_weight=cfg.class_weight))
                 pos = 0
                 parts = []
                 for w in recip_cols:

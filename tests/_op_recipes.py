@@ -123,7 +123,19 @@ def _column_squares(rng, s):
     return kw
 
 
+def _digits(name: str, shapes: dict):
+    """A recipe: the generic one with Z_67 digit tensors of the given shapes."""
+    def make(rng, s):
+        kw = valid_inputs(name, rng, s, generic=True)
+        for arg, f in shapes.items():
+            kw[arg] = rng.integers(0, 67, size=f(s)).astype(np.uint8)
+        return kw
+    return make
+
+
 SPECIAL = {
+    "MpcPcMaskP1": _digits("MpcPcMaskP1", {"digits": lambda s: s + [63]}),
+    "MpcPcResolve": _digits("MpcPcResolve", {"d0": lambda s: s + [64], "d1": lambda s: s + [64]}),
     "MpcPivotDiff": _pivot_diff,
     "TfeAccelRssColumnSquares": _column_squares,
     "MpcTruncMsb0MaskScaledP0": _shaped("MpcTruncMsb0MaskScaledP0", {"k": _VK}),

@@ -67,6 +67,12 @@ CPU_ONLY_OPS = [
     "SecureRandomUniform",
     "SecureSeed",
     "TfeAccelRssColumnSquares",  # setup-only step (standardisation), no CUDA kernel
+    # the masked-comparison msb (cc/kernels/private_compare.h): no CUDA kernel yet
+    "MpcPcOpen",
+    "MpcPcDealer",
+    "MpcPcMaskP0",
+    "MpcPcMaskP1",
+    "MpcPcResolve",
 ]
 
 

@@ -326,15 +326,64 @@ def test_telescoped_pieces_save_a_round_and_bytes():
     a = _rand((6, 11), 7.0)
     stats = {}
     for label, prot in (("stock", tfe.protocol.ABY3()), ("acc-stock", AcceleratedABY3(pieces="stock")),
-                        ("acc", AcceleratedABY3())):
+                        ("acc", AcceleratedABY3(comparison="kogge-stone")), ("masked", AcceleratedABY3())):
         tfe.set_protocol(prot)
         x = _private(prot, a)
         stats[label] = communication(lambda: tfe.sigmoid(x))
-    s, p, t = stats["stock"], stats["acc-stock"], stats["acc"]
-    print(s, p, t, sep="\n")
+    s, p, t, m = stats["stock"], stats["acc-stock"], stats["acc"], stats["masked"]
+    print(s, p, t, m, sep="\n")
     assert p.rounds <= s.rounds and t.rounds == p.rounds - 1, (s, p, t)
     assert t.messages < p.messages and t.unknown_size_messages == p.unknown_size_messages == 0, (p, t)
     assert t.bytes < p.bytes, (p, t)
+    # the masked comparison: three rounds for the a2b and Kogge-Stone's seven (its output share
+    # reaches P1 while the pieces' OT runs: measured 4 rounds instead of 9 for the whole sigmoid)
+    assert m.rounds <= t.rounds - 4 and m.messages < t.messages and m.unknown_size_messages == 0, (t, m)
+
+
+def test_comparison_option_is_checked():
+    with pytest.raises(ValueError, match="comparison must be one of"):
+        AcceleratedABY3(comparison="fast")
+    assert AcceleratedABY3().comparison == "auto"
+    assert AcceleratedABY3(pieces="stock").comparison == "kogge-stone"
+    assert AcceleratedABY3(pieces="stock", comparison="masked").comparison == "masked"
+
+
+def test_auto_comparison_is_masked_up_to_the_threshold():
+    """"auto": the masked comparison for comparisons of at most masked_max_values values (4 rounds
+    for a whole sigmoid), Kogge-Stone above (9), with the same results."""
+    rounds = {}
+    for n, limit in ((30, 16384), (30, 100)):  # 30 values x 4 pivots = 120 comparisons
+        prot = AcceleratedABY3(masked_max_values=limit)
+        tfe.set_protocol(prot)
+        a = _rand((n, 1), 6.0)
+        x = _private(prot, a)
+        rounds[limit] = communication(lambda: tfe.sigmoid(x)).rounds
+        q = np.trunc(a * 2**16) / 2**16
+        np.testing.assert_allclose(_reveal(tfe.sigmoid(x)), _sig_ref(q, "5_piecewise_linear"), atol=8 * ULP)
+    assert rounds[16384] <= rounds[100] - 4, rounds
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_masked_comparison_msb_and_less_reveal_the_plaintext(compiled):
+    """The msb route and TFE's comparisons on it (less, greater_equal) with the masked comparison,
+    on fixed-point values, edge values of the encoding range included, over several fresh runs."""
+    a = _rand((4, 33), 100.0)
+    a.reshape(-1)[:8] = [0.0, 2.0**-16, -(2.0**-16), 1.0, -1.0, 2.0**40, -(2.0**40), 0.5]
+    b = _rand((4, 33), 100.0)
+    q = np.trunc(a * 2**16) / 2**16
+    qb = np.trunc(b * 2**16) / 2**16
+    prot = AcceleratedABY3()
+    tfe.set_protocol(prot)
+    x, y = tfe.define_private_variable(a), tfe.define_private_variable(b)
+
+    def f(x, y):
+        return prot.msb(x), x < y
+
+    g = tfe.function(f) if compiled else f
+    for _ in range(3):
+        msb, less = g(x, y)
+        np.testing.assert_array_equal(_reveal(msb).astype(bool), q < 0)
+        np.testing.assert_array_equal(_reveal(less).astype(bool), q < qb)
 
 
 def test_pieces_option_is_checked():
@@ -377,12 +426,14 @@ def test_comparison_route_and_communication():
         np.testing.assert_array_equal(got, a > b)
         stats[label] = communication(lambda: tfe.sigmoid(x))
     s, a_ = stats["stock"], stats["acc"]
-    assert a_.messages <= s.messages and a_.bytes <= s.bytes and a_.rounds <= s.rounds, (s, a_)
+    # the masked comparison (the default at this size) trades bytes for rounds: 4 instead of 11
+    assert a_.messages <= s.messages and a_.rounds <= s.rounds - 5, (s, a_)
+    assert a_.bytes <= 1.25 * s.bytes, (s, a_)
     assert a_.nodes * 10 <= s.nodes, (s.nodes, a_.nodes)  # >= 10x fewer graph nodes
 
 
 @pytest.mark.parametrize("name", ["5-piece", "8-piece"])
-def test_weighted_sigmoid_costs_no_round_of_its_own(name):
+def test_weighted_sigmoid_costs_at_most_one_round_of_its_own(name):
     from tfe_accel.models.mpc import secure_sigmoid
     from tfe_accel.models.plaintext import sigmoid_piecewise
 
@@ -391,7 +442,8 @@ def test_weighted_sigmoid_costs_no_round_of_its_own(name):
     wv = np.random.default_rng().uniform(0.5, 5.0, size=a.shape)  # class weights n / (2 n_class)
     q, qw = np.trunc(a * 2**16) / 2**16, np.trunc(wv * 2**16) / 2**16
     stats = {}
-    for label, prot in (("stock", tfe.protocol.ABY3()), ("acc", AcceleratedABY3())):
+    for label, prot in (("stock", tfe.protocol.ABY3()), ("acc", AcceleratedABY3(comparison="kogge-stone")),
+                        ("masked", AcceleratedABY3())):
         x, w = _private(prot, a), _private(prot, wv)
         got = _reveal(secure_sigmoid(prot, x, name, weight=w))
         # the reference uses the float coefficients: their 2^-16 encoding error times w (<= 5) and
@@ -402,6 +454,9 @@ def test_weighted_sigmoid_costs_no_round_of_its_own(name):
     assert stats["acc", "weighted"].rounds == stats["acc", "plain"].rounds, stats
     assert stats["stock", "weighted"].rounds > stats["stock", "plain"].rounds, stats  # one product more
     assert stats["acc", "weighted"].rounds < stats["stock", "weighted"].rounds, stats
+    # the masked comparison is shorter than the product x * w and its truncation: one round more
+    assert stats["masked", "weighted"].rounds <= stats["masked", "plain"].rounds + 1, stats
+    assert stats["masked", "weighted"].rounds < stats["acc", "weighted"].rounds, stats
 
 
 @pytest.mark.parametrize("op", ["mul", "matmul"])
@@ -485,7 +540,7 @@ def test_a2b_reshare_by_p2_saves_a_round_after_a_product():
     a, b = _rand((6, 11)), _rand((11, 1))
     stats = {}
     for mode in ("telescoped", "stock"):
-        prot = AcceleratedABY3(pieces=mode)
+        prot = AcceleratedABY3(pieces=mode, comparison="kogge-stone")
         x, w = _private(prot, a), _private(prot, b)
         stats[mode, "chain"] = communication(lambda: prot.sigmoid(prot.matmul(x, w), approx_type="5_piecewise_linear"))
         stats[mode, "sigmoid"] = communication(lambda: prot.sigmoid(x, approx_type="5_piecewise_linear"))

@@ -111,31 +111,42 @@ void SeededUniformInt64(const u32 seed[8], i64 lo, i64 hi, i64* out, i64 n,
                               std::to_string(lo) + " maxval=" + std::to_string(hi));
   }
   if (n <= 0) return;
-  const u64 range = static_cast<u64>(hi) - static_cast<u64>(lo);
-  const u64 thresh = (0 - range) % range;  // Lemire: reject when the low half is below this
-  const u64 ulo = static_cast<u64>(lo);
   const i64 nblocks = (n + 7) / 8;
   pf(nblocks, kCyclesPerBlock, [&](i64 b0, i64 b1) {
-    alignas(64) u32 buf[16 * kChunkBlocks];
-    for (i64 b = b0; b < b1; b += kChunkBlocks) {
-      const i64 nb = std::min(kChunkBlocks, b1 - b);
-      PrgBlocks(seed, static_cast<u64>(b), 0, static_cast<std::size_t>(nb), buf);
-      const i64 first = b * 8;
-      const i64 last = std::min(n, (b + nb) * 8);
-      for (i64 i = first; i < last; ++i) {
-        const i64 j = i - first;
-        u64 u = static_cast<u64>(buf[2 * j]) | (static_cast<u64>(buf[2 * j + 1]) << 32);
-        unsigned __int128 m = static_cast<unsigned __int128>(u) * range;
-        u32 round = 0;
-        while (static_cast<u64>(m) < thresh) {
-          if (++round >= kMaxRounds) RejectionExhausted();
-          u = Redraw<2>(seed, i, round);
-          m = static_cast<unsigned __int128>(u) * range;
-        }
-        out[i] = static_cast<i64>(ulo + static_cast<u64>(m >> 64));
-      }
-    }
+    const i64 first = b0 * 8;
+    SeededUniformInt64At(seed, lo, hi, first, std::min(n, b1 * 8) - first, out + first);
   });
+}
+
+void SeededUniformInt64At(const u32 seed[8], i64 lo, i64 hi, i64 first, i64 n, i64* out) {
+  if (!(lo < hi)) {
+    throw KernelArgumentError("minval must be less than maxval, got minval=" +
+                              std::to_string(lo) + " maxval=" + std::to_string(hi));
+  }
+  const u64 range = static_cast<u64>(hi) - static_cast<u64>(lo);
+  const u64 thresh = (0 - range) % range;
+  const u64 ulo = static_cast<u64>(lo);
+  alignas(64) u32 buf[16 * kChunkBlocks];
+  const i64 end = first + n;
+  i64 i = first;
+  while (i < end) {
+    const i64 blk = i / 8;
+    const i64 nb = std::min<i64>(kChunkBlocks, (end - 1) / 8 - blk + 1);
+    PrgBlocks(seed, static_cast<u64>(blk), 0, static_cast<std::size_t>(nb), buf);
+    const i64 stop = std::min(end, (blk + nb) * 8);
+    for (; i < stop; ++i) {
+      const i64 j = i - blk * 8;
+      u64 u = static_cast<u64>(buf[2 * j]) | (static_cast<u64>(buf[2 * j + 1]) << 32);
+      unsigned __int128 m = static_cast<unsigned __int128>(u) * range;
+      u32 round = 0;
+      while (static_cast<u64>(m) < thresh) {
+        if (++round >= kMaxRounds) RejectionExhausted();
+        u = Redraw<2>(seed, i, round);
+        m = static_cast<unsigned __int128>(u) * range;
+      }
+      out[i - first] = static_cast<i64>(ulo + static_cast<u64>(m >> 64));
+    }
+  }
 }
 
 void SeededFullRangeInt64At(const u32 seed[8], i64 first, i64 n, u64* out) {
@@ -163,36 +174,53 @@ void SeededFullRangeInt64At(const u32 seed[8], i64 first, i64 n, u64* out) {
 }
 
 template <typename T>
-void SeededUniformNarrow(const u32 seed[8], T lo, T hi, T* out, i64 n, const ParallelFor& pf) {
+void SeededUniformNarrowAt(const u32 seed[8], T lo, T hi, i64 first, i64 n, T* out) {
   static_assert(sizeof(T) <= 4, "narrow types draw one 32-bit word per element");
   if (!(lo < hi)) {
     throw KernelArgumentError("minval must be less than maxval, got minval=" +
                               std::to_string(lo) + " maxval=" + std::to_string(hi));
   }
-  if (n <= 0) return;
   const u32 range = static_cast<u32>(static_cast<std::int64_t>(hi) - static_cast<std::int64_t>(lo));
   const u32 thresh = (0u - range) % range;
+  alignas(64) u32 buf[16 * kChunkBlocks];
+  const i64 end = first + n;
+  i64 i = first;
+  while (i < end) {
+    const i64 blk = i / 16;
+    const i64 nb = std::min<i64>(kChunkBlocks, (end - 1) / 16 - blk + 1);
+    PrgBlocks(seed, static_cast<u64>(blk), 0, static_cast<std::size_t>(nb), buf);
+    const i64 stop = std::min(end, (blk + nb) * 16);
+    for (; i < stop; ++i) {
+      u32 u = buf[i - blk * 16];
+      u64 m = static_cast<u64>(u) * range;
+      u32 round = 0;
+      while (static_cast<u32>(m) < thresh) {
+        if (++round >= kMaxRounds) RejectionExhausted();
+        u = static_cast<u32>(Redraw<1>(seed, i, round));
+        m = static_cast<u64>(u) * range;
+      }
+      out[i - first] = static_cast<T>(static_cast<std::int64_t>(lo) + static_cast<std::int64_t>(m >> 32));
+    }
+  }
+}
+
+template <typename T>
+void SeededUniformNarrow(const u32 seed[8], T lo, T hi, T* out, i64 n, const ParallelFor& pf) {
+  if (!(lo < hi)) {
+    throw KernelArgumentError("minval must be less than maxval, got minval=" +
+                              std::to_string(lo) + " maxval=" + std::to_string(hi));
+  }
+  if (n <= 0) return;
   const i64 nblocks = (n + 15) / 16;
   pf(nblocks, kCyclesPerBlock, [&](i64 b0, i64 b1) {
-    alignas(64) u32 buf[16 * kChunkBlocks];
-    for (i64 b = b0; b < b1; b += kChunkBlocks) {
-      const i64 nb = std::min(kChunkBlocks, b1 - b);
-      PrgBlocks(seed, static_cast<u64>(b), 0, static_cast<std::size_t>(nb), buf);
-      const i64 first = b * 16;
-      const i64 last = std::min(n, (b + nb) * 16);
-      for (i64 i = first; i < last; ++i) {
-        u32 u = buf[i - first];
-        u64 m = static_cast<u64>(u) * range;
-        u32 round = 0;
-        while (static_cast<u32>(m) < thresh) {
-          if (++round >= kMaxRounds) RejectionExhausted();
-          u = static_cast<u32>(Redraw<1>(seed, i, round));
-          m = static_cast<u64>(u) * range;
-        }
-        out[i] = static_cast<T>(static_cast<std::int64_t>(lo) + static_cast<std::int64_t>(m >> 32));
-      }
-    }
+    const i64 first = b0 * 16;
+    SeededUniformNarrowAt<T>(seed, lo, hi, first, std::min(n, b1 * 16) - first, out + first);
   });
+}
+
+void SeededUniformInt32At(const u32 seed[8], std::int32_t lo, std::int32_t hi, i64 first, i64 n,
+                          std::int32_t* out) {
+  SeededUniformNarrowAt<std::int32_t>(seed, lo, hi, first, n, out);
 }
 
 void SeededUniformInt32(const u32 seed[8], std::int32_t lo, std::int32_t hi, std::int32_t* out,

@@ -51,6 +51,13 @@ void SeededUniformInt8(const u32 seed[8], std::int8_t lo, std::int8_t hi, std::i
 // (callers split ranges over threads). out[k] = element first + k.
 void SeededFullRangeInt64At(const u32 seed[8], i64 first, i64 n, u64* out);
 
+// Elements [first, first + n) of the stream SeededUniformInt64(seed, lo, hi, ...), generated
+// directly at that offset, serially. Throws KernelArgumentError if lo >= hi.
+void SeededUniformInt64At(const u32 seed[8], i64 lo, i64 hi, i64 first, i64 n, i64* out);
+// The same for the 32-bit stream of SeededUniformInt32.
+void SeededUniformInt32At(const u32 seed[8], std::int32_t lo, std::int32_t hi, i64 first, i64 n,
+                          std::int32_t* out);
+
 // The seed TFE adds a nonce to: seed'[j] = key[j] + nonce (mod 2^32), as TF's int32 add does.
 void SeedPlusNonce(const u32 key[8], i64 nonce, u32 out[8]);
 

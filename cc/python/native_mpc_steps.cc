@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "../kernels/chacha20.h"
+#include "../kernels/private_compare.h"
 #include "../kernels/sigmoid_steps.h"
 #include "../kernels/truncation.h"
 #include "native_common.h"
@@ -412,6 +413,62 @@ void RegisterMpcSteps(py::module_& m) {
     return c1;
   }, py::arg("x2"), py::arg("k"), py::arg("r1"),
   "MSB-0 masking after a public multiplication, P1: c1 = x2 * k_j + r1 ([K] + shape).");
+
+  // ---------------- masked-comparison msb (private_compare.h)
+  using U8Array = py::array_t<std::uint8_t, py::array::c_style>;
+  auto with_last = [](std::vector<py::ssize_t> d, py::ssize_t k) { d.push_back(k); return d; };
+  m.def("pc_open", [](int party, py::handle xao, py::handle xbo, py::handle key, i64 nonce) {
+    auto xa = Require<std::int64_t>(xao, "x_a"), xb = Require<std::int64_t>(xbo, "x_b");
+    SameShape(xa, "x_a", xb, "x_b");
+    auto k = Key(key, "key");
+    I64Array a(ShapeOf(xb));
+    Run([&] { PcOpen(party, C(xa), C(xb), k.data(), nonce, U(a), xb.size(), Pool()); });
+    return a;
+  }, py::arg("party"), py::arg("x_a"), py::arg("x_b"), py::arg("key"), py::arg("nonce"),
+  "Masked comparison, round 1 (party 0 or 1): a = x_a + x_b + rho0 (P0) or x_b + rho1 (P1).");
+  m.def("pc_dealer", [with_last](py::handle k02, i64 n02, py::handle k12, i64 n12, const std::vector<i64>& shape) {
+    auto a = Key(k02, "key02"), b = Key(k12, "key12");
+    BoolArray top(Dims(shape));
+    U8Array d1(with_last(Dims(shape), kPcShareBits));
+    Run([&] { PcDealer(a.data(), n02, b.data(), n12, d1.mutable_data(), top.mutable_data(), top.size(), Pool()); });
+    return py::make_tuple(d1, top);
+  }, py::arg("key02"), py::arg("nonce02"), py::arg("key12"), py::arg("nonce12"), py::arg("shape"),
+  "Masked comparison, dealer P2: (d1 to P1, r_top).");
+  m.def("pc_mask", [with_last](int party, py::handle ao, py::handle bo, py::handle digits, py::handle k02,
+                               i64 n02, py::handle k01, i64 n01) {
+    auto a = Require<std::int64_t>(ao, "a_own"), b = Require<std::int64_t>(bo, "a_recv");
+    SameShape(a, "a_own", b, "a_recv");
+    auto k1 = Key(k01, "key01");
+    std::vector<u32> k2 = party == 0 ? Key(k02, "key02") : std::vector<u32>(kSeedWords, 0);
+    U8Array dig;
+    if (party == 1) {
+      dig = Require<std::uint8_t>(digits, "digits");
+      if (ShapeOf(dig) != with_last(ShapeOf(a), kPcShareBits))
+        throw py::value_error("digits must have shape a_own.shape + (63,), got " + ShapeStr(dig));
+    }
+    U8Array d(with_last(ShapeOf(a), kPcPositions));
+    BoolArray s1(ShapeOf(a)), s0(ShapeOf(a));
+    Run([&] {
+      PcMask(party, C(a), C(b), party == 1 ? dig.data() : nullptr, k2.data(), n02, k1.data(), n01,
+             d.mutable_data(), s1.mutable_data(), s0.mutable_data(), a.size(), Pool());
+    });
+    return py::make_tuple(d, s1, s0);
+  }, py::arg("party"), py::arg("a_own"), py::arg("a_recv"), py::arg("digits") = py::none(),
+  py::arg("key02") = py::none(), py::arg("nonce02") = 0, py::arg("key01") = py::none(), py::arg("nonce01") = 0,
+  "Masked comparison, round 2 (party 0 or 1): (d to P2, s1, s0 (P0 only)).");
+  m.def("pc_resolve", [](py::handle d0o, py::handle d1o, py::handle topo, py::handle k02, i64 n02) {
+    auto d0 = Require<std::uint8_t>(d0o, "d0"), d1 = Require<std::uint8_t>(d1o, "d1");
+    auto top = Require<bool>(topo, "r_top");
+    SameShape(d0, "d0", d1, "d1");
+    auto want = ShapeOf(top);
+    want.push_back(kPcPositions);
+    if (ShapeOf(d0) != want) throw py::value_error("d0 must have shape r_top.shape + (64,), got " + ShapeStr(d0));
+    auto k = Key(k02, "key02");
+    BoolArray s2(ShapeOf(top)), s0(ShapeOf(top));
+    Run([&] { PcResolve(d0.data(), d1.data(), top.data(), k.data(), n02, s2.mutable_data(), s0.mutable_data(), top.size(), Pool()); });
+    return py::make_tuple(s2, s0);
+  }, py::arg("d0"), py::arg("d1"), py::arg("r_top"), py::arg("key02"), py::arg("nonce02"),
+  "Masked comparison, round 3, P2: (s2 to P1, s0).");
 }
 
 }  // namespace py_glue

@@ -130,6 +130,7 @@ bool LeadingSplit(StepArgs& a, int index, i64* K, i64* n);  // [K] + shape: K an
 ::tensorflow::Status FromShapeTensor(::tensorflow::shape_inference::InferenceContext* c);
 
 struct StepBase {
+  static constexpr bool kGpu = true;  // false: a CPU-only step (no Gpu(), no GPU kernel registered)
   static bool Check(StepArgs&) { return true; }
   static bool OutputShapes(StepArgs& a, std::vector<::tensorflow::TensorShape>* shapes) {
     shapes->assign(a.num_outputs(), a.default_shape());
@@ -148,7 +149,7 @@ class StepKernel : public ::tensorflow::OpKernel {
     std::vector<::tensorflow::TensorShape> shapes;
     if (!a.Read() || !Step::Check(a) || !Step::OutputShapes(a, &shapes) || !a.Allocate(shapes)) return;
     tf_glue::RunKernel(ctx, [&] {
-      TFE_ACCEL_GPU_BRANCH(ctx, Step::Gpu(a, stream));
+      if constexpr (Step::kGpu) { TFE_ACCEL_GPU_BRANCH(ctx, Step::Gpu(a, stream)); }
       Step::Cpu(a, tf_glue::TfParallelFor(ctx));
     });
   }
@@ -159,8 +160,8 @@ class StepKernel : public ::tensorflow::OpKernel {
 
 using TypeConstraints = std::vector<std::pair<const char*, ::tensorflow::DataType>>;
 
-// Registers StepKernel<Step> for DEVICE_CPU and, with TF GPU kernels, DEVICE_GPU (host inputs in
-// host memory), under the given type constraints.
+// Registers StepKernel<Step> for DEVICE_CPU and, with TF GPU kernels and Step::kGpu, DEVICE_GPU
+// (host inputs in host memory), under the given type constraints.
 template <class Step>
 bool RegisterKernels(const TypeConstraints& constraints = {}) {
   auto build = [&](const char* device, bool host_memory) {
@@ -179,8 +180,10 @@ bool RegisterKernels(const TypeConstraints& constraints = {}) {
   static ::tensorflow::kernel_factory::OpKernelRegistrar cpu(build(::tensorflow::DEVICE_CPU, false),
                                                              Step::Spec().name, create);
 #if TFE_ACCEL_TF_GPU
-  static ::tensorflow::kernel_factory::OpKernelRegistrar gpu(build(::tensorflow::DEVICE_GPU, true),
-                                                             Step::Spec().name, create);
+  if (Step::kGpu) {
+    static ::tensorflow::kernel_factory::OpKernelRegistrar gpu(build(::tensorflow::DEVICE_GPU, true),
+                                                               Step::Spec().name, create);
+  }
 #endif
   return true;
 }

@@ -43,6 +43,11 @@ __all__ = [
     "mul_ab_step2_p0",
     "mul_ab_step2_p1",
     "mul_ab_step2_p2",
+    "pc_open",
+    "pc_dealer",
+    "pc_mask_p0",
+    "pc_mask_p1",
+    "pc_resolve",
 ]
 
 HEURISTIC_BOUND_BITS = 62  # TFE: x.backing_dtype.nbits - 2 for int64
@@ -372,3 +377,52 @@ def mul_ab_step2_p2(b_a, b_b, s_r0, s_r1, m_from_p0, wc_from_p1, m_from_p1, wc_f
         _bool(b_a, "b_a"), _bool(b_b, "b_b"), _i64(s_r0, "s_r0"), _i64(s_r1, "s_r1"),
         _i64(m_from_p0, "m_from_p0"), _i64(wc_from_p1, "wc_from_p1"),
         _i64(m_from_p1, "m_from_p1"), _i64(wc_from_p0, "wc_from_p0"), name=name)
+
+
+# ----------------------------------------------------------------- masked-comparison msb
+# cc/kernels/private_compare.h: msb(x) in three rounds, P2 the comparing party. k01, k02, k12 are
+# the pairwise keys of the parties named (k01 = keys[0][1] = keys[1][0], k02 = keys[0][0] =
+# keys[2][1], k12 = keys[1][1] = keys[2][0]); N01, N02, N12 their nonces (nonces[0], [2], [1]).
+
+
+def _uint8(x, name):
+    t = tf.convert_to_tensor(x)
+    if t.dtype != tf.uint8:
+        raise TypeError(f"{name} must have dtype uint8, got {t.dtype.name}")
+    return t
+
+
+def pc_open(party, x_a, x_b, key, nonce, name=None):
+    """Round 1 (P0: key = k02, nonce = N02; P1: key = k12, nonce = N12): P0's
+    a0 = x0 + x1 + rho0 (to P1), P1's a1 = x2 + rho1 (to P0; x_a, of x_b's shape, is not read)."""
+    party = _party(party)
+    if party == 2:
+        raise ValueError("pc_open: party must be 0 or 1, got 2 (P2 does not open)")
+    return _ops.mpc_pc_open(_i64(x_a, "x_a"), _i64(x_b, "x_b"), _key(key), _nonce(nonce), party=party,
+                            name=name)
+
+
+def pc_dealer(shape, key02, nonce02, key12, nonce12, name=None):
+    """The dealer, P2: (d1, r_top): P1's Z_67 shares of the low 63 bits of r (shape + [63], uint8,
+    sent to P1) and bit 63 of r (kept)."""
+    return _ops.mpc_pc_dealer(tf.convert_to_tensor(shape, tf.int64), _key(key02), _nonce(nonce02),
+                              _key(key12), _nonce(nonce12), name=name)
+
+
+def pc_mask_p0(a_own, a_recv, key02, nonce02, key01, nonce01, name=None):
+    """Round 2, P0: (d, s1, s0): its masked Z_67 vector (shape + [64], uint8, to P2) and its output
+    shares s1 = c_63 ^ beta, s0."""
+    return _ops.mpc_pc_mask_p0(_i64(a_own, "a_own"), _i64(a_recv, "a_recv"), _key(key02), _nonce(nonce02),
+                               _key(key01), _nonce(nonce01), name=name)
+
+
+def pc_mask_p1(a_own, a_recv, digits, key01, nonce01, name=None):
+    """Round 2, P1: (d, s1) from the dealer's digits (shape + [63])."""
+    return _ops.mpc_pc_mask_p1(_i64(a_own, "a_own"), _i64(a_recv, "a_recv"), _uint8(digits, "digits"),
+                               _key(key01), _nonce(nonce01), name=name)
+
+
+def pc_resolve(d0, d1, r_top, key02, nonce02, name=None):
+    """Round 3, P2: (s2, s0): its output shares, s2 sent to P1."""
+    return _ops.mpc_pc_resolve(_uint8(d0, "d0"), _uint8(d1, "d1"), _bool(r_top, "r_top"), _key(key02),
+                               _nonce(nonce02), name=name)

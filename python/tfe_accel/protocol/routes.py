@@ -349,6 +349,56 @@ def _msb_steps(prot, d, cur, offset=0, holder=0):
     return msb
 
 
+def _msb_masked(prot, d, cur, offset=0):
+    """msb of the arithmetic sharing d (per party (d_a, d_b)) by the masked comparison of
+    cc/kernels/private_compare.h, in three rounds: P0 and P1 open c = d + r (r known to P2 only),
+    send P2 their re-randomised, multiplied and rotated Z_67 vectors of the comparison of c with r,
+    and P2 sends P1 its output share. The dealer's message to P1 does not depend on d: it travels
+    while d is computed. Streams: the P0-P1, P0-P2 and P1-P2 keys at nonce offsets offset ..
+    offset + 2 (within the MSB_NONCE_STEPS the caller consumes). Returns per party (msb_a, msb_b)
+    as bool tensors, a boolean sharing as `_msb_steps` returns (other shares than TFE's)."""
+    k01_0, n01 = cur.pair(0, 1, nonce_of=0, offset=offset)
+    k01_1, _ = cur.pair(1, 0, nonce_of=0, offset=offset)
+    k02_0, n02 = cur.pair(0, 0, nonce_of=2, offset=offset)
+    k02_2, _ = cur.pair(2, 1, nonce_of=2, offset=offset)
+    k12_1, n12 = cur.pair(1, 1, nonce_of=1, offset=offset)
+    k12_2, _ = cur.pair(2, 0, nonce_of=1, offset=offset)
+    with home(prot, 2):
+        shape = tf.shape(d[2][0], out_type=tf.int64)
+    with on(prot, 2, "MpcPcDealer"):
+        digits1, r_top = ops.pc_dealer(shape, k02_2, n02, k12_2, n12)
+    with on(prot, 0, "MpcPcOpen"):
+        a0 = ops.pc_open(0, d[0][0], d[0][1], k02_0, n02)
+    with on(prot, 1, "MpcPcOpen"):  # P1 opens x2 alone (its x_a input is not read)
+        a1 = ops.pc_open(1, d[1][1], d[1][1], k12_1, n12)
+    with on(prot, 0, "MpcPcMaskP0"):
+        v0, s1_0, s0_0 = ops.pc_mask_p0(a0, recv(prot, 0, a1), k02_0, n02, k01_0, n01)
+    with on(prot, 1, "MpcPcMaskP1"):
+        v1, s1_1 = ops.pc_mask_p1(a1, recv(prot, 1, a0), recv(prot, 1, digits1), k01_1, n01)
+    with on(prot, 2, "MpcPcResolve"):
+        s2, s0_2 = ops.pc_resolve(recv(prot, 2, v0), recv(prot, 2, v1), r_top, k02_2, n02)
+    return [(s0_0, s1_0), (s1_1, recv(prot, 1, s2)), (s2, s0_2)]
+
+
+def _masked(prot, d) -> bool:
+    """Whether the msb of d takes the masked comparison (``prot.comparison``; "auto": at most
+    ``prot.masked_max_values`` values, known statically)."""
+    if prot.comparison != "auto":
+        return prot.comparison == "masked"
+    n = d[0][0].shape.num_elements()
+    return n is not None and n <= prot.masked_max_values
+
+
+def _msb(prot, d, cur, offset=0):
+    """The protocol's msb: the masked comparison (`_masked`), or TFE's Kogge-Stone circuit with P2
+    resharing in the a2b (its shares are known early after a truncation) except where stock's
+    shares are kept or a shape is not static (a zero operand needs no data edge)."""
+    if _masked(prot, d):
+        return _msb_masked(prot, d, cur, offset)
+    early = prot.pieces != "stock" and all(t.shape.is_fully_defined() for t in d[0] + d[1])
+    return _msb_steps(prot, d, cur, offset, holder=2 if early else 0)
+
+
 @route("msb", "private")
 def _msb_private(prot, x):
     guard = arithmetic_guard(x)
@@ -358,7 +408,11 @@ def _msb_private(prot, x):
     cur = NonceCursor(prot)
     d = [(s[i][0].value, s[i][1].value) for i in range(3)]
     with tf.name_scope("msb"):
-        msb = _msb_steps(prot, d, cur)
+        if _masked(prot, d):
+            msb = _msb_masked(prot, d, cur)
+            msb[1] = (msb[1][0], recv(prot, 1, msb[1][1], hold=True))  # P1 keeps P2's s2 as its share
+        else:  # TFE's reshare holder (P0), TFE's shares
+            msb = _msb_steps(prot, d, cur)
     cur.consume(MSB_NONCE_STEPS)
     from tf_encrypted.tensor import factories
 
@@ -434,10 +488,7 @@ def _piecewise_linear(prot, x, c, coeffs, scope, weight=None):
         for i in range(3):
             with on(prot, i, "MpcPivotDiff"):
                 d.append(tuple(ops.pivot_diff(i, *sh[i], tf.constant(piv))))
-        # P2 reshares in the a2b (its shares are known early after a truncation), except where
-        # stock's shares are kept or a shape is not static (a zero operand needs no data edge)
-        early = prot.pieces != "stock" and all(t.shape.is_fully_defined() for t in d[0] + d[1])
-        msb = _msb_steps(prot, d, cur, holder=2 if early else 0)
+        msb = _msb(prot, d, cur)
         telescoped = _telescopes(prot, c1)  # always, with a weight (weighted_piecewise checks)
         if telescoped:  # 2. the indicators [x > c_j] are the msb bits; pieces as differences
             b = msb

@@ -9,17 +9,14 @@ import tensorflow as tf
 import tfe_accel  # noqa: F401
 from tfe_accel import _native as nat
 from tfe_accel import ops
+from test_mpc_step_kernels import rand_key, rng, u  # noqa: F401  (rng: the fixture)
+from test_mpc_step_kernels import seed_plus_nonce as seed
 
 U64 = np.uint64
 P = 67
 EDGE = np.array([0, 1, -1, 2**63 - 1, -(2**63), 2**62, -(2**62), 12345, -12345, 2**63 - 2,
                  -(2**63) + 1], dtype=np.int64)
 SHAPES = [(0,), (1,), (7,), (3, 5), (2, 3, 0), (513,)]
-
-
-@pytest.fixture
-def rng():
-    return np.random.default_rng()
 
 
 def rand64(rng, shape, edge=True):
@@ -29,18 +26,6 @@ def rand64(rng, shape, edge=True):
         k = min(flat.size, EDGE.size)
         flat[:k] = EDGE[:k]
     return x
-
-
-def rand_key(rng):
-    return rng.integers(-(2**31), 2**31, size=8, dtype=np.int32)
-
-
-def u(a):
-    return np.asarray(a).astype(np.int64).view(U64)
-
-
-def seed(key, nonce):
-    return (key.astype(np.int64) + (int(nonce) & 0xFFFFFFFF)).astype(np.uint32).view(np.int32)
 
 
 # ----------------------------------------------------------------- NumPy references

@@ -102,6 +102,26 @@ u64 Redraw(const u32 seed[8], i64 i, u32 round) {
   throw std::runtime_error("tfe_accel PRG: rejection sampling did not terminate (internal error)");
 }
 
+// Calls f(i, word) for the elements i in [first, first + n) of the round-0 stream, kWords 32-bit
+// words per element (2: int64, low word first; 1: the narrow types), serially.
+template <int kWords, typename F>
+void WalkAt(const u32 seed[8], i64 first, i64 n, F&& f) {
+  constexpr i64 kPerBlock = 16 / kWords;
+  alignas(64) u32 buf[16 * kChunkBlocks];
+  const i64 end = first + n;
+  i64 i = first;
+  while (i < end) {
+    const i64 blk = i / kPerBlock;
+    const i64 nb = std::min<i64>(kChunkBlocks, (end - 1) / kPerBlock - blk + 1);
+    PrgBlocks(seed, static_cast<u64>(blk), 0, static_cast<std::size_t>(nb), buf);
+    const i64 stop = std::min(end, (blk + nb) * kPerBlock);
+    for (; i < stop; ++i) {
+      const i64 j = (i - blk * kPerBlock) * kWords;
+      f(i, kWords == 2 ? static_cast<u64>(buf[j]) | (static_cast<u64>(buf[j + 1]) << 32) : buf[j]);
+    }
+  }
+}
+
 }  // namespace
 
 void SeededUniformInt64(const u32 seed[8], i64 lo, i64 hi, i64* out, i64 n,
@@ -126,51 +146,29 @@ void SeededUniformInt64At(const u32 seed[8], i64 lo, i64 hi, i64 first, i64 n, i
   const u64 range = static_cast<u64>(hi) - static_cast<u64>(lo);
   const u64 thresh = (0 - range) % range;
   const u64 ulo = static_cast<u64>(lo);
-  alignas(64) u32 buf[16 * kChunkBlocks];
-  const i64 end = first + n;
-  i64 i = first;
-  while (i < end) {
-    const i64 blk = i / 8;
-    const i64 nb = std::min<i64>(kChunkBlocks, (end - 1) / 8 - blk + 1);
-    PrgBlocks(seed, static_cast<u64>(blk), 0, static_cast<std::size_t>(nb), buf);
-    const i64 stop = std::min(end, (blk + nb) * 8);
-    for (; i < stop; ++i) {
-      const i64 j = i - blk * 8;
-      u64 u = static_cast<u64>(buf[2 * j]) | (static_cast<u64>(buf[2 * j + 1]) << 32);
-      unsigned __int128 m = static_cast<unsigned __int128>(u) * range;
-      u32 round = 0;
-      while (static_cast<u64>(m) < thresh) {
-        if (++round >= kMaxRounds) RejectionExhausted();
-        u = Redraw<2>(seed, i, round);
-        m = static_cast<unsigned __int128>(u) * range;
-      }
-      out[i - first] = static_cast<i64>(ulo + static_cast<u64>(m >> 64));
+  WalkAt<2>(seed, first, n, [&](i64 i, u64 u) {
+    unsigned __int128 m = static_cast<unsigned __int128>(u) * range;
+    u32 round = 0;
+    while (static_cast<u64>(m) < thresh) {
+      if (++round >= kMaxRounds) RejectionExhausted();
+      u = Redraw<2>(seed, i, round);
+      m = static_cast<unsigned __int128>(u) * range;
     }
-  }
+    out[i - first] = static_cast<i64>(ulo + static_cast<u64>(m >> 64));
+  });
 }
 
 void SeededFullRangeInt64At(const u32 seed[8], i64 first, i64 n, u64* out) {
   // Lemire with range 2^64 - 1: thresh = 1 and low64(u * range) = -u, so only u = 0 is rejected
   // (probability 2^-64); otherwise high64(u * range) = u - 1. Plus lo = -2^63.
-  alignas(64) u32 buf[16 * kChunkBlocks];
-  const i64 end = first + n;
-  i64 i = first;
-  while (i < end) {
-    const i64 blk = i / 8;
-    const i64 nb = std::min<i64>(kChunkBlocks, (end - 1) / 8 - blk + 1);
-    PrgBlocks(seed, static_cast<u64>(blk), 0, static_cast<std::size_t>(nb), buf);
-    const i64 stop = std::min(end, (blk + nb) * 8);
-    for (; i < stop; ++i) {
-      const i64 j = i - blk * 8;
-      u64 u = static_cast<u64>(buf[2 * j]) | (static_cast<u64>(buf[2 * j + 1]) << 32);
-      u32 round = 0;
-      while (u == 0) {
-        if (++round >= kMaxRounds) RejectionExhausted();
-        u = Redraw<2>(seed, i, round);
-      }
-      out[i - first] = (u - 1) + (static_cast<u64>(1) << 63);
+  WalkAt<2>(seed, first, n, [&](i64 i, u64 u) {
+    u32 round = 0;
+    while (u == 0) {
+      if (++round >= kMaxRounds) RejectionExhausted();
+      u = Redraw<2>(seed, i, round);
     }
-  }
+    out[i - first] = (u - 1) + (static_cast<u64>(1) << 63);
+  });
 }
 
 template <typename T>
@@ -182,26 +180,17 @@ void SeededUniformNarrowAt(const u32 seed[8], T lo, T hi, i64 first, i64 n, T* o
   }
   const u32 range = static_cast<u32>(static_cast<std::int64_t>(hi) - static_cast<std::int64_t>(lo));
   const u32 thresh = (0u - range) % range;
-  alignas(64) u32 buf[16 * kChunkBlocks];
-  const i64 end = first + n;
-  i64 i = first;
-  while (i < end) {
-    const i64 blk = i / 16;
-    const i64 nb = std::min<i64>(kChunkBlocks, (end - 1) / 16 - blk + 1);
-    PrgBlocks(seed, static_cast<u64>(blk), 0, static_cast<std::size_t>(nb), buf);
-    const i64 stop = std::min(end, (blk + nb) * 16);
-    for (; i < stop; ++i) {
-      u32 u = buf[i - blk * 16];
-      u64 m = static_cast<u64>(u) * range;
-      u32 round = 0;
-      while (static_cast<u32>(m) < thresh) {
-        if (++round >= kMaxRounds) RejectionExhausted();
-        u = static_cast<u32>(Redraw<1>(seed, i, round));
-        m = static_cast<u64>(u) * range;
-      }
-      out[i - first] = static_cast<T>(static_cast<std::int64_t>(lo) + static_cast<std::int64_t>(m >> 32));
+  WalkAt<1>(seed, first, n, [&](i64 i, u64 word) {
+    u32 u = static_cast<u32>(word);
+    u64 m = static_cast<u64>(u) * range;
+    u32 round = 0;
+    while (static_cast<u32>(m) < thresh) {
+      if (++round >= kMaxRounds) RejectionExhausted();
+      u = static_cast<u32>(Redraw<1>(seed, i, round));
+      m = static_cast<u64>(u) * range;
     }
-  }
+    out[i - first] = static_cast<T>(static_cast<std::int64_t>(lo) + static_cast<std::int64_t>(m >> 32));
+  });
 }
 
 template <typename T>

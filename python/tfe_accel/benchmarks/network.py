@@ -119,7 +119,7 @@ def run(links: List[network.LinkProfile], quick: bool = False, runs: Optional[in
             label = "x".join(map(str, shape)) if quick else shape
             log(f"network: tfe-accel train --cluster ({label} shape, two owners, defaults"
                 f"{', plain and TLS' if tls else ''}) ...")
-            out["training"] = training_benchmark(links, shape, tmp, log=log, tls=tls)
+            out["training"] = training_benchmark(links, shape, tmp, log=log, tls=tls, ablation=not quick)
             log(format_training(out["training"]))
     return out
 
@@ -130,36 +130,40 @@ QUICK_TRAIN_SHAPE = (100, 500, 40)
 
 
 def training_benchmark(links: List[network.LinkProfile], shape, workdir, seed: int = 7,
-                       log=print, tls: bool = False) -> dict:
+                       log=print, tls: bool = False, ablation: bool = False) -> dict:
     """`tfe-accel train --cluster` (two owners, defaults) on a shaped 5-player cluster per link
     profile, stock and accelerated: wall from process start, secure phases, rounds per epoch.
     With `tls`, also the accelerated run with every link in mutual TLS (`--tls-dir`, a second
-    cluster on the same link profile) and its cost relative to the plaintext one."""
+    cluster on the same link profile) and its cost relative to the plaintext one. With `ablation`,
+    also the accelerated run with TFE's Kogge-Stone comparison (``--comparison kogge-stone``, row
+    ``accelerated_kogge_stone``): what the masked comparison's round cut gives on this link."""
     from . import training
 
     workdir = Path(workdir)
     paths = training._bc_tcga_files(str(workdir), shape, seed)
     label = shape if isinstance(shape, str) else "x".join(map(str, shape[:2]))
     out = {"shape": shape if isinstance(shape, str) else list(shape), "profiles": []}
-    modes = {None: ("stock", "accelerated")}  # TLS directory (None: plaintext) -> protocols
+    # TLS directory (None: plaintext) -> runs (protocol, row tag, extra CLI arguments)
+    modes = {None: [("stock", "", ()), ("accelerated", "", ())]}
+    if ablation:
+        modes[None].append(("accelerated", "_kogge_stone", ("--comparison", "kogge-stone")))
     if tls:
         from .. import tls as tls_mod
 
         certs = workdir / "certs"
         tls_mod.init(certs, TRAIN_PLAYERS + [tls_mod.DRIVER], days=2)
-        modes[certs] = ("accelerated",)
+        modes[certs] = [("accelerated", "_tls", ())]
     for link in links:
         rows = {}
-        for tls_dir, protocols in modes.items():  # one cluster per mode
-            tag = "_tls" if tls_dir else ""
-            sc = network.ShapedCluster.create(TRAIN_PLAYERS, workdir / f"train-{link.name}{tag}", link,
+        for tls_dir, runs in modes.items():  # one cluster per mode
+            sc = network.ShapedCluster.create(TRAIN_PLAYERS, workdir / f"train-{link.name}{'_tls' if tls_dir else ''}", link,
                                               compensate=link.rtt_s > 0, exit_with_parent=True,
                                               tls_dir=tls_dir)
             sc.up(timeout=120)
             try:
                 seen = _to_driver(sc.link_stats())
-                for protocol in protocols:
-                    extra = ("--cluster", str(sc.config_path))
+                for protocol, tag, args in runs:
+                    extra = ("--cluster", str(sc.config_path), *args)
                     extra += ("--tls-dir", str(tls_dir)) if tls_dir else ()
                     r = training._run_cli(paths, protocol, str(workdir / f"out-{link.name}-{protocol}{tag}"),
                                           extra=extra,
@@ -170,7 +174,7 @@ def training_benchmark(links: List[network.LinkProfile], shape, workdir, seed: i
                     r["bytes_to_driver"] = {k: now[k] - seen.get(k, 0) for k in now}
                     seen = now
                     rows[protocol + tag] = r
-                    log(f"  train {label} over {link.describe()}, {protocol}{' + TLS' if tls_dir else ''}: "
+                    log(f"  train {label} over {link.describe()}, {protocol}{tag.replace('_', ' ')}: "
                         f"{r['wall_s']:.2f} s wall, secure phases {r['secure_wall_s']:.2f} s, "
                         f"rel. L2 to float64 {r['weights_relative_l2']:.1e}")
             finally:
@@ -203,10 +207,13 @@ def _ms(s: float) -> str:
 
 def format_training(section: dict) -> str:
     tls = any("accelerated_tls" in p for p in section["profiles"])
+    ks = any("accelerated_kogge_stone" in p for p in section["profiles"])
     head = ("| `tfe-accel train --cluster`, " + str(section["shape"]) + " | stock: wall (secure) | "
             "accelerated: wall (secure) | speedup |")
-    lines = [head + (" accelerated + TLS: wall (secure) | TLS / plain (wall) |" if tls else ""),
-             "|---|---|---|---|" + ("---|---|" if tls else "")]
+    lines = [head + (" accelerated + TLS: wall (secure) | TLS / plain (wall) |" if tls else "")
+             + (" accelerated, Kogge-Stone comparison: wall (secure) | rounds per epoch (masked / KS) |"
+                if ks else ""),
+             "|---|---|---|---|" + ("---|---|" if tls else "") + ("---|---|" if ks else "")]
     for p in section["profiles"]:
         s, a = p["stock"], p["accelerated"]
         line = (f"| {network.LinkProfile(**p['link']).describe()} | {s['wall_s']:.2f} s "
@@ -216,6 +223,10 @@ def format_training(section: dict) -> str:
             t = p["accelerated_tls"]
             line += (f" {t['wall_s']:.2f} s ({t['secure_wall_s']:.2f} s) | "
                      f"{p['tls_over_plain']['wall']:.3f} |")
+        if ks:
+            k = p["accelerated_kogge_stone"]
+            rounds = [(r.get("communication_per_epoch") or {}).get("rounds", "?") for r in (a, k)]
+            line += f" {k['wall_s']:.2f} s ({k['secure_wall_s']:.2f} s) | {rounds[0]} / {rounds[1]} |"
         lines.append(line)
     return "\n".join(lines)
 

@@ -112,6 +112,10 @@ def register(subparsers) -> None:
     p.add_argument("--placement", choices=["auto", "cpu", "gpu"], default="auto",
                    help="where each party's fused ops run: auto (its GPU when it has one and this build "
                    "has TF GPU kernels, else its CPU), cpu, or gpu (error if a party has none); default auto")
+    p.add_argument("--comparison", choices=["auto", "masked", "kogge-stone"], default="auto",
+                   help="the accelerated protocol's comparisons (the sigmoid's pieces): masked (3 rounds, "
+                   "~208 bytes per value), kogge-stone (TFE's circuit, 7 rounds, ~105 bytes) or auto "
+                   "(default: masked up to 16,384 values per comparison; docs/mpc_steps.md)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
 
@@ -172,7 +176,7 @@ def cmd_train(args) -> int:
         report = run_training(owners, split=args.split, config=cfg, test_fraction=args.test_fraction,
                               protocol=protocol, tfe_config=tfe_config, output_dir=args.output,
                               progress=not args.no_progress, dataset_name=name,
-                              placement=args.placement)
+                              placement=args.placement, comparison=args.comparison)
     except (DataError, ProtocolUnavailable, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

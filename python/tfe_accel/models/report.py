@@ -42,7 +42,7 @@ def _concat_train_test(owners, split, test_fraction, seed):
 def run_training(owners: Sequence, *, split: str = "horizontal", config: Optional[TrainConfig] = None,
                  test_fraction: float = 0.2, protocol: str = "auto", tfe_config=None,
                  output_dir: Optional[str] = None, progress: bool = False, dataset_name: str = "",
-                 placement: str = "auto") -> dict:
+                 placement: str = "auto", comparison: str = "auto") -> dict:
     """Train securely on ``owners`` (list of OwnerData), next to the float64 references; evaluate on a
     stratified hold-out; write the report to ``output_dir`` if given. Returns the report dict."""
     from ..data import check_owners
@@ -54,7 +54,7 @@ def run_training(owners: Sequence, *, split: str = "horizontal", config: Optiona
     from ..cli import process_seconds
 
     trainer = SecureLogisticRegression(config, protocol=protocol, tfe_config=tfe_config, progress=progress,
-                                       placement=placement)
+                                       placement=placement, comparison=comparison)
     fit_start = process_seconds()
     t0 = time.perf_counter()
     sec = trainer.fit(train_owners, split)
@@ -97,6 +97,7 @@ def run_training(owners: Sequence, *, split: str = "horizontal", config: Optiona
         "n_features": int(xtr.shape[1]),
         "protocol": sec.protocol,
         "placement": sec.placement,
+        "comparison": sec.comparison,
         "placement_summary": sec.placement_summary,
         "config": dataclasses.asdict(config),
         "test_fraction": test_fraction,
@@ -275,6 +276,8 @@ def summary_table(report: dict) -> str:
         _numeric_line(report.get("numeric")),
         _communication_line(report.get("communication")),
         *([f"fused ops: {report['placement_summary']}"] if report.get("placement_summary") else []),
+        *([f"comparisons: {report['comparison']} (AcceleratedABY3(comparison=...), docs/mpc_steps.md)"]
+          if report.get("protocol") == "accelerated" else []),
         f"revealed: {report['leakage']}",
     ]
     return "\n".join(lines)

@@ -95,6 +95,7 @@ class SecureResult:
     communication: Optional[dict] = None  # per epoch: messages, bytes, rounds (None: not measured)
     placement: List[str] = field(default_factory=list)  # per party: where its fused ops ran, and why
     placement_summary: str = ""
+    comparison: str = "kogge-stone"  # the protocol's msb (AcceleratedABY3.comparison; stock: TFE's circuit)
     trace_seconds: dict = field(default_factory=dict)  # per compiled function: time spent tracing it
     phase_seconds: dict = field(default_factory=dict)  # sharing + preprocessing, epochs, reveal
     peak_rss_bytes: Optional[int] = None  # this process's peak resident set size after training
@@ -211,17 +212,22 @@ class SecureLogisticRegression:
     (e.g. ``tfe_accel.cluster.connect(path)`` for remote players); default a ``LocalConfig`` with
     ``server0..2`` and the owners. ``placement``: where the accelerated protocol runs each party's
     fused ops (``auto``, ``cpu``, ``gpu``; :mod:`tfe_accel.placement`); the stock protocol has no
-    fused ops and accepts only ``auto`` or ``cpu``.
+    fused ops and accepts only ``auto`` or ``cpu``. ``comparison``: the accelerated protocol's msb
+    (``AcceleratedABY3(comparison=...)``: ``auto``, ``masked``, ``kogge-stone``); stock: ``auto`` only.
     """
 
     def __init__(self, config: TrainConfig, protocol: str = "auto", tfe_config=None, progress=False,
-                 placement: str = "auto"):
+                 placement: str = "auto", comparison: str = "auto"):
         config.validate()
         from ..placement import PLACEMENTS
+        from ..protocol.accelerated import COMPARISON_METHODS
 
         if placement not in PLACEMENTS:
             raise ValueError(f"placement must be one of {PLACEMENTS}, got {placement!r}")
+        if comparison not in COMPARISON_METHODS:
+            raise ValueError(f"comparison must be one of {COMPARISON_METHODS}, got {comparison!r}")
         self.placement = placement
+        self.comparison = comparison
         self.config = config
         self.protocol_name = protocol
         self.tfe_config = tfe_config
@@ -259,6 +265,10 @@ class SecureLogisticRegression:
         kwargs = {}
         if self.resolved_protocol == "accelerated":
             kwargs["placement"] = self.placement
+            kwargs["comparison"] = self.comparison
+        elif self.comparison != "auto":
+            raise ValueError(f"comparison {self.comparison!r} needs the accelerated protocol (stock ABY3 "
+                             "always uses TFE's Kogge-Stone circuit); use --protocol accelerated")
         elif self.placement == "gpu":
             raise ValueError("placement 'gpu' needs the accelerated protocol (stock ABY3 has no fused ops "
                              "to place); use --protocol accelerated")
@@ -588,6 +598,7 @@ class SecureLogisticRegression:
                             n_train=n, n_features=d, communication=comm,
                             placement=prot.placement.describe() if hasattr(prot, "placement") else [],
                             placement_summary=prot.placement.summary() if hasattr(prot, "placement") else "",
+                            comparison=getattr(prot, "comparison", "kogge-stone"),
                             trace_seconds={"preprocessing": prep_fn.trace_seconds,
                                            "epoch": epoch_fn.trace_seconds,
                                            "reveal": reveal_fn.trace_seconds},

@@ -363,8 +363,10 @@ def _msb_masked(prot, d, cur, offset=0):
     k02_2, _ = cur.pair(2, 1, nonce_of=2, offset=offset)
     k12_1, n12 = cur.pair(1, 1, nonce_of=1, offset=offset)
     k12_2, _ = cur.pair(2, 0, nonce_of=1, offset=offset)
-    with home(prot, 2):
-        shape = tf.shape(d[2][0], out_type=tf.int64)
+    with home(prot, 2):  # a static shape keeps the dealer free of any data edge
+        static = d[2][0].shape
+        shape = (tf.constant(static.as_list(), tf.int64) if static.is_fully_defined()
+                 else tf.shape(d[2][0], out_type=tf.int64))
     with on(prot, 2, "MpcPcDealer"):
         digits1, r_top = ops.pc_dealer(shape, k02_2, n02, k12_2, n12)
     with on(prot, 0, "MpcPcOpen"):

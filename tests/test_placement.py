@@ -28,8 +28,12 @@ def _never():
     raise AssertionError("the local CUDA check must not run for remote parties")
 
 
+CPU_ONLY = ("MpcPc",)  # the masked comparison's steps: no CUDA kernel (tests/test_gpu_registrations.py)
+
+
 def _all_fused(op_type):
-    return op_type.startswith(("TfeAccel", "Mpc"))
+    """Every fused op with a GPU kernel in a GPU build (the CPU-only ones excluded, as in TF's registry)."""
+    return op_type.startswith(("TfeAccel", "Mpc")) and not op_type.startswith(CPU_ONLY)
 
 
 # ------------------------------------------------------------------------------ resolve
@@ -127,9 +131,9 @@ def test_train_cli_rejects_gpu_placement_here(tmp_path, capsys):
 # ------------------------------------------------------------------------------ traced graphs
 
 
-def _graph_with_fake_gpus(fn, gpu_kernel=_all_fused, truncation="heuristic"):
+def _graph_with_fake_gpus(fn, gpu_kernel=_all_fused, truncation="heuristic", comparison="auto"):
     tfe.set_config(PartitionedLocalConfig())
-    prot = AcceleratedABY3(truncation=truncation)
+    prot = AcceleratedABY3(truncation=truncation, comparison=comparison)
     prot.placement = resolve("gpu", [s.device_name for s in prot.servers], gpus=LOCAL_GPUS,
                              build_gpu=True, local_cuda_ok=lambda: True, gpu_kernel=gpu_kernel)
     tfe.set_protocol(prot)
@@ -143,19 +147,23 @@ def _norm(dev):
     return tf.DeviceSpec.from_string(dev).to_string() if dev else ""
 
 
-@pytest.mark.parametrize("truncation", ["heuristic", "local"])
-def test_fused_ops_on_their_party_gpu_everything_else_on_its_cpu(truncation):
+@pytest.mark.parametrize("truncation,comparison", [("heuristic", "kogge-stone"), ("local", "kogge-stone"),
+                                                   ("heuristic", "masked")])
+def test_fused_ops_on_their_party_gpu_everything_else_on_its_cpu(truncation, comparison):
     prot, graph = _graph_with_fake_gpus(lambda x, w: tfe.sigmoid(tfe.matmul(x * x, w)),
-                                        truncation=truncation)
+                                        truncation=truncation, comparison=comparison)
     gpu_party = {_norm(g): i for i, g in enumerate(LOCAL_GPUS)}
     cpu_party = {_norm(s.device_name): i for i, s in enumerate(prot.servers)}
     fused = [op for op in graph.get_operations() if op.type.startswith(("TfeAccel", "Mpc"))]
     assert len(fused) > 20
     types = {op.type for op in fused}
-    assert {"TfeAccelRssMul", "TfeAccelRssMatmul", "MpcPivotDiff", "MpcKoggeStoneRound"} <= types
-    for op in fused:
-        assert _norm(op.device) in gpu_party, f"{op.name} ({op.type}) on {op.device!r}, not a party GPU"
-    per_party = {i: {op.type for op in fused if gpu_party[_norm(op.device)] == i} for i in range(3)}
+    step = "MpcKoggeStoneRound" if comparison == "kogge-stone" else "MpcPcMaskP0"
+    assert {"TfeAccelRssMul", "TfeAccelRssMatmul", "MpcPivotDiff", step} <= types
+    for op in fused:  # CPU-only steps stay on their party's CPU
+        where = gpu_party if _all_fused(op.type) else cpu_party
+        assert _norm(op.device) in where, f"{op.name} ({op.type}) on {op.device!r}, not its party's device"
+    on_gpu = [op for op in fused if _all_fused(op.type)]
+    per_party = {i: {op.type for op in on_gpu if gpu_party[_norm(op.device)] == i} for i in range(3)}
     assert all(per_party[i] for i in range(3)), per_party
     # Host-side work stays on the party's CPU: PRG seeding and the received messages' copies.
     for op in graph.get_operations():

@@ -124,12 +124,24 @@ def test_target_down_is_counted_and_explained():
 
 @pytest.mark.parametrize("rtt_ms", [2.0, 20.0])
 def test_ping_pong_rtt_matches_the_setting(probe, rtt_ms):
-    s = _shaper(probe, delay_s=rtt_ms / 2e3)
-    try:
-        rtt = _median_rtt(s.ports()[0], 60 if rtt_ms < 10 else 15)
-    finally:
-        s.stop()
-    assert rtt == pytest.approx(rtt_ms * 1e-3, rel=0.10), rtt
+    # The shaper must never deliver early (tight lower bound on every try). What it adds on top of
+    # the setting is this machine's own loopback RTT and vCPU wake-up jitter (a busy CI VM once
+    # gave 2.21 ms for 2 ms), which only ever adds time: the best of three tries, each with the
+    # loopback RTT measured just before it and subtracted, must be within 10% of the setting.
+    want = rtt_ms * 1e-3
+    seen = []
+    for _ in range(3):
+        base = network.loopback_rtt(200)
+        s = _shaper(probe, delay_s=rtt_ms / 2e3)
+        try:
+            rtt = _median_rtt(s.ports()[0], 60 if rtt_ms < 10 else 15)
+        finally:
+            s.stop()
+        seen.append((rtt, base))
+        assert rtt >= 0.98 * want, seen
+        if rtt - base <= 1.10 * want:
+            break
+    assert min(r - b for r, b in seen) == pytest.approx(want, rel=0.10), seen
 
 
 def test_lan_rtt_with_the_machines_own_loopback_subtracted(probe):

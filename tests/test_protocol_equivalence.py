@@ -1,6 +1,8 @@
 """AcceleratedABY3 vs stock ABY3: same revealed results (within the fixed-point bound), identical
 shares where the protocol is deterministic given keys and nonces, no more communication, and
 every fused op reads only its own party's shares and keys."""
+import logging
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -346,18 +348,27 @@ def test_comparison_option_is_checked():
     assert AcceleratedABY3().comparison == "auto"
     assert AcceleratedABY3(pieces="stock").comparison == "kogge-stone"
     assert AcceleratedABY3(pieces="stock", comparison="masked").comparison == "masked"
+    for bad in (-1, 1.5, "100", True, None):
+        with pytest.raises(ValueError, match="masked_max_values must be a non-negative int"):
+            AcceleratedABY3(masked_max_values=bad)
 
 
-def test_auto_comparison_is_masked_up_to_the_threshold():
+def test_auto_comparison_is_masked_up_to_the_threshold(caplog):
     """"auto": the masked comparison for comparisons of at most masked_max_values values (4 rounds
-    for a whole sigmoid), Kogge-Stone above (9), with the same results."""
+    for a whole sigmoid), Kogge-Stone above (9, and a DEBUG line says so), with the same results."""
     rounds = {}
     for n, limit in ((30, 16384), (30, 100)):  # 30 values x 4 pivots = 120 comparisons
         prot = AcceleratedABY3(masked_max_values=limit)
         tfe.set_protocol(prot)
         a = _rand((n, 1), 6.0)
         x = _private(prot, a)
-        rounds[limit] = communication(lambda: tfe.sigmoid(x)).rounds
+        caplog.clear()
+        with caplog.at_level(logging.DEBUG, logger="tfe_accel"):
+            rounds[limit] = communication(lambda: tfe.sigmoid(x)).rounds
+        said = [r.getMessage() for r in caplog.records if "Kogge-Stone for a comparison" in r.getMessage()]
+        assert bool(said) == (limit == 100), said
+        if said:
+            assert "of 120 values" in said[0] and "masked_max_values=100" in said[0], said
         q = np.trunc(a * 2**16) / 2**16
         np.testing.assert_allclose(_reveal(tfe.sigmoid(x)), _sig_ref(q, "5_piecewise_linear"), atol=8 * ULP)
     assert rounds[16384] <= rounds[100] - 4, rounds

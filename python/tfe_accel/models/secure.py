@@ -220,12 +220,11 @@ class SecureLogisticRegression:
                  placement: str = "auto", comparison: str = "auto"):
         config.validate()
         from ..placement import PLACEMENTS
-        from ..protocol.accelerated import COMPARISON_METHODS
+        from ..protocol.accelerated import check_comparison
 
         if placement not in PLACEMENTS:
             raise ValueError(f"placement must be one of {PLACEMENTS}, got {placement!r}")
-        if comparison not in COMPARISON_METHODS:
-            raise ValueError(f"comparison must be one of {COMPARISON_METHODS}, got {comparison!r}")
+        check_comparison(comparison)
         self.placement = placement
         self.comparison = comparison
         self.config = config

@@ -28,6 +28,13 @@ PIECE_METHODS = ("telescoped", "stock")
 COMPARISON_METHODS = ("auto", "masked", "kogge-stone")
 
 
+def check_comparison(comparison: str) -> str:
+    """``comparison`` if it is one of COMPARISON_METHODS, else a ValueError naming them."""
+    if comparison not in COMPARISON_METHODS:
+        raise ValueError(f"comparison must be one of {COMPARISON_METHODS}, got {comparison!r}")
+    return comparison
+
+
 class AcceleratedABY3(FreshKeys, ABY3):
     """ABY3 with fused per-party kernels for matmul, mul, truncation and sigmoid.
 
@@ -83,12 +90,15 @@ class AcceleratedABY3(FreshKeys, ABY3):
         if pieces not in PIECE_METHODS:
             raise ValueError(f"pieces must be one of {PIECE_METHODS}, got {pieces!r}")
         self.pieces = pieces
-        if comparison not in COMPARISON_METHODS:
-            raise ValueError(f"comparison must be one of {COMPARISON_METHODS}, got {comparison!r}")
-        if comparison == "auto" and pieces == "stock":
+        if check_comparison(comparison) == "auto" and pieces == "stock":
             comparison = "kogge-stone"
         self.comparison = comparison
-        self.masked_max_values = int(masked_max_values)
+        if (isinstance(masked_max_values, bool) or not isinstance(masked_max_values, int)
+                or masked_max_values < 0):
+            raise ValueError("masked_max_values must be a non-negative int (the most values a "
+                             f"comparison takes masked under comparison='auto'), got "
+                             f"{masked_max_values!r}")
+        self.masked_max_values = masked_max_values
         if placement not in _placement.PLACEMENTS:
             raise _placement.PlacementError(
                 f"placement must be one of {_placement.PLACEMENTS}, got {placement!r}")

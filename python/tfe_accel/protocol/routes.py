@@ -8,6 +8,8 @@ cases it does not cover; the protocol then runs the stock function.
 """
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import tensorflow as tf
 from tf_encrypted.protocol.aby3.aby3 import ABY3PrivateTensor, ShareType
@@ -16,6 +18,8 @@ from .. import ops
 from .helpers import (Fallback, NonceCursor, arithmetic_guard, const, held, home, is_int64, on, recv, reshare,
                       untransposed, wrap, wrap_held)
 from .registry import route
+
+logger = logging.getLogger("tfe_accel")
 
 __all__ = ["Fallback", "column_sum_squares", "mul_truncated", "weighted_piecewise"]
 
@@ -388,7 +392,12 @@ def _masked(prot, d) -> bool:
     if prot.comparison != "auto":
         return prot.comparison == "masked"
     n = d[0][0].shape.num_elements()
-    return n is not None and n <= prot.masked_max_values
+    masked = n is not None and n <= prot.masked_max_values
+    if not masked:
+        logger.debug("comparison='auto': Kogge-Stone for a comparison of %s values (masked up to "
+                     "masked_max_values=%d, static shapes only)",
+                     "an unknown number of" if n is None else n, prot.masked_max_values)
+    return masked
 
 
 def _msb(prot, d, cur, offset=0):

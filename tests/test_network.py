@@ -291,9 +291,11 @@ def test_shaped_cluster_carries_tls_links(tmp_path):
 def test_shaped_cluster_time_and_accounting_agree_with_the_estimate(tmp_path):
     from tfe_accel.benchmarks import network as bench_network
 
-    local = bench_network._run_driver("local", True, 5)
+    local = bench_network._run_driver("local", True, 5)["cases"]
     link = network.LinkProfile("test", 20e-3, 0.0)
     shaped = bench_network._run_cluster(link, True, 5, tmp_path)
+    # a call with no protocol still pays the driver's dispatch and fetch: at least one RTT
+    assert shaped["null_call"]["median_s"] >= link.rtt_s, shaped["null_call"]
     for name, res in shaped["cases"].items():
         for p in ("stock", "accelerated"):
             # the graph on the cluster is the one the accounting counted in-process
@@ -323,9 +325,12 @@ def test_estimate_formula():
     from tfe_accel.benchmarks import network as bench_network
 
     link = network.LinkProfile("x", 0.01, 8e6)  # 10 ms, 1 MB/s
-    assert bench_network.estimate(0.5, 3, 2_000_000, link) == pytest.approx(0.5 + 0.03 + 2.0)
+    # one-way per round plus the first receive's request: (3 + 1) x 5 ms
+    assert bench_network.estimate(0.5, 3, 2_000_000, link) == pytest.approx(0.5 + 0.02 + 2.0)
     assert bench_network.estimate(0.5, 3, 2_000_000, network.LinkProfile("y", 0.01, 0.0)) == \
-        pytest.approx(0.53)
+        pytest.approx(0.52)
+    assert bench_network.estimate(0.5, 3, 0, link, call_overhead_s=0.03) == pytest.approx(0.55)
+    assert bench_network.estimate(0.5, 0, 0, link, call_overhead_s=0.03) == pytest.approx(0.53)
 
 
 @needs_netns

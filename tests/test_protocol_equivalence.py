@@ -116,6 +116,39 @@ def test_communication_not_above_stock(name):
     s, a = stats["stock"], stats["acc"]
     assert a.messages <= s.messages and a.bytes <= s.bytes and a.rounds <= s.rounds, (s, a)
     assert a.nodes < s.nodes
+    # no stateful op on two parties' chains: tf.function would order them with control edges
+    assert s.control_messages == 0 and a.control_messages == 0, (s, a)
+
+
+def test_accounting_counts_cross_party_control_edges():
+    """A control edge between two parties' ops is a message TF sends (a dummy tensor) and a round
+    on the latency path; tf.function adds them between stateful ops on different devices."""
+    devs = [p.device_name for p in tfe.get_config().players[:2]]
+
+    def chain(stateful):
+        with tf.device(devs[0]):
+            a = tf.random.uniform([4]) if stateful else tf.ones([4])
+        with tf.device(devs[1]):
+            with tf.control_dependencies([a]):
+                b = tf.random.uniform([4]) if stateful else tf.ones([4])
+        with tf.device(devs[0]):
+            with tf.control_dependencies([b]):
+                return tf.identity(a)
+
+    for stateful in (False, True):
+        st = communication(lambda: chain(stateful))
+        assert (st.messages, st.bytes, st.control_messages, st.rounds) == (0, 0, 2, 2), (stateful, st)
+        assert "(+2 control)" in str(st)
+    st = communication(lambda: tf.identity(tf.ones([3])))
+    assert (st.control_messages, st.rounds) == (0, 0) and "control" not in str(st)
+
+
+def test_secure_sigmoid_graphs_have_no_cross_party_control_edges():
+    x = _rand((50,), 6.0)
+    for prot in (tfe.protocol.ABY3(), AcceleratedABY3()):
+        t = _private(prot, x)
+        st = communication(lambda: tfe.sigmoid(t))
+        assert st.control_messages == 0, (type(prot).__name__, st)
 
 
 def test_fused_ops_read_only_their_own_party():

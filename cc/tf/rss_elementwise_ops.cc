@@ -37,7 +37,9 @@ REGISTER_OP("TfeAccelRssMul")
     .Input("key1: int32")
     .Input("nonce1: int64")
     .Output("z: int64")
-    .SetIsStateful()  // not folded or deduplicated: it expands a fresh zero share
+    // Not stateful: the output is a function of the inputs (the zero share's freshness is the
+    // nonce's). A stateful op would make tf.function chain the parties' calls in program order
+    // with cross-party control edges: rounds no data edge needs.
     .SetShapeFn([](InferenceContext* c) {
       ShapeHandle s = c->input(0);
       for (int i = 1; i < 4; ++i) TF_RETURN_IF_ERROR(c->Merge(s, c->input(i), &s));
@@ -98,7 +100,9 @@ REGISTER_OP("TfeAccelRssColumnSquares")
     .Input("key1: int32")
     .Input("nonce1: int64")
     .Output("z: int64")
-    .SetIsStateful()  // not folded or deduplicated: it expands a fresh zero share
+    // Not stateful: the output is a function of the inputs (the zero share's freshness is the
+    // nonce's). A stateful op would make tf.function chain the parties' calls in program order
+    // with cross-party control edges: rounds no data edge needs.
     .SetShapeFn([](InferenceContext* c) {
       ShapeHandle x, m;
       TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 2, &x));

@@ -3,6 +3,10 @@
 A *message* is a tensor produced on one party's device and consumed on another's (TF sends it
 once per destination device). *Bytes* are what TF transfers for those tensors (static shape x
 dtype size). *Rounds* are the longest chain of messages through the graph (the latency-bound part).
+A control edge between two parties' ops is a message too (TF's partitioner sends a dummy tensor
+for it): it is counted in ``control_messages`` (no bytes) and in the rounds. tf.function adds such
+edges between *stateful* ops in program order, so a stateful op on every party's chain can cost
+rounds no data edge shows.
 Parties are told apart by device, so use ``tfe_accel.config.PartitionedLocalConfig`` (in-process)
 or a ``tfe.RemoteConfig``; with stock ``tfe.LocalConfig`` every player shares one device and no
 message can be seen (an error says so).
@@ -24,6 +28,7 @@ class CommStats:
     nodes: int
     per_pair: Dict[str, int]  # "src->dst": bytes
     unknown_size_messages: int = 0
+    control_messages: int = 0  # cross-party control edges (op, destination party): no bytes
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -34,7 +39,8 @@ class CommStats:
         return max(self.per_pair.items(), key=lambda kv: kv[1], default=("", 0))
 
     def __str__(self) -> str:
-        return (f"{self.messages} messages, {self.bytes} bytes, {self.rounds} rounds, "
+        control = f" (+{self.control_messages} control)" if self.control_messages else ""
+        return (f"{self.messages} messages{control}, {self.bytes} bytes, {self.rounds} rounds, "
                 f"{self.nodes} graph nodes")
 
 
@@ -100,10 +106,17 @@ def graph_stats(concrete, config=None) -> CommStats:
 
     ops = graph.get_operations()
     sent = {}  # (tensor name, dst party) -> bytes or None
+    control = set()  # (op name, dst party)
     depth = {}
     for op in ops:  # get_operations() is in creation order, which is topological
         dst = party_of(op)
         d = 0
+        for c in op.control_inputs:
+            src = party_of(c)
+            crossing = src is not None and dst is not None and src != dst
+            d = max(d, depth.get(c.name, 0) + (1 if crossing else 0))
+            if crossing:
+                control.add((c.name, dst))
         for t in op.inputs:
             src = party_of(t.op)
             crossing = src is not None and dst is not None and src != dst
@@ -131,6 +144,7 @@ def graph_stats(concrete, config=None) -> CommStats:
         nodes=len(ops),
         per_pair=dict(per_pair),
         unknown_size_messages=unknown,
+        control_messages=len(control),
     )
 
 

@@ -5,13 +5,19 @@ and the driver in its own process; every link goes through the link shaper (tfe_
 For each case, stock ABY3 and AcceleratedABY3 (both through tfe_accel.function) are timed side by
 side, and each measurement is printed next to
 
-    estimate = base time + rounds x RTT + busiest directed link's bytes / rate
+    estimate = base time + call overhead + (rounds + 1) x RTT / 2 + busiest link's bytes / rate
 
 where the base time is the same case measured on the same process-per-party cluster with the
 shaper adding nothing (profile "loopback": TF's gRPC runtime, processes and the machine's own
 loopback, no delay or cap), rounds and bytes come from the traced graph's accounting
-(tfe_accel.accounting). The in-process time (PartitionedLocalConfig, no network at all) is
-reported next to it.
+(tfe_accel.accounting). A round costs a one-way delay (RTT / 2), not a round trip: TF's
+receiver-pull RecvTensor sends every receive's request when the call starts, so a message goes out
+as soon as it is produced; only the first one waits for its request to arrive (the extra half RTT).
+The call overhead is measured, not modelled: a call with no protocol (an op on every server, the
+driver fetching one result: ``network_driver.null_call``) on the shaped cluster minus the same on
+the loopback cluster; it is the driver's dispatch of the call to the servers and its fetch of the
+result (about three RTTs on TF 2.12). The in-process time (PartitionedLocalConfig, no network at
+all) is reported next to it.
 """
 from __future__ import annotations
 
@@ -48,8 +54,10 @@ def _run_driver(target: str, quick: bool, runs: int, env=None, timeout: float = 
 LOOPBACK = network.LinkProfile("loopback", 0.0, 0.0)
 
 
-def estimate(local_s: float, rounds: int, busiest_bytes: int, link: network.LinkProfile) -> float:
-    t = local_s + rounds * link.rtt_s
+def estimate(local_s: float, rounds: int, busiest_bytes: int, link: network.LinkProfile,
+             call_overhead_s: float = 0.0) -> float:
+    """The module docstring's estimate of one call's time on `link` (seconds)."""
+    t = local_s + call_overhead_s + ((rounds + 1) * link.rtt_s / 2 if rounds else 0.0)
     if link.rate_bytes_per_s > 0:
         t += busiest_bytes / link.rate_bytes_per_s
     return t
@@ -58,12 +66,13 @@ def estimate(local_s: float, rounds: int, busiest_bytes: int, link: network.Link
 def measure_profile(link: network.LinkProfile, quick: bool, runs: int, local: dict, base: dict,
                     workdir, log=print) -> dict:
     shaped = _run_cluster(link, quick, runs, workdir, log)
+    overhead = max(0.0, shaped["null_call"]["median_s"] - base["null_call"]["median_s"])
     rows = {}
     for name, res in shaped["cases"].items():
         row = {}
         for p in ("stock", "accelerated"):
-            b = base[name][p]["median_s"]
-            est = estimate(b, res[p]["rounds"], res[p]["busiest_link_bytes"], link)
+            b = base["cases"][name][p]["median_s"]
+            est = estimate(b, res[p]["rounds"], res[p]["busiest_link_bytes"], link, overhead)
             row[p] = {"measured_s": res[p]["median_s"], "q1_s": res[p]["q1_s"],
                       "q3_s": res[p]["q3_s"], "base_s": b, "in_process_s": local[name][p]["median_s"],
                       "rounds": res[p]["rounds"], "messages": res[p]["messages"],
@@ -74,7 +83,8 @@ def measure_profile(link: network.LinkProfile, quick: bool, runs: int, local: di
         rows[name] = row
     return {"link": {"name": link.name, "rtt_s": link.rtt_s,
                      "rate_bits_per_s": link.rate_bits_per_s},
-            "baseline_rtt_s": shaped["baseline_rtt_s"], "cases": rows,
+            "baseline_rtt_s": shaped["baseline_rtt_s"], "null_call_s": shaped["null_call"]["median_s"],
+            "call_overhead_s": overhead, "cases": rows,
             "wire_bytes_per_route": shaped["wire_bytes_per_route"]}
 
 
@@ -94,7 +104,8 @@ def _run_cluster(link: network.LinkProfile, quick: bool, runs: int, workdir, log
     finally:
         sc.down()
     wire = {s["name"]: s["bytes_forward"] + s["bytes_backward"] for s in links}
-    return {"cases": shaped, "baseline_rtt_s": sc.baseline_rtt_s, "wire_bytes_per_route": wire}
+    return {"cases": shaped["cases"], "null_call": shaped["null_call"],
+            "baseline_rtt_s": sc.baseline_rtt_s, "wire_bytes_per_route": wire}
 
 
 def run(links: List[network.LinkProfile], quick: bool = False, runs: Optional[int] = None,
@@ -104,15 +115,14 @@ def run(links: List[network.LinkProfile], quick: bool = False, runs: Optional[in
         raise RuntimeError(f"bench network needs network namespaces: {why}")
     runs = runs or (5 if quick else 7)
     log("network: in-process reference (PartitionedLocalConfig) ...")
-    local = _run_driver("local", quick, runs)
+    local = _run_driver("local", quick, runs)["cases"]
     out = {"quick": quick, "runs": runs, "in_process": local, "profiles": []}
     with tempfile.TemporaryDirectory(prefix="tfe-accel-net-") as tmp:
         log("network: the same cluster unshaped (the estimates' base) ...")
         base = _run_cluster(LOOPBACK, quick, runs, tmp, log)
         out["loopback"] = base
         for link in links:
-            out["profiles"].append(measure_profile(link, quick, runs, local, base["cases"], tmp,
-                                                   log=log))
+            out["profiles"].append(measure_profile(link, quick, runs, local, base, tmp, log=log))
             log(format_profile(out["profiles"][-1]))
         if not quick or tls:  # end to end: training, owners and servers all shaped
             shape = QUICK_TRAIN_SHAPE if quick else "bc-tcga"
@@ -241,6 +251,9 @@ def format_profile(prof: dict) -> str:
             f"| {name} | {_ms(s['measured_s'])} / {_ms(s['estimate_s'])} ({s['estimate_error']:+.0%}) "
             f"| {_ms(a['measured_s'])} / {_ms(a['estimate_s'])} ({a['estimate_error']:+.0%}) "
             f"| {row['speedup']:.2f}x | {s['rounds']} / {a['rounds']} |")
+    if "call_overhead_s" in prof:
+        lines.append(f"(call overhead in the estimates: {_ms(prof['call_overhead_s'])}, a call with no "
+                     "protocol on this link minus the same unshaped)")
     return "\n".join(lines)
 
 

@@ -5,9 +5,11 @@ side (both through tfe_accel.function), in one of two places:
     python -m tfe_accel.benchmarks.network_driver CONFIG  [--quick]   on a cluster (shaped)
 
 A TF process can connect to one cluster only, so each measurement is its own process. Prints one
-line ``RESULT {json}``: per case and protocol the median seconds per call (each call waits for its
-result on the driver, as a user's call does), and the traced graph's messages, bytes (in all and on
-the busiest directed link) and rounds.
+line ``RESULT {json}``: ``cases``: per case and protocol the median seconds per call (each call
+waits for its result on the driver, as a user's call does), and the traced graph's messages, bytes
+(in all and on the busiest directed link) and rounds; ``null_call``: the timing of a call with no
+protocol at all (each server adds one to a value of its own, the driver fetches server0's), what
+TF's remote runtime costs per call before any message between the parties.
 """
 from __future__ import annotations
 
@@ -50,6 +52,33 @@ def _build(prot, kind, params, seed):
         tensors = [prot.define_private_variable(rng.uniform(-6, 6, size=(params["n"],)))]
         return (lambda x: prot.sigmoid(x, approx_type="5_piecewise_linear")), tensors
     raise ValueError(f"unknown case kind {kind!r}")
+
+
+def null_call(runs: int, warmup: int) -> dict:
+    """Timing of one call that runs an op on every server and waits for server0's result on the
+    driver (as `_block` does), with no message between the servers."""
+    import tensorflow as tf
+    import tf_encrypted as tfe
+
+    from ..config import SERVERS
+    from . import runner
+
+    devices = [tfe.get_config().get_player(p).device_name for p in SERVERS]
+    values = []
+    for d in devices:
+        with tf.device(d):
+            values.append(tf.Variable(tf.zeros([1], tf.int64)))
+
+    @tf.function(autograph=False)
+    def call():
+        outs = []
+        for d, v in zip(devices, values):
+            with tf.device(d):
+                outs.append(v + 1)
+        return outs
+
+    return runner.interleaved({"null": lambda: call()[0].numpy()}, runs=runs, warmup=warmup,
+                              min_run_s=0.0, max_inner=1)["null"]
 
 
 def measure(quick: bool, runs: int, warmup: int, seed: int = 99) -> dict:
@@ -103,7 +132,8 @@ def main(argv=None) -> int:
         except cluster.ClusterError as exc:
             print("RESULT " + json.dumps({"error": f"{type(exc).__name__}: {exc}"}), flush=True)
             return 3
-    result = measure(args.quick, args.runs, args.warmup)
+    result = {"cases": measure(args.quick, args.runs, args.warmup),
+              "null_call": null_call(args.runs, args.warmup)}
     print("RESULT " + json.dumps(result), flush=True)
     sys.stdout.flush()
     os._exit(0)  # TF's remote context has no clean shutdown; results are flushed

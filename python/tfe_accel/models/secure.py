@@ -166,7 +166,8 @@ PREPROCESSED = ("X", "y", "c", "cw", "q", "neg_mean")
 def _comm_summary(stats) -> dict:
     link, nbytes = stats.busiest_link()
     return {"messages": stats.messages, "bytes": stats.bytes, "rounds": stats.rounds,
-            "busiest_link": link, "busiest_link_bytes": nbytes}
+            "control_messages": stats.control_messages, "busiest_link": link,
+            "busiest_link_bytes": nbytes}
 
 
 def peak_rss_bytes() -> Optional[int]:

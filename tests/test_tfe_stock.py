@@ -110,3 +110,16 @@ def test_shares_are_random_not_constant(aby3):
     s1 = tfe.define_private_variable(v).unwrapped[0][0].read_value().value.numpy()
     s2 = tfe.define_private_variable(v).unwrapped[0][0].read_value().value.numpy()
     assert not np.array_equal(s1, s2)
+
+
+def test_fresh_randomness_ops_are_stateful_and_seeded_draws_are_not():
+    """Ops drawing fresh OS randomness must be stateful (never folded, deduplicated or cached);
+    seeded draws are functions of their inputs and must not be (as in TFE's own op): a stateful
+    seeded draw makes tf.function chain every party's draws with cross-party control edges."""
+    import tfe_accel  # noqa: F401  (registers the ops)
+    from tensorflow.python.framework import op_def_registry
+
+    for name in ("SecureSeed", "SecureRandomUniform"):
+        assert op_def_registry.get(name).is_stateful, name
+    for name in ("SecureSeededRandomUniform", "TfeAccelRssMul"):
+        assert not op_def_registry.get(name).is_stateful, name

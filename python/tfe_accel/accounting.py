@@ -111,17 +111,14 @@ def graph_stats(concrete, config=None) -> CommStats:
     for op in ops:  # get_operations() is in creation order, which is topological
         dst = party_of(op)
         d = 0
-        for c in op.control_inputs:
-            src = party_of(c)
+        # data inputs (tensor t) and control inputs (t None): both cross parties as messages
+        for src_op, t in [(t.op, t) for t in op.inputs] + [(c, None) for c in op.control_inputs]:
+            src = party_of(src_op)
             crossing = src is not None and dst is not None and src != dst
-            d = max(d, depth.get(c.name, 0) + (1 if crossing else 0))
-            if crossing:
-                control.add((c.name, dst))
-        for t in op.inputs:
-            src = party_of(t.op)
-            crossing = src is not None and dst is not None and src != dst
-            d = max(d, depth.get(t.op.name, 0) + (1 if crossing else 0))
-            if crossing and (t.name, dst) not in sent:
+            d = max(d, depth.get(src_op.name, 0) + (1 if crossing else 0))
+            if crossing and t is None:
+                control.add((src_op.name, dst))
+            elif crossing and (t.name, dst) not in sent:
                 shape = t.shape
                 if shape.is_fully_defined() and t.dtype != tf.resource:
                     sent[(t.name, dst)] = (src, int(shape.num_elements()) * t.dtype.size)

@@ -16,7 +16,7 @@ as soon as it is produced; only the first one waits for its request to arrive (t
 The call overhead is measured, not modelled: a call with no protocol (an op on every server, the
 driver fetching one result: ``network_driver.null_call``) on the shaped cluster minus the same on
 the loopback cluster; it is the driver's dispatch of the call to the servers and its fetch of the
-result (about three RTTs on TF 2.12). The in-process time (PartitionedLocalConfig, no network at
+result (measured ~4 RTT on TF 2.12: 161-163 ms at 40 ms). The in-process time (PartitionedLocalConfig, no network at
 all) is reported next to it.
 """
 from __future__ import annotations

@@ -117,6 +117,7 @@ def run_training(owners: Sequence, *, split: str = "horizontal", config: Optiona
             "epochs_run": len(sec.epoch_times), "start_epoch": sec.start_epoch,
             "phase_seconds": sec.phase_seconds,
             "trace_seconds": sec.trace_seconds,
+            "trace_counts": sec.trace_counts,
             "peak_rss_bytes": sec.peak_rss_bytes,
             # seconds since this process started, when the secure fit began and ended
             "process_seconds_at_fit": [fit_start, fit_end],

@@ -97,6 +97,7 @@ class SecureResult:
     placement_summary: str = ""
     comparison: str = "kogge-stone"  # the protocol's msb (AcceleratedABY3.comparison; stock: TFE's circuit)
     trace_seconds: dict = field(default_factory=dict)  # per compiled function: time spent tracing it
+    trace_counts: dict = field(default_factory=dict)  # per compiled function: how often it was traced (1 each)
     phase_seconds: dict = field(default_factory=dict)  # sharing + preprocessing, epochs, reveal
     peak_rss_bytes: Optional[int] = None  # this process's peak resident set size after training
     fractional_bits: int = 0  # the precision the shares used (TrainConfig's, or the envelope's choice)
@@ -552,7 +553,6 @@ class SecureLogisticRegression:
         if cfg.resume:
             start_epoch = self._restore(prot, v, b, n, d, split)
 
-        epoch_fn, info = self._epoch_fn(prot, v, b, n, full)
         losses, epoch_times = [], []
         bar = None
         if self.progress:
@@ -602,6 +602,8 @@ class SecureLogisticRegression:
                             trace_seconds={"preprocessing": prep_fn.trace_seconds,
                                            "epoch": epoch_fn.trace_seconds,
                                            "reveal": reveal_fn.trace_seconds},
+                            trace_counts={"preprocessing": prep_fn.trace_count, "epoch": epoch_fn.trace_count,
+                                          "reveal": reveal_fn.trace_count},
                             phase_seconds={"sharing_and_preprocessing": setup_seconds,
                                            "epochs": train_seconds, "reveal": reveal_seconds},
                             peak_rss_bytes=peak_rss_bytes(), fractional_bits=self.fractional_bits)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 
 
@@ -31,7 +32,18 @@ def collect_info() -> dict:
         "registered_ops": ops,
         "python": platform.python_version(),
         "stack": stack(),
+        "malloc_huge_pages": _malloc_huge_pages(),
     }
+
+
+def _malloc_huge_pages() -> str:
+    """Whether this process's malloc asks for transparent huge pages (the `tfe-accel` command
+    re-executes itself with glibc's tunable where that helps, see tfe_accel_launcher)."""
+    if "glibc.malloc.hugetlb" in os.environ.get("GLIBC_TUNABLES", ""):
+        return "on (GLIBC_TUNABLES=" + os.environ["GLIBC_TUNABLES"] + ")"
+    if os.environ.get("TFE_ACCEL_HUGEPAGES", "1") in ("", "0"):
+        return "off (TFE_ACCEL_HUGEPAGES=0)"
+    return "off (not a `tfe-accel` command, or no glibc >= 2.35 with transparent huge pages in madvise mode)"
 
 
 STACK_PACKAGES = ("tensorflow", "tf-encrypted", "numpy", "onnx", "keras", "tf_keras", "protobuf",
@@ -127,6 +139,7 @@ def format_info(info: dict) -> str:
         ("Python", info["python"]),
         ("Stack", format_stack(info["stack"])[0]),
         ("TFE compat shims", format_stack(info["stack"])[1]),
+        ("malloc huge pages", info["malloc_huge_pages"]),
         ("Registered ops", f"{len(info['registered_ops'])}: " + ", ".join(info["registered_ops"])),
     ]
     width = max(len(k) for k, _ in rows)

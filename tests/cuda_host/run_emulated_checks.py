@@ -1,8 +1,8 @@
 """Runs bench/gpu_check.py's check sections on the CPU emulation of the CUDA kernels
 (the `_cuda_emu` module built by tests/test_cuda_emulation.py from cc/cuda/*.cu with
--DTFE_ACCEL_CUDA_EMULATION, see cc/cuda/emulation.h), in a process of its own: a kernel that reads
-past the end of an allocation faults on the emulator's guard page, and that must fail the test, not
-kill pytest. gpu_check's `nat` is a proxy: its cuda_* attributes come from the emulated module, all
+-DTFE_ACCEL_CUDA_EMULATION, see cc/cuda/emulator/emulation.h), in a process of its own: a kernel
+that reads past the end of an allocation faults on the emulator's guard page, and that must fail
+the test, not kill pytest. gpu_check's `nat` is a proxy: its cuda_* attributes come from the emulated module, all
 others from tfe_accel._native (the CPU kernels the checks compare with).
 
     python tests/cuda_host/run_emulated_checks.py --module-dir DIR --out results.json \

@@ -9,9 +9,12 @@
    when importable; 8192^3 tensor-core vs SIMT on the device plus rows against NumPy.
 2. Timings with CUDA events (warm-up, medians): ring GEMM 4096^3 and 8192^3 per algorithm, the LR
    matrix-vector shapes (470 x 17814 @ 17814 x 1 and the transposed product), device copy bandwidth.
+The NumPy references come from python/tfe_accel/reference.py (NumPy only), loaded by path: the
+package's __init__ imports TensorFlow, which this machine does not have.
 Prints a table; writes <out>/gpu_check.json. Exit status 1 if any check fails.
 """
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -21,34 +24,34 @@ import time
 
 import numpy as np
 
-EDGE = np.array([0, 1, -1, 2**63 - 1, -(2**63)], dtype=np.int64)
+
+def _load_reference():
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "python", "tfe_accel",
+                        "reference.py")
+    spec = importlib.util.spec_from_file_location("tfe_accel_reference", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+ref = _load_reference()
+EDGE = ref.EDGE_INT64
+I64 = (ref.INT64_MIN, ref.INT64_MAX)
 RNG = np.random.default_rng()
 CHECKS = []
 
 
 def rand_i64(shape, edge=True):
-    x = RNG.integers(-(2**63), 2**63 - 1, size=shape, dtype=np.int64, endpoint=True)
-    if edge and x.size:
-        flat = x.reshape(-1)
-        k = min(flat.size, 3 * len(EDGE))
-        idx = RNG.choice(flat.size, size=k, replace=False)
-        flat[idx] = np.resize(EDGE, k)
-    return x
+    """Uniform int64 with 3 copies of each edge value at random positions (RNG read at call time)."""
+    return ref.random_int64(RNG, shape, EDGE if edge else (), copies=3, spread=True)
 
 
 def seed():
-    return RNG.integers(-(2**31), 2**31 - 1, size=8, dtype=np.int32)
+    return ref.random_key(RNG)
 
 
 def ref_matmul(a, b, ta=False, tb=False):
-    au = a.view(np.uint64)
-    bu = b.view(np.uint64)
-    if ta:
-        au = np.swapaxes(au, -1, -2)
-    if tb:
-        bu = np.swapaxes(bu, -1, -2)
-    with np.errstate(over="ignore"):
-        return np.matmul(au, bu).view(np.int64)  # integer matmul wraps mod 2^64
+    return ref.ring_matmul(a, b, ta, tb)
 
 
 def check(name, got, want, extra=""):
@@ -75,7 +78,7 @@ def check_prg(nat):
     for shape in [(0,), (1,), (7,), (9,), (1000003,), (3, 5, 7)]:
         s = seed()
         check(f"seeded_uniform default range {shape}", nat.cuda_seeded_uniform(list(shape), s),
-              nat.seeded_uniform(list(shape), s, -(2**63), 2**63 - 1))
+              nat.seeded_uniform(list(shape), s, *I64))
     # Ranges whose rejection rate is high (range = 2^63 + 1 rejects ~half of the draws): the
     # redraw path in rounds 1, 2, ... must match the CPU exactly.
     for lo, hi in [(-5, 7), (0, 3), (-(2**62), 2**62 + 1), (2**62, 2**63 - 1)]:
@@ -83,10 +86,8 @@ def check_prg(nat):
         check(f"seeded_uniform [{lo}, {hi})", nat.cuda_seeded_uniform([100003], s, lo, hi),
               nat.seeded_uniform([100003], s, lo, hi))
     s0, s1 = seed(), seed()
-    u0 = nat.seeded_uniform([4099], s0, -(2**63), 2**63 - 1).view(np.uint64)
-    u1 = nat.seeded_uniform([4099], s1, -(2**63), 2**63 - 1).view(np.uint64)
-    with np.errstate(over="ignore"):
-        check("zero_share vs CPU U(s0) - U(s1)", nat.cuda_zero_share([4099], s0, s1), (u0 - u1).view(np.int64))
+    check("zero_share vs CPU U(s0) - U(s1)", nat.cuda_zero_share([4099], s0, s1),
+          ref.as_i64(ref.zero_share(nat.seeded_uniform, s0, 0, s1, 0, [4099])))
 
 
 MATMUL_CASES = [
@@ -136,15 +137,8 @@ def check_rss_matmul(nat):
         k0, k1 = seed(), seed()
         n0, n1 = int(RNG.integers(0, 2**40)), int(RNG.integers(0, 2**40))
         cpu = nat.rss_matmul(x0, x1, y0, y1, k0, k1, n0, n1, transpose_a=ta, transpose_b=tb)
-        with np.errstate(over="ignore"):
-            s0 = (k0.view(np.uint32) + np.uint32(n0 & 0xFFFFFFFF)).view(np.int32)
-            s1 = (k1.view(np.uint32) + np.uint32(n1 & 0xFFFFFFFF)).view(np.int32)
-            ysum = (y0.view(np.uint64) + y1.view(np.uint64)).view(np.int64)
-            prod = ref_matmul(x0, ysum, ta, tb).view(np.uint64) + ref_matmul(x1, y0, ta, tb).view(np.uint64)
-            shape = list(prod.shape)
-            a = (nat.seeded_uniform(shape, s0, -(2**63), 2**63 - 1).view(np.uint64)
-                 - nat.seeded_uniform(shape, s1, -(2**63), 2**63 - 1).view(np.uint64))
-            want = (prod + a).view(np.int64)
+        shape = ref_matmul(x0, y0, ta, tb).shape
+        want = ref.rss_matmul(x0, x1, y0, y1, ref.zero_share(nat.seeded_uniform, k0, n0, k1, n1, shape), ta, tb)
         check(f"CPU rss_matmul agrees with NumPy {xs}x{ys}", cpu, want)
         for algo in ["auto", "simt", "tensor_core"]:
             guarded(f"rss_matmul[{algo}] {xs}x{ys}", lambda: check(
@@ -157,13 +151,7 @@ def check_rss_mul(nat):
         x0, x1, y0, y1 = (rand_i64(shape) for _ in range(4))
         k0, k1 = seed(), seed()
         n0, n1 = int(RNG.integers(0, 2**40)), int(RNG.integers(0, 2**40))
-        with np.errstate(over="ignore"):
-            s0 = (k0.view(np.uint32) + np.uint32(n0 & 0xFFFFFFFF)).view(np.int32)
-            s1 = (k1.view(np.uint32) + np.uint32(n1 & 0xFFFFFFFF)).view(np.int32)
-            u = [v.view(np.uint64) for v in (x0, x1, y0, y1)]
-            a = (nat.seeded_uniform(list(shape), s0, -(2**63), 2**63 - 1).view(np.uint64)
-                 - nat.seeded_uniform(list(shape), s1, -(2**63), 2**63 - 1).view(np.uint64))
-            want = (u[0] * u[2] + u[0] * u[3] + u[1] * u[2] + a).view(np.int64)
+        want = ref.rss_mul(x0, x1, y0, y1, ref.zero_share(nat.seeded_uniform, k0, n0, k1, n1, shape))
         check(f"CPU rss_mul agrees with NumPy {shape}", nat.rss_mul(x0, x1, y0, y1, k0, n0, k1, n1), want)
         guarded(f"rss_mul {shape}", lambda: check(
             f"rss_mul {shape}", nat.cuda_rss_mul(x0, x1, y0, y1, k0, n0, k1, n1), want))
@@ -173,16 +161,13 @@ def check_truncation(nat):
     for shape in [(0,), (1,), (13,), (1000, 17)]:
         x0, x1, x2 = rand_i64(shape), rand_i64(shape), rand_i64(shape)
         key, nonce, amount = seed(), int(RNG.integers(0, 2**40)), int(RNG.integers(1, 63))
-        check(f"truncate_local_p0 {shape} d={amount}", nat.cuda_truncate_local_p0(x0, amount), x0 >> amount)
+        check(f"truncate_local_p0 {shape} d={amount}", nat.cuda_truncate_local_p0(x0, amount),
+              ref.truncate_local_p0(x0, amount))
         check(f"truncate_local_p0 vs CPU {shape}", nat.cuda_truncate_local_p0(x0, amount), nat.truncate_local_p0(x0, amount))
         y1, r = nat.cuda_truncate_local_p1(x1, x2, key, nonce, amount)
         cy1, cr = nat.truncate_local_p1(x1, x2, key, nonce, amount)
-        with np.errstate(over="ignore"):
-            seed_n = (key.view(np.uint32) + np.uint32(nonce & 0xFFFFFFFF)).view(np.int32)
-            rr = nat.seeded_uniform(list(shape), seed_n, -(2**63), 2**63 - 1)
-            t = (x1.view(np.uint64) + x2.view(np.uint64)).view(np.int64) >> amount
-            want_y1 = (t.view(np.uint64) - rr.view(np.uint64)).view(np.int64)
-        check(f"truncate_local_p1 y1 {shape}", y1, want_y1)
+        rr = ref.prg(nat.seeded_uniform, key, nonce, shape)
+        check(f"truncate_local_p1 y1 {shape}", y1, ref.truncate_local_p1(x1, x2, rr, amount))
         check(f"truncate_local_p1 r {shape}", r, rr)
         check(f"truncate_local_p1 vs CPU {shape}", np.stack([y1, r]), np.stack([cy1, cr]))
         check(f"truncate_local_p2 vs CPU {shape}", nat.cuda_truncate_local_p2(key, nonce, list(shape)),
@@ -205,7 +190,6 @@ def msb0_chain(nat, prefix, x_shares, keys, nonces, r_seed, amount, lift, unlift
 
 
 def check_msb0(nat):
-    U = lambda sd, shape: nat.seeded_uniform(list(shape), sd, -(2**63), 2**63 - 1).view(np.uint64)  # noqa: E731
     for shape in [(1,), (13,), (1000, 7)]:
         amount = int(RNG.integers(1, 40))
         lift, unlift = 2**62, 2**(62 - amount)
@@ -220,20 +204,14 @@ def check_msb0(nat):
         gpu = msb0_chain(nat, "cuda_", (x0, x1, x2), keys, nonces, r_seed, amount, lift, unlift)
         for k in cpu:
             check(f"msb0 {k} vs CPU {shape} d={amount}", np.asarray(gpu[k] if not hasattr(gpu[k], "numpy") else gpu[k].numpy()), cpu[k])
-        # NumPy reference of the dealer and P0's steps, written from truncation.h
+        # NumPy reference of the dealer and P0's steps (tfe_accel/reference.py, written from truncation.h)
+        U = lambda key, nonce, s: ref.prg_u64(nat.seeded_uniform, key, nonce, s)  # noqa: E731
+        want = ref.trunc_msb0((x0, x1, x2), U(keys[0], nonces[2], (4,) + shape), U(keys[2], nonces[1], shape),
+                              U(r_seed, 0, shape), amount, lift, unlift)
+        for name, key, ref_key in [("dealer r1", "r1", "r1"), ("dealer s1", "s1", "s1"), ("dealer rmsb1", "rmsb1", "m1"),
+                                   ("dealer z21", "z21", "z21"), ("mask_p0", "c0", "c0")]:
+            check(f"msb0 {name} vs NumPy {shape}", gpu[key], ref.as_i64(want[ref_key]))
         with np.errstate(over="ignore"):
-            n = int(np.prod(shape))
-            sd = lambda key, nonce: (key.view(np.uint32) + np.uint32(nonce & 0xFFFFFFFF)).view(np.int32)  # noqa: E731
-            R02 = U(sd(keys[0], nonces[2]), (4,) + shape)
-            r = U(r_seed, shape)
-            h = r & np.uint64(1 << 63)
-            s = (r >> np.uint64(amount)) - (h >> np.uint64(amount))
-            check(f"msb0 dealer r1 vs NumPy {shape}", gpu["r1"], (r - R02[0]).view(np.int64))
-            check(f"msb0 dealer s1 vs NumPy {shape}", gpu["s1"], (s - R02[1]).view(np.int64))
-            check(f"msb0 dealer rmsb1 vs NumPy {shape}", gpu["rmsb1"], ((h != 0).astype(np.uint64) - R02[2]).view(np.int64))
-            check(f"msb0 dealer z21 vs NumPy {shape}", gpu["z21"], (R02[3] - np.uint64(unlift)).view(np.int64))
-            c0 = R02[0] + x0.view(np.uint64) + np.uint64(lift) + x1.view(np.uint64)
-            check(f"msb0 mask_p0 vs NumPy {shape}", gpu["c0"], c0.view(np.int64))
             zsum = (np.asarray(gpu["z00"]).view(np.uint64) + np.asarray(gpu["z"]).view(np.uint64)
                     + np.asarray(gpu["z11"]).view(np.uint64)).view(np.int64)
         err = np.abs(zsum - (x >> amount))
@@ -241,14 +219,6 @@ def check_msb0(nat):
         CHECKS.append({"name": f"msb0 heuristic reveal within 1 ulp {shape} d={amount}", "ok": ok,
                        "detail": f"max error {int(err.max(initial=0))}"})
         print(f"  [{'ok' if ok else 'FAIL'}] msb0 heuristic reveal within 1 ulp {shape} (max error {int(err.max(initial=0))})")
-
-
-def _compress_even(x):
-    x = x.astype(np.uint64) & np.uint64(0x5555555555555555)
-    for sh, m in [(1, 0x3333333333333333), (2, 0x0F0F0F0F0F0F0F0F), (4, 0x00FF00FF00FF00FF),
-                  (8, 0x0000FFFF0000FFFF), (16, 0x00000000FFFFFFFF)]:
-        x = (x | (x >> np.uint64(sh))) & np.uint64(m)
-    return x
 
 
 def nonce_pair(top=False):
@@ -260,16 +230,11 @@ def nonce_pair(top=False):
 
 
 def check_kogge_stone(nat):
-    half = {"int64": "int32", "int32": "int16", "int16": "int8", "int8": "int8"}
-    unsigned = {"int64": np.uint64, "int32": np.uint32, "int16": np.uint16, "int8": np.uint8}
     for shape in [(1,), (17,), (333, 5)]:
         ka, kb = seed(), seed()
         na, nb = nonce_pair(top=shape == (1,))
-        sd = lambda key, nonce: (key.view(np.uint32) + np.uint32(nonce & 0xFFFFFFFF)).view(np.int32)  # noqa: E731
         for dt in ["int64", "int32", "int16", "int8"]:
-            info = np.iinfo(dt)
-            want = (nat.seeded_uniform(list(shape), sd(ka, na), info.min, info.max, dt)
-                    ^ nat.seeded_uniform(list(shape), sd(kb, nb), info.min, info.max, dt))
+            want = ref.boolean_zero_share(nat.seeded_uniform, ka, na, kb, nb, shape, dt)
             got = nat.cuda_boolean_zero_share(ka, na, kb, nb, list(shape), dt)
             check(f"boolean_zero_share {dt} {shape} vs NumPy", got, want)
             check(f"boolean_zero_share {dt} {shape} vs CPU", got, nat.boolean_zero_share(ka, na, kb, nb, list(shape), dt))
@@ -290,21 +255,12 @@ def check_kogge_stone(nat):
             cpu = nat.kogge_stone_round(g_a, g_b, p_a, p_b, ka, na, kb, nb)
             for name, g, c in zip(["zg", "zp", "gs1_a", "gs1_b"], got, cpu):
                 check(f"kogge_stone_round {dt} {name} {shape} vs CPU", g, c)
-            # NumPy reference of the local AND terms
-            out = half[dt]
-            oi = np.iinfo(out)
-            U = lambda key, nonce: nat.seeded_uniform(list(shape), sd(key, nonce), oi.min, oi.max, out)  # noqa: E731
-            zext = lambda v: v.view(unsigned[dt]).astype(np.uint64)  # noqa: E731
-            cast = lambda v: v.astype(unsigned[out]).view(out)  # noqa: E731 (keep the low bits)
-            g0a, g0b = cast(_compress_even(zext(g_a))), cast(_compress_even(zext(g_b)))
-            p0a, p0b = cast(_compress_even(zext(p_a))), cast(_compress_even(zext(p_b)))
-            p1a = cast(_compress_even(zext(p_a) >> np.uint64(1)))
-            p1b = cast(_compress_even(zext(p_b) >> np.uint64(1)))
-            zg = U(ka, na) ^ U(kb, nb) ^ (g0a & p1a) ^ (g0a & p1b) ^ (g0b & p1a)
-            zp = U(ka, na + 1) ^ U(kb, nb + 1) ^ (p0a & p1a) ^ (p0a & p1b) ^ (p0b & p1a)
-            check(f"kogge_stone_round {dt} zg {shape} vs NumPy", got[0], zg)
-            check(f"kogge_stone_round {dt} zp {shape} vs NumPy", got[1], zp)
-            check(f"kogge_stone_round {dt} gs1_a {shape} vs NumPy", got[2], cast(_compress_even(zext(g_a) >> np.uint64(1))))
+            # NumPy reference of the local AND terms (zero shares at nonce and nonce + 1)
+            out = ref.HALF_DTYPE[dt]
+            alpha = [ref.boolean_zero_share(nat.seeded_uniform, ka, na + j, kb, nb + j, shape, out) for j in (0, 1)]
+            want = ref.kogge_stone_round(g_a, g_b, p_a, p_b, *alpha)
+            for name, g, w in zip(["zg", "zp", "gs1_a"], got, want):
+                check(f"kogge_stone_round {dt} {name} {shape} vs NumPy", g, w)
             a, b, zo, zr = (RNG.integers(info.min, info.max, size=shape, dtype=dt, endpoint=True) for _ in range(4))
             got = nat.cuda_kogge_stone_update(a, b, zo, zr)
             check(f"kogge_stone_update {dt} {shape} vs NumPy", np.stack(got), np.stack([a ^ zo, b ^ zr]))
@@ -312,7 +268,6 @@ def check_kogge_stone(nat):
 
 
 def check_sigmoid_pieces(nat):
-    sd = lambda key, nonce: (key.view(np.uint32) + np.uint32(nonce & 0xFFFFFFFF)).view(np.int32)  # noqa: E731
     for shape in [(1,), (37,), (50, 21)]:
         ka, kb = seed(), seed()
         na, nb = nonce_pair(top=shape == (1,))
@@ -323,11 +278,7 @@ def check_sigmoid_pieces(nat):
         for party in range(3):
             got = nat.cuda_pivot_diff(party, xa, xb, pivots)
             cpu = nat.pivot_diff(party, xa, xb, pivots)
-            with np.errstate(over="ignore"):
-                pv = pivots.view(np.uint64).reshape((C,) + (1,) * len(shape)) + np.zeros((C,) + shape, np.uint64)
-                da = ((pv if party == 0 else 0 * pv) - xa.view(np.uint64)[None]).view(np.int64)
-                db = ((pv if party == 2 else 0 * pv) - xb.view(np.uint64)[None]).view(np.int64)
-            check(f"pivot_diff P{party} {shape} vs NumPy", np.stack(got), np.stack([da, db]))
+            check(f"pivot_diff P{party} {shape} vs NumPy", np.stack(got), np.stack(ref.pivot_diff(party, xa, xb, pivots)))
             check(f"pivot_diff P{party} {shape} vs CPU", np.stack(got), np.stack(cpu))
             msb_a = RNG.integers(0, 2, size=(C,) + shape).astype(bool)
             msb_b = RNG.integers(0, 2, size=(C,) + shape).astype(bool)
@@ -354,17 +305,12 @@ def check_sigmoid_pieces(nat):
         x0, x1, x2 = rand_i64(shape), rand_i64(shape), rand_i64(shape)
         lift = 2**62
         got = nat.cuda_trunc_msb0_mask_scaled_p0(x0, x1, k, ka, na, lift)
-        with np.errstate(over="ignore"):
-            r0 = nat.seeded_uniform([3] + list(shape), sd(ka, na), -(2**63), 2**63 - 1).view(np.uint64)
-            ku = k.view(np.uint64).reshape((3,) + (1,) * len(shape))
-            want = (r0 + (x0.view(np.uint64) + x1.view(np.uint64))[None] * ku + np.uint64(lift)).view(np.int64)
-        check(f"trunc_msb0_mask_scaled_p0 {shape} vs NumPy", got, want)
+        r0 = ref.prg(nat.seeded_uniform, ka, na, (3,) + shape)
+        check(f"trunc_msb0_mask_scaled_p0 {shape} vs NumPy", got, ref.trunc_msb0_mask_scaled_p0(x0, x1, k, r0, lift))
         check(f"trunc_msb0_mask_scaled_p0 {shape} vs CPU", got, nat.trunc_msb0_mask_scaled_p0(x0, x1, k, ka, na, lift))
         r1 = rand_i64((3,) + shape)
         got = nat.cuda_trunc_msb0_mask_scaled_p1(x2, k, r1)
-        with np.errstate(over="ignore"):
-            want = (x2.view(np.uint64)[None] * ku + r1.view(np.uint64)).view(np.int64)
-        check(f"trunc_msb0_mask_scaled_p1 {shape} vs NumPy", got, want)
+        check(f"trunc_msb0_mask_scaled_p1 {shape} vs NumPy", got, ref.trunc_msb0_mask_scaled_p1(x2, k, r1))
         check(f"trunc_msb0_mask_scaled_p1 {shape} vs CPU", got, nat.trunc_msb0_mask_scaled_p1(x2, k, r1))
 
 

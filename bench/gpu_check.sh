@@ -3,9 +3,10 @@
 # pybind11, cmake and nvcc (CuPy optional), no TensorFlow, no package registry.
 #   bash bench/gpu_check.sh OUTDIR
 # Builds _native with CUDA and without the TF op library into $BUILD_DIR (default build-gpu/),
-# then runs bench/gpu_check.py: bit-exact checks of every CUDA kernel against NumPy and the CPU
-# kernels, ring GEMM / matrix-vector timings, copy bandwidth. Writes OUTDIR/gpu_check.json and
-# OUTDIR/gpu_check.log. Budget: ~2-3 min build + < 5 min checks and timings.
+# then runs bench/gpu_check.py: bit-exact checks of every CUDA kernel against NumPy (the references
+# of python/tfe_accel/reference.py, loaded by path) and the CPU kernels, ring GEMM / matrix-vector
+# timings, copy bandwidth. Writes OUTDIR/gpu_check.json and OUTDIR/gpu_check.log.
+# Budget: ~2-3 min build + < 5 min checks and timings.
 set -euo pipefail
 OUT="${1:?usage: bash bench/gpu_check.sh OUTDIR}"
 mkdir -p "$OUT"

@@ -1,7 +1,7 @@
 # tfe-accel: CUDA kernels (included by CMakeLists.txt when TFE_ACCEL_CUDA is ON, or AUTO and nvcc
 # plus, for the TF ops, a CUDA build of TensorFlow are found).
 #   tfe_accel_cuda   static library of cc/cuda/*.cu (framework-free kernels, host API tfe_cuda.h)
-#   _native          gets cc/cuda/native_cuda.cc (the cuda_* pybind11 entry points) and the macro
+#   _native          gets cc/python/native_cuda.cc (the cuda_* pybind11 entry points) and the macro
 #                    TFE_ACCEL_HAS_CUDA; RegisterCuda() is picked up through the weak hook in
 #                    cc/python/native_registry.cc.
 # Architectures: CMAKE_CUDA_ARCHITECTURES if given, else 80;90 (A100, H100/H200). The int8 limb
@@ -36,7 +36,7 @@ set_target_properties(tfe_accel_cuda PROPERTIES
 target_compile_options(tfe_accel_cuda PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-fvisibility=hidden>)
 target_link_libraries(tfe_accel_cuda PUBLIC CUDA::cudart_static)
 
-target_sources(_native PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/cc/cuda/native_cuda.cc)
+target_sources(_native PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/cc/python/native_cuda.cc)
 target_compile_definitions(_native PRIVATE TFE_ACCEL_HAS_CUDA=1)
 target_link_libraries(_native PRIVATE tfe_accel_cuda CUDA::cudart_static)
 if(TFE_ACCEL_TF_GPU)

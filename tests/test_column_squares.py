@@ -8,9 +8,10 @@ import tensorflow as tf
 import tfe_accel  # noqa: F401
 from tfe_accel import _native as nat
 from tfe_accel import ops
+from tfe_accel import reference as npref
+from tfe_accel.reference import as_u64 as u
 
 U64 = np.uint64
-EDGE = np.array([0, 1, -1, 2**63 - 1, -(2**63), 2**62, -(2**62), 12345, -12345], dtype=np.int64)
 SHAPES = [(0, 5), (1, 1), (3, 0), (7, 3), (2, 513), (5, 1031), (1, 8), (33, 17)]
 
 
@@ -20,23 +21,7 @@ def rng():
 
 
 def rand64(rng, shape):
-    x = rng.integers(-(2**63), 2**63, size=shape, dtype=np.int64)
-    flat = x.reshape(-1)
-    k = min(flat.size, EDGE.size)
-    flat[:k] = rng.permutation(EDGE)[:k]
-    return x
-
-
-def u(a):
-    return np.asarray(a).astype(np.int64).view(U64)
-
-
-def seed_plus_nonce(key, nonce):
-    return (key.astype(np.int64) + (int(nonce) & 0xFFFFFFFF)).astype(np.uint32).view(np.int32)
-
-
-def prg64(key, nonce, n):
-    return u(nat.seeded_uniform([n], seed_plus_nonce(key, nonce), -(2**63), 2**63 - 1))
+    return npref.random_int64(rng, shape, rng.permutation(npref.EDGE_INT64_WIDE))
 
 
 def reference(x_i, x_next, m_i, m_next, k0, n0, k1, n1):
@@ -47,11 +32,11 @@ def reference(x_i, x_next, m_i, m_next, k0, n0, k1, n1):
         terms = a * (a + b) + b * a
         z = terms.sum(axis=0, dtype=U64).reshape(1, -1)
         cols = z.shape[1]
-        return (z + prg64(k0, n0, cols) - prg64(k1, n1, cols)).view(np.int64)
+        return (z + npref.zero_share(nat.seeded_uniform, k0, n0, k1, n1, cols)).view(np.int64)
 
 
 def _keys(rng):
-    return [rng.integers(-(2**31), 2**31, size=8, dtype=np.int32) for _ in range(2)]
+    return [npref.random_key(rng) for _ in range(2)]
 
 
 @pytest.mark.parametrize("shape", SHAPES)
@@ -73,7 +58,7 @@ def test_three_parties_sum_to_centred_squares(rng, shape):
     rows, cols = shape
     xs = [rand64(rng, shape) for _ in range(3)]
     ms = [rand64(rng, (1, cols)) for _ in range(3)]
-    seeds = [rng.integers(-(2**31), 2**31, size=8, dtype=np.int32) for _ in range(3)]
+    seeds = [npref.random_key(rng) for _ in range(3)]
     nonces = [int(v) for v in rng.integers(0, 2**40, size=3)]
     total = np.zeros((1, cols), dtype=U64)
     for i in range(3):

@@ -1,5 +1,5 @@
 """CI guard for the CUDA sources: compile every cc/cuda/*.cu for sm_80 and sm_90
-(compile-only, no GPU needed) and syntax-check the pybind11 glue cc/cuda/native_cuda.cc with the
+(compile-only, no GPU needed) and syntax-check the pybind11 glue cc/python/native_cuda.cc with the
 host compiler against the CUDA headers. Skipped with a reason when nvcc is absent.
 Nothing here runs CUDA code: kernel results are checked on a GPU by bench/gpu_check.sh."""
 import concurrent.futures
@@ -13,6 +13,7 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CUDA_DIR = ROOT / "cc" / "cuda"
+CUDA_GLUE = ROOT / "cc" / "python" / "native_cuda.cc"
 CU_SOURCES = sorted(CUDA_DIR.glob("*.cu"))
 ARCHS = ("sm_80", "sm_90")
 
@@ -47,7 +48,7 @@ def _compile(src, tmp):
 
 def test_cuda_sources_exist():
     assert CU_SOURCES, "no .cu files under cc/cuda"
-    assert (CUDA_DIR / "native_cuda.cc").exists()
+    assert CUDA_GLUE.exists()
 
 
 def test_every_cu_compiles_for_sm80_and_sm90(tmp_path):
@@ -79,6 +80,6 @@ def test_host_glue_syntax():
     if inc is None:
         pytest.skip("CUDA headers not found next to nvcc")
     cmd = [cxx, "-std=gnu++17", "-fsyntax-only", "-Wall", "-Werror", f"-I{pybind11.get_include()}",
-           f"-I{sysconfig.get_paths()['include']}", f"-I{inc}", str(CUDA_DIR / "native_cuda.cc")]
+           f"-I{sysconfig.get_paths()['include']}", f"-I{inc}", str(CUDA_GLUE)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -1,8 +1,8 @@
 """The CUDA kernels EXECUTED on the CPU, unchanged, through the emulation build
-(cc/cuda/emulation.h, cc/cuda/emulation_runtime.cc): prg_elementwise.cu, truncation_msb0.cu,
-kogge_stone.cu, sigmoid_pieces.cu, ring_matmul.cu and the pybind11 glue cc/cuda/native_cuda.cc are
-compiled by the host C++ compiler with -DTFE_ACCEL_CUDA_EMULATION against the CUDA toolkit's headers
-into a test module `_cuda_emu` (tests/cuda_host/cuda_emu_module.cc). The threads of a block run as
+(cc/cuda/emulator/emulation.h, cc/cuda/emulator/emulation_runtime.cc): prg_elementwise.cu,
+truncation_msb0.cu, kogge_stone.cu, sigmoid_pieces.cu, ring_matmul.cu and the pybind11 glue
+cc/python/native_cuda.cc are compiled by the host C++ compiler with -DTFE_ACCEL_CUDA_EMULATION
+against the CUDA toolkit's headers into a test module `_cuda_emu` (tests/cuda_host/cuda_emu_module.cc). The threads of a block run as
 fibers, so __syncthreads, __shfl_down_sync and mma.sync (fragment layouts from the PTX ISA) work.
 bench/gpu_check.py's sections then compare every cuda_* entry point, bit for bit, with the CPU kernels
 of `_native` and NumPy: the elementwise ones (check_prg, check_rss_mul, check_truncation, check_msb0,
@@ -36,7 +36,7 @@ import time
 
 import pytest
 
-from test_cuda_compile import NVCC, ROOT, _cuda_include
+from test_cuda_compile import CUDA_GLUE, NVCC, ROOT, _cuda_include
 
 CUDA_INCLUDE = _cuda_include() if NVCC else None
 CXX = shutil.which("c++") or shutil.which("g++")
@@ -51,6 +51,7 @@ _missing = [what for what, ok in [("nvcc / the CUDA toolkit headers", CUDA_INCLU
 pytestmark = pytest.mark.skipif(bool(_missing), reason=f"CUDA emulation not built: {', '.join(_missing)} not found")
 
 CUDA_DIR = ROOT / "cc" / "cuda"
+EMULATOR_DIR = CUDA_DIR / "emulator"
 KERNELS_DIR = ROOT / "cc" / "kernels"
 WORKER = ROOT / "tests" / "cuda_host" / "run_emulated_checks.py"
 EMULATED_CU = ["prg_elementwise.cu", "truncation_msb0.cu", "kogge_stone.cu", "sigmoid_pieces.cu", "ring_matmul.cu"]
@@ -104,7 +105,7 @@ def emulation_module(tmp_path_factory):
     for name in EMULATED_CU:
         jobs.append((name, [*common, *strict, "-fno-strict-aliasing", "-x", "c++", "-c", str(CUDA_DIR / name),
                             "-o", str(out / f"{name}.o")]))
-    for src in [CUDA_DIR / "native_cuda.cc", CUDA_DIR / "emulation_runtime.cc",
+    for src in [CUDA_GLUE, EMULATOR_DIR / "emulation_runtime.cc",
                 ROOT / "tests" / "cuda_host" / "cuda_emu_module.cc"]:
         opt = ["-O2"] if src.name == "emulation_runtime.cc" else []  # the mma.sync arithmetic and fiber switches
         jobs.append((src.name, [*common, *strict, *opt, "-c", str(src), "-o", str(out / f"{src.name}.o")]))

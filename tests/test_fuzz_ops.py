@@ -33,6 +33,7 @@ from hypothesis import strategies as st
 
 import _op_recipes as R
 from tfe_accel import _native
+from tfe_accel import reference as npref
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COUNTS = Counter()
@@ -158,13 +159,6 @@ def test_every_op_mutated(data):
 
 
 # ------------------------------------------------------------------ matmul family vs NumPy
-def _np_matmul(a, b, ta, tb):
-    a = np.swapaxes(a, -1, -2) if ta else a
-    b = np.swapaxes(b, -1, -2) if tb else b
-    with np.errstate(over="ignore"):
-        return np.matmul(a.view(np.uint64), b.view(np.uint64)).view(np.int64)
-
-
 @st.composite
 def matmul_shapes(draw):
     rank_a = draw(st.integers(2, 4))
@@ -188,7 +182,7 @@ def matmul_shapes(draw):
 
 def _expect_matmul(a, b, ta, tb):
     try:
-        return _np_matmul(a, b, ta, tb)
+        return npref.ring_matmul(a, b, ta, tb)
     except ValueError:
         return None
 
@@ -237,20 +231,11 @@ def test_matmul_family_vs_numpy(shapes, seed):
                                                 transpose_a=ta, transpose_b=tb)).numpy()
         z_np = _native.rss_matmul(a, a, b, b2, k, k, np.int64(5), np.int64(5), ta, tb)
         with np.errstate(over="ignore"):
-            ref = (np.uint64(2) * want.view(np.uint64) + _np_matmul(a, b2, ta, tb).view(np.uint64)).view(np.int64)
+            ref = (np.uint64(2) * want.view(np.uint64) + npref.ring_matmul(a, b2, ta, tb).view(np.uint64)).view(np.int64)
         assert np.array_equal(z_tf, ref) and np.array_equal(z_np, ref)
 
 
 # ------------------------------------------------------------------ bit ops vs NumPy
-def _np_gather(x, start, stride):
-    bits = x.dtype.itemsize * 8
-    u = x.view(np.dtype(f"u{x.dtype.itemsize}")).astype(np.uint64)
-    out = np.zeros(x.shape, np.uint64)
-    for i, dd in enumerate(range(start, bits, stride)):
-        out |= ((u >> np.uint64(dd)) & np.uint64(1)) << np.uint64(i)
-    return out.astype(np.dtype(f"u{x.dtype.itemsize}")).view(x.dtype)
-
-
 @settings(max_examples=80, **SETTINGS)
 @given(dtype=st.sampled_from([np.int8, np.int16, np.int32, np.int64]),
        shape=st.sampled_from([(), (0,), (1,), (5,), (2, 3), (0, 4), (3, 1, 2)]),
@@ -264,12 +249,12 @@ def test_bitops_vs_numpy(dtype, shape, start, stride, seed):
     COUNTS["bitops_cases"] += 1
     for label, fn, ok, ref in [
         ("tf_gather", lambda: R.call("BitGather", dict(op=x, start=start, stride=stride)).numpy(), g_ok,
-         lambda: _np_gather(x, start, stride)),
-        ("native_gather", lambda: _native.bit_gather(x, start, stride), g_ok, lambda: _np_gather(x, start, stride)),
+         lambda: npref.bit_gather(x, start, stride)),
+        ("native_gather", lambda: _native.bit_gather(x, start, stride), g_ok, lambda: npref.bit_gather(x, start, stride)),
         ("tf_split", lambda: R.call("BitSplitAndGather", dict(op=x, stride=stride)).numpy(), s_ok,
-         lambda: np.stack([_np_gather(x, s, stride) for s in range(stride)]) if s_ok else None),
+         lambda: np.stack([npref.bit_gather(x, s, stride) for s in range(stride)]) if s_ok else None),
         ("native_split", lambda: _native.bit_split_and_gather(x, stride), s_ok,
-         lambda: np.stack([_np_gather(x, s, stride) for s in range(stride)]) if s_ok else None),
+         lambda: np.stack([npref.bit_gather(x, s, stride) for s in range(stride)]) if s_ok else None),
     ]:
         try:
             got = fn()
@@ -284,16 +269,10 @@ def test_bitops_vs_numpy(dtype, shape, start, stride, seed):
     if dtype == np.int64:
         rev_tf = R.call("BitReverse", dict(op0=x)).numpy()
         rev_np = _native.bit_reverse(x)
-        u = x.view(np.uint64)
-        ref = np.zeros(shape, np.uint64)
-        xi = np.zeros(shape, np.uint64)
-        for bpos in range(64):
-            bit = (u >> np.uint64(bpos)) & np.uint64(1)
-            ref |= bit << np.uint64(63 - bpos)
-            xi ^= bit * np.uint64(bpos)
-        assert np.array_equal(rev_tf.view(np.uint64), ref) and np.array_equal(rev_np.view(np.uint64), ref)
-        assert np.array_equal(R.call("XorIndices", dict(op0=x)).numpy().view(np.uint64), xi)
-        assert np.array_equal(_native.xor_indices(x).view(np.uint64), xi)
+        ref, xi = npref.bit_reverse(x), npref.xor_indices(x)
+        assert np.array_equal(rev_tf, ref) and np.array_equal(rev_np, ref)
+        assert np.array_equal(R.call("XorIndices", dict(op0=x)).numpy(), xi)
+        assert np.array_equal(_native.xor_indices(x), xi)
 
 
 # ------------------------------------------------------------------ seeded PRG: TF == _native
@@ -326,10 +305,6 @@ def test_seeded_uniform_tf_equals_native(dtype, shape, lo, span, seed):
 
 
 # ------------------------------------------------------------------ MPC steps vs NumPy / native
-def _asr(x, a):
-    return x >> np.int64(a)  # numpy >> on int64 is arithmetic
-
-
 @settings(max_examples=50, **SETTINGS)
 @given(shape=st.sampled_from([(), (0,), (1,), (3,), (2, 5), (4, 0, 2)]), amount=st.integers(-1, 64),
        nonce=st.sampled_from([0, 1, -1, 2**63 - 2, 2**63 - 1, -2**63, 12345]), seed=st.integers(0, 2**32 - 1))
@@ -342,7 +317,7 @@ def test_mpc_steps_vs_numpy_and_native(shape, amount, nonce, seed):
     with np.errstate(over="ignore"):
         try:
             y0 = R.call("MpcTruncateLocalP0", dict(x0=x0, amount=amount)).numpy()
-            assert ok and np.array_equal(y0, _asr(x0, amount))
+            assert ok and np.array_equal(y0, npref.truncate_local_p0(x0, amount))
             assert np.array_equal(_native.truncate_local_p0(x0, amount), y0)
         except (tf.errors.InvalidArgumentError, ValueError) as e:
             assert not ok and "amount" in _msg(e), _msg(e)
@@ -354,7 +329,7 @@ def test_mpc_steps_vs_numpy_and_native(shape, amount, nonce, seed):
                 x1=x1, x2=x2, key=key, nonce=np.int64(nonce), amount=amount)))
             ny1, nr = _native.truncate_local_p1(x1, x2, key, nonce, amount)
             assert np.array_equal(y1, ny1) and np.array_equal(r, nr)
-            assert np.array_equal(y1, _asr(x1 + x2, amount) - r)
+            assert np.array_equal(y1, npref.truncate_local_p1(x1, x2, r, amount))
             r2 = R.call("MpcTruncateLocalP2", dict(shape=np.array(shape, np.int64), key=key,
                                                    nonce=np.int64(nonce))).numpy()
             assert np.array_equal(r2, r)
@@ -374,7 +349,7 @@ def test_mpc_steps_vs_numpy_and_native(shape, amount, nonce, seed):
                 assert np.array_equal(tf_out, x0 + x1)
         z_tf = R.call("TfeAccelRssMul", dict(x_i=x0, x_next=x1, y_i=x2, y_next=x0, key0=key, nonce0=np.int64(nonce),
                                              key1=key, nonce1=np.int64(nonce))).numpy()
-        assert np.array_equal(z_tf, x0 * x2 + x0 * x0 + x1 * x2)
+        assert np.array_equal(z_tf, npref.rss_mul(x0, x1, x2, x0, 0))  # same keys: no zero share
         assert np.array_equal(_native.rss_mul(x0, x1, x2, x0, key, nonce, key, nonce), z_tf)
 
 

@@ -1,6 +1,6 @@
 """Ring matmul family: ring_matmul, rss_matmul (ABY3 private x private local step with in-kernel
 zero sharing), public x private products. Checked against plain NumPy uint64 references (wrapping
-mod 2^64) on fresh random inputs each run, every code path, TF op == _native, and stock TFE's shares.
+mod 2^64, tfe_accel.reference) on fresh random inputs each run, every code path, TF op == _native, and stock TFE's shares.
 """
 import json
 import os
@@ -12,51 +12,37 @@ import tensorflow as tf
 
 import tfe_accel  # noqa: F401
 from tfe_accel import _native, ops
+from tfe_accel import reference as npref
+from tfe_accel.reference import ring_matmul as ref_matmul
 
 from conftest import run_python
 
-EDGE = np.array([0, 1, -1, 2**63 - 1, -(2**63)], dtype=np.int64)
 SEED = np.random.SeedSequence().entropy  # fresh inputs every run; printed on failure
 RNG = np.random.default_rng(SEED)
 MSG = f"(random seed {SEED})"
 
 
 def rand(shape, rng=RNG):
-    x = rng.integers(-(2**63), 2**63, size=shape, dtype=np.int64)
-    if x.size:
-        mask = rng.random(shape) < 0.2
-        x[mask] = rng.choice(EDGE, size=int(mask.sum()))
-    return x
+    """Uniform int64, each element an edge value with probability 0.2."""
+    return npref.random_int64(rng, shape, fraction=0.2)
 
 
 def rand_key(rng=RNG):
-    return rng.integers(-(2**31), 2**31, size=8, dtype=np.int64).astype(np.int32)
+    return npref.random_key(rng)
 
 
-# ------------------------------------------------------------------------ plain references
-
-
-def ref_matmul(a, b, ta=False, tb=False):
-    """A.B mod 2^64 with NumPy: integer matmul on uint64 wraps (checked below against Python ints)."""
-    A = np.swapaxes(a, -1, -2) if ta else a
-    B = np.swapaxes(b, -1, -2) if tb else b
-    return np.matmul(A.view(np.uint64), B.view(np.uint64)).view(np.int64)
-
-
-def ref_seeded_uniform(shape, key, nonce):
-    """TFE's sample_seeded_uniform(shape, key + nonce) for int64 (TF's int32 add wraps)."""
-    seed = (key.view(np.uint32) + np.uint32(int(nonce) & 0xFFFFFFFF)).view(np.int32)
-    return _native.seeded_uniform(list(shape), seed, -(2**63), 2**63 - 1, "int64")
+def zero_share(shape, key0, nonce0, key1, nonce1):
+    """U(key0 + nonce0) - U(key1 + nonce1), TFE's sample_seeded_uniform (TF's int32 add wraps)."""
+    return npref.zero_share(_native.seeded_uniform, key0, nonce0, key1, nonce1, shape)
 
 
 def ref_rss(xi, xn, yi, yn, key0, key1, nonce0, nonce1, ta=False, tb=False):
-    u = lambda v: v.view(np.uint64)  # noqa: E731
-    z = u(ref_matmul(xi, yi, ta, tb)) + u(ref_matmul(xi, yn, ta, tb)) + u(ref_matmul(xn, yi, ta, tb))
-    a = u(ref_seeded_uniform(z.shape, key0, nonce0)) - u(ref_seeded_uniform(z.shape, key1, nonce1))
-    return (z + a).view(np.int64)
+    alpha = zero_share(ref_matmul(xi, yi, ta, tb).shape, key0, nonce0, key1, nonce1)
+    return npref.rss_matmul(xi, xn, yi, yn, alpha, ta, tb)
 
 
 def test_numpy_uint64_matmul_wraps_like_python_ints():
+    """The reference ring_matmul (integer matmul on uint64 wraps) against Python ints."""
     a, b = rand((4, 6, 5)), rand((5, 3))
     exact = np.empty((4, 6, 3), dtype=object)
     for t in range(4):
@@ -195,9 +181,7 @@ def test_rss_mul_wrapper_matches_reference(shape):
     xi, xn, yi, yn = rand(shape), rand(shape), rand(shape), rand(shape)
     k0, k1 = rand_key(), rand_key()
     n0, n1 = int(RNG.integers(0, 2**40)), int(RNG.integers(0, 2**40))
-    u = lambda v: v.view(np.uint64)  # noqa: E731
-    a = u(ref_seeded_uniform(shape, k0, n0)) - u(ref_seeded_uniform(shape, k1, n1))
-    want = (u(xi) * (u(yi) + u(yn)) + u(xn) * u(yi) + a).view(np.int64)
+    want = npref.rss_mul(xi, xn, yi, yn, zero_share(shape, k0, n0, k1, n1))
     got = ops.rss_mul(xi, xn, yi, yn, k0, k1, n0, n1)
     assert np.array_equal(got.numpy(), want), MSG
     with pytest.raises(tf.errors.InvalidArgumentError, match="key1 must"):

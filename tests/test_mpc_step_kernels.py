@@ -1,7 +1,7 @@
 """MPC protocol-step kernels (truncation, bit extraction, Kogge-Stone carry): each kernel against a
-plain NumPy uint64 reference, TF op and _native bit for bit, the steps chained by hand for three
-parties against stock TFE ABY3 (revealed values and, with the same keys and nonces, exact shares),
-and bad inputs."""
+plain NumPy uint64 reference (tfe_accel.reference), TF op and _native bit for bit, the steps chained
+by hand for three parties against stock TFE ABY3 (revealed values and, with the same keys and
+nonces, exact shares), and bad inputs."""
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -9,9 +9,12 @@ import tensorflow as tf
 import tfe_accel  # noqa: F401  (installs our PRG and bit ops into TFE)
 from tfe_accel import _native as nat
 from tfe_accel import ops
+from tfe_accel import reference as npref
+from tfe_accel.reference import as_i64 as s
+from tfe_accel.reference import as_u64 as u
+from tfe_accel.reference import random_key as rand_key
 
 U64 = np.uint64
-EDGE = np.array([0, 1, -1, 2**63 - 1, -(2**63), 2**62, -(2**62), 12345, -12345], dtype=np.int64)
 SHAPES = [(0,), (1,), (7,), (3, 5), (2, 3, 0), (513,), (1031,)]
 
 
@@ -21,72 +24,18 @@ def rng():
 
 
 def rand64(rng, shape):
-    x = rng.integers(-(2**63), 2**63, size=shape, dtype=np.int64, endpoint=False)
-    flat = x.reshape(-1)
-    k = min(flat.size, EDGE.size)
-    flat[:k] = EDGE[:k]
-    return x
+    return npref.random_int64(rng, shape, npref.EDGE_INT64_WIDE)
 
 
-def rand_key(rng):
-    return rng.integers(-(2**31), 2**31, size=8, dtype=np.int32)
+def prg64(key, nonce, shape):
+    """TFE's sample_seeded_uniform(shape, key + nonce) on int64 as uint64 (the foundation's PRG,
+    itself checked against TFE's seeded sampling in test_prg.py)."""
+    return npref.prg_u64(nat.seeded_uniform, key, nonce, shape)
 
 
-def u(a):
-    return np.asarray(a).astype(np.int64).view(U64)
-
-
-def s(a):
-    return np.asarray(a, dtype=U64).view(np.int64)
-
-
-# ----------------------------------------------------------------- NumPy references
-
-def seed_plus_nonce(key, nonce):
-    """TFE's `key + nonce` on an int32[8] key (wrapping int32 add)."""
-    return (key.astype(np.int64) + (int(nonce) & 0xFFFFFFFF)).astype(np.uint32).view(np.int32)
-
-
-def prg64(key, nonce, n, first=0):
-    """Elements [first, first+n) of TFE's sample_seeded_uniform(key + nonce) on int64 (the
-    foundation's PRG, itself checked against TFE's seeded sampling in test_prg.py)."""
-    full = nat.seeded_uniform([first + n], seed_plus_nonce(key, nonce), -(2**63), 2**63 - 1)
-    return u(full[first:])
-
-
-INFO = {np.int64: (64, "int64"), np.int32: (32, "int32"), np.int16: (16, "int16"),
-        np.int8: (8, "int8")}
-HALF = {np.int64: np.int32, np.int32: np.int16, np.int16: np.int8, np.int8: np.int8}
-
-
-def prg_t(key, nonce, n, dtype):
-    bits, name = INFO[dtype]
-    lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
-    return nat.seeded_uniform([n], seed_plus_nonce(key, nonce), lo, hi, dtype=name)
-
-
-def zero_share_ref(ka, na, kb, nb, n, dtype):
-    return prg_t(ka, na, n, dtype) ^ prg_t(kb, nb, n, dtype)
-
-
-def gather_ref(v, start, dtype):
-    """TFE's bit_gather(v, start, 2) on the dtype's own width, bit by bit."""
-    bits = INFO[dtype][0]
-    uv = v.astype(np.int64).view(U64) & U64((1 << bits) - 1 if bits < 64 else 2**64 - 1)
-    out = np.zeros(v.shape, dtype=U64)
-    for i, d in enumerate(range(start, bits, 2)):
-        out |= ((uv >> U64(d)) & U64(1)) << U64(i)
-    return out
-
-
-def cast_to(v_u64, dtype):
-    bits = INFO[dtype][0]
-    return (v_u64 & U64((1 << bits) - 1 if bits < 64 else 2**64 - 1)).astype(
-        {64: np.uint64, 32: np.uint32, 16: np.uint16, 8: np.uint8}[bits]).view(dtype)
-
-
-def sar(x, amount):
-    return (x.view(np.int64) >> amount).view(U64)
+def zero_share_ref(ka, na, kb, nb, shape, dtype):
+    """TFE's boolean zero share U(ka + na) ^ U(kb + nb) in `dtype`."""
+    return npref.boolean_zero_share(nat.seeded_uniform, ka, na, kb, nb, shape, dtype)
 
 
 # ----------------------------------------------------------------- truncation (a)
@@ -98,12 +47,11 @@ def test_truncate_local_against_numpy_and_tf(rng, shape):
     key, nonce = rand_key(rng), int(rng.integers(0, 2**40))
     n = int(np.prod(shape))
     y0 = nat.truncate_local_p0(x1, amount)
-    np.testing.assert_array_equal(u(y0), sar(u(x1), amount))
+    np.testing.assert_array_equal(y0, npref.truncate_local_p0(x1, amount))
     y1, r = nat.truncate_local_p1(x1, x2, key, nonce, amount)
     r_ref = prg64(key, nonce, n).reshape(shape)
     np.testing.assert_array_equal(u(r), r_ref)
-    with np.errstate(over="ignore"):
-        np.testing.assert_array_equal(u(y1), sar(u(x1) + u(x2), amount) - r_ref)
+    np.testing.assert_array_equal(y1, npref.truncate_local_p1(x1, x2, r_ref, amount))
     r2 = nat.truncate_local_p2(key, nonce, list(shape))
     np.testing.assert_array_equal(r2, r)
     # TF op == _native
@@ -118,31 +66,10 @@ def test_truncate_local_against_numpy_and_tf(rng, shape):
 
 def msb0_ref(xs, keys02, keys12, rseed, N02, N12, amount, lift, unlift):
     """The whole MSB-0 truncation in NumPy (TFE _truncate_msb0_secureq8_private + lift/unlift)."""
-    x0, x1, x2 = (u(a) for a in xs)
-    n = x0.size
-    shape = x0.shape
-    with np.errstate(over="ignore"):
-        R = prg64(keys02, N02, 4 * n).reshape((4,) + shape)
-        y2 = prg64(keys12, N12, n).reshape(shape)
-        r = u(nat.seeded_uniform([n], rseed, -(2**63), 2**63 - 1)).reshape(shape)
-        msb = U64(1 << 63)
-        h = r & msb
-        sv = (r >> U64(amount)) - (h >> U64(amount))
-        rmsb = (h != 0).astype(U64)
-        r1, s1, m1 = r - R[0], sv - R[1], rmsb - R[2]
-        c0 = x0 + U64(lift) + x1 + R[0]
-        c1 = x2 + r1
-        c = c0 + c1
-        mod_mask = U64((1 << (63 - amount)) - 1)
-        top = mod_mask + U64(1)
-        cmsb = (c & msb) != 0
-        b0 = np.where(cmsb, U64(1) - R[2], R[2])
-        yt0 = ((c >> U64(amount)) & mod_mask) - R[1] + b0 * top - R[3]
-        b1 = np.where(cmsb, U64(0) - m1, m1)
-        yt1 = U64(0) - s1 + b1 * top - y2
-        z0 = R[3] - U64(unlift)
-    return dict(r1=r1, s1=s1, m1=m1, c0=c0, c1=c1, yt0=yt0, yt1=yt1, z00=z0, z11=y2,
-                z20=y2, z21=z0, mid=yt0 + yt1)
+    shape = np.shape(xs[0])
+    R = prg64(keys02, N02, (4,) + shape)
+    return npref.trunc_msb0(xs, R, prg64(keys12, N12, shape), prg64(rseed, 0, shape), amount, lift,
+                            unlift)
 
 
 @pytest.mark.parametrize("shape", SHAPES)
@@ -193,7 +120,7 @@ def test_trunc_msb0_steps_against_numpy_and_tf(rng, shape, heuristic):
 @pytest.mark.parametrize("dtype", [np.int64, np.int32, np.int16, np.int8])
 @pytest.mark.parametrize("shape", [(0,), (1,), (5, 3), (1031,)])
 def test_kogge_stone_round_against_numpy_and_tf(rng, dtype, shape):
-    bits = INFO[dtype][0]
+    bits = np.iinfo(dtype).bits
     mk = lambda: rng.integers(-(2 ** (bits - 1)), 2 ** (bits - 1), size=shape, dtype=dtype)  # noqa
     ga, gb, pa, pb = mk(), mk(), mk(), mk()
     if ga.size:
@@ -201,26 +128,21 @@ def test_kogge_stone_round_against_numpy_and_tf(rng, dtype, shape):
         pb.reshape(-1)[0] = np.iinfo(dtype).min
     ka, kb = rand_key(rng), rand_key(rng)
     na, nb = int(rng.integers(0, 2**31)), int(rng.integers(0, 2**31))
-    out = HALF[dtype]
-    n = ga.size
+    out = np.dtype(npref.HALF_DTYPE[np.dtype(dtype).name])
     zg, zp, s1a, s1b = nat.kogge_stone_round(ga, gb, pa, pb, ka, na, kb, nb)
     assert zg.dtype == out and zg.shape == shape
-    G0a, G0b = (cast_to(gather_ref(v, 0, dtype), out) for v in (ga, gb))
-    G1a, G1b = (cast_to(gather_ref(v, 1, dtype), out) for v in (ga, gb))
-    P0a, P0b = (cast_to(gather_ref(v, 0, dtype), out) for v in (pa, pb))
-    P1a, P1b = (cast_to(gather_ref(v, 1, dtype), out) for v in (pa, pb))
-    alpha_g = zero_share_ref(ka, na, kb, nb, n, out).reshape(shape)
-    alpha_p = zero_share_ref(ka, na + 1, kb, nb + 1, n, out).reshape(shape)
-    np.testing.assert_array_equal(zg, (G0a & P1a) ^ (G0a & P1b) ^ (G0b & P1a) ^ alpha_g)
-    np.testing.assert_array_equal(zp, (P0a & P1a) ^ (P0a & P1b) ^ (P0b & P1a) ^ alpha_p)
-    np.testing.assert_array_equal(s1a, G1a)
-    np.testing.assert_array_equal(s1b, G1b)
+    alpha_g = zero_share_ref(ka, na, kb, nb, shape, out)
+    alpha_p = zero_share_ref(ka, na + 1, kb, nb + 1, shape, out)
+    want = npref.kogge_stone_round(ga, gb, pa, pb, alpha_g, alpha_p)
+    for got, w, name in zip((zg, zp, s1a, s1b), want, ("zg", "zp", "gs1_a", "gs1_b")):
+        assert w.dtype == out
+        np.testing.assert_array_equal(got, w, err_msg=name)
     t = ops.kogge_stone_round(ga, gb, pa, pb, ka, na, kb, nb)
     for a, b in zip(t, (zg, zp, s1a, s1b)):
         assert a.dtype.as_numpy_dtype == out
         np.testing.assert_array_equal(a.numpy(), b)
     # update
-    zr = rng.integers(-(2 ** (INFO[out][0] - 1)), 2 ** (INFO[out][0] - 1), size=shape, dtype=out)
+    zr = rng.integers(np.iinfo(out).min, np.iinfo(out).max, size=shape, dtype=out, endpoint=True)
     g2a, g2b = nat.kogge_stone_update(s1a, s1b, zg, zr)
     np.testing.assert_array_equal(g2a, s1a ^ zg)
     np.testing.assert_array_equal(g2b, s1b ^ zr)
@@ -234,8 +156,7 @@ def test_bit_extract_and_carry_setup_against_numpy_and_tf(rng, shape):
     xa, xb, ya, yb = (rand64(rng, shape) for _ in range(4))
     ka, kb = rand_key(rng), rand_key(rng)
     na, nb = int(rng.integers(0, 2**31)), int(rng.integers(0, 2**31))
-    n = xa.size
-    alpha = u(zero_share_ref(ka, na, kb, nb, n, np.int64)).reshape(shape)
+    alpha = u(zero_share_ref(ka, na, kb, nb, shape, np.int64))
     with np.errstate(over="ignore"):
         want0 = (u(xa) + u(xb)) ^ alpha
     for party, want in [(0, want0), (1, alpha), (2, alpha)]:
@@ -467,18 +388,12 @@ def test_tf_bad_inputs(rng):
 
 # ----------------------------------------------------------------- sigmoid, chained by hand
 
-SIGMOID = {
-    "5_piecewise_linear": ((-4, -1.5, 1.5, 4),
-                           ((1e-4,), (0.281, 0.066), (0.5, 0.212), (0.719, 0.066), (1 - 1e-4,))),
-    "3_piecewise_linear": ((-2.5, 2.5), ((1e-4,), (0.50, 0.17), (1 - 1e-4,))),
-}
+# TFE's pieces (ops.SIGMOID_APPROX); the chains below reproduce stock's shares with them exactly.
+SIGMOID = ops.SIGMOID_APPROX
 
 
 def _sigmoid_ref(x, approx):
-    c, coeffs = SIGMOID[approx]
-    conds = [x <= p for p in c]
-    vals = [np.full_like(x, cf[0]) if len(cf) == 1 else cf[0] + cf[1] * x for cf in coeffs]
-    return np.select(conds, vals[:-1], vals[-1])
+    return npref.piecewise_linear(x, *SIGMOID[approx])
 
 
 def _trunc_heuristic_chain(K, keys, N, off, r_seed, x_sh, k, n_shape):
@@ -595,7 +510,7 @@ def _bools(rng, shape):
 
 
 def prg_bool(key, nonce, n):
-    return nat.seeded_uniform([n], seed_plus_nonce(key, nonce), 0, 2, dtype="int32") != 0
+    return nat.seeded_uniform([n], npref.seed_plus_nonce(key, nonce), 0, 2, dtype="int32") != 0
 
 
 @pytest.mark.parametrize("shape", [(0,), (1,), (3, 5), (700,)])
@@ -608,12 +523,9 @@ def test_pivot_diff_and_piece_select_against_numpy_and_tf(rng, shape, C):
     n = xa.size
     for party in range(3):
         da, db = nat.pivot_diff(party, xa, xb, piv)
-        pa = u(piv).reshape((C,) + (1,) * len(shape))
-        with np.errstate(over="ignore"):
-            want_a = (pa if party == 0 else U64(0)) - u(xa)[None]
-            want_b = (pa if party == 2 else U64(0)) - u(xb)[None]
-        np.testing.assert_array_equal(u(da), np.broadcast_to(want_a, (C,) + shape))
-        np.testing.assert_array_equal(u(db), np.broadcast_to(want_b, (C,) + shape))
+        want_a, want_b = npref.pivot_diff(party, xa, xb, piv)
+        np.testing.assert_array_equal(da, want_a)
+        np.testing.assert_array_equal(db, want_b)
         ta, tb = ops.pivot_diff(party, xa, xb, piv)
         np.testing.assert_array_equal(ta.numpy(), da)
         np.testing.assert_array_equal(tb.numpy(), db)
@@ -641,16 +553,12 @@ def test_mask_scaled_against_numpy_and_tf(rng, shape):
     x0, x1, x2 = (rand64(rng, shape) for _ in range(3))
     k = rand64(rng, (K,))
     key, nonce, lift = rand_key(rng), int(rng.integers(0, 2**33)), 1 << 62
-    n = x0.size
     c0 = nat.trunc_msb0_mask_scaled_p0(x0, x1, k, key, nonce, lift)
-    r0 = prg64(key, nonce, K * n).reshape((K,) + shape)
-    kk = u(k).reshape((K,) + (1,) * len(shape))
-    with np.errstate(over="ignore"):
-        np.testing.assert_array_equal(u(c0), (u(x0) + u(x1))[None] * kk + U64(lift) + r0)
+    r0 = prg64(key, nonce, (K,) + shape)
+    np.testing.assert_array_equal(c0, npref.trunc_msb0_mask_scaled_p0(x0, x1, k, r0, lift))
     r1 = rand64(rng, (K,) + shape)
     c1 = nat.trunc_msb0_mask_scaled_p1(x2, k, r1)
-    with np.errstate(over="ignore"):
-        np.testing.assert_array_equal(u(c1), u(x2)[None] * kk + u(r1))
+    np.testing.assert_array_equal(c1, npref.trunc_msb0_mask_scaled_p1(x2, k, r1))
     np.testing.assert_array_equal(
         ops.trunc_msb0_mask_scaled_p0(x0, x1, k, key, nonce, lift).numpy(), c0)
     np.testing.assert_array_equal(ops.trunc_msb0_mask_scaled_p1(x2, k, r1).numpy(), c1)
@@ -659,15 +567,14 @@ def test_mask_scaled_against_numpy_and_tf(rng, shape):
 def _mul_ab_step1_ref(party, fa, fb, c0, ba, bb, ka, na, kb, nb):
     """TFE __mul_ab_routine's per-party local parts (routines 0 and 1) in NumPy."""
     shape = fa.shape
-    K, tot = shape[0], fa.size
+    K = shape[0]
     c = u(c0).reshape((K,) + (1,) * (len(shape) - 1))
 
     def zs(off):
-        with np.errstate(over="ignore"):
-            return (prg64(ka, na + off, tot) - prg64(kb, nb + off, tot)).reshape(shape)
+        return npref.zero_share(nat.seeded_uniform, ka, na + off, kb, nb + off, shape)
 
     def w(key, nonce):
-        return prg64(key, nonce, 2 * tot).reshape((2,) + shape)
+        return prg64(key, nonce, (2,) + shape)
 
     def sender(a, s_, off):
         tmp = np.where(ba ^ bb, a, U64(0))
@@ -774,8 +681,7 @@ def test_nonce_wraps_like_tf_int64(rng):
     zg, zp, _, _ = nat.kogge_stone_round(x, x, x, x, ka, big, kb, big)
     wrapped = -(2**63)  # big + 1 in int64
     ref = zero_share_ref(ka, wrapped, kb, wrapped, 9, np.int32)
-    p0, p1 = (cast_to(gather_ref(x, s_, np.int64), np.int32) for s_ in (0, 1))
-    np.testing.assert_array_equal(zp, (p0 & p1) ^ (p0 & p1) ^ (p0 & p1) ^ ref)
+    np.testing.assert_array_equal(zp, npref.kogge_stone_round(x, x, x, x, ref, ref)[1])
     f = rand64(rng, (2, 3))
     b = rng.integers(0, 2, size=(2, 3)).astype(bool)
     got = nat.mul_ab_step1(2, f, f, np.zeros(2, np.int64), b, b, ka, big, kb, big)

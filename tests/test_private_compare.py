@@ -9,8 +9,11 @@ import tensorflow as tf
 import tfe_accel  # noqa: F401
 from tfe_accel import _native as nat
 from tfe_accel import ops
-from test_mpc_step_kernels import rand_key, rng, u  # noqa: F401  (rng: the fixture)
-from test_mpc_step_kernels import seed_plus_nonce as seed
+from tfe_accel import reference as npref
+from tfe_accel.reference import as_u64 as u
+from tfe_accel.reference import random_key as rand_key
+from tfe_accel.reference import seed_plus_nonce as seed
+from test_mpc_step_kernels import rng  # noqa: F401  (the fixture)
 
 U64 = np.uint64
 P = 67
@@ -20,18 +23,13 @@ SHAPES = [(0,), (1,), (7,), (3, 5), (2, 3, 0), (513,)]
 
 
 def rand64(rng, shape, edge=True):
-    x = rng.integers(-(2**63), 2**63, size=shape, dtype=np.int64, endpoint=False)
-    if edge:
-        flat = x.reshape(-1)
-        k = min(flat.size, EDGE.size)
-        flat[:k] = EDGE[:k]
-    return x
+    return npref.random_int64(rng, shape, EDGE if edge else ())
 
 
 # ----------------------------------------------------------------- NumPy references
 
 def full64(key, nonce, n):
-    return u(nat.seeded_uniform([n], seed(key, nonce), -(2**63), 2**63 - 1))
+    return npref.prg_u64(nat.seeded_uniform, key, nonce, n)
 
 
 def uniform32(key, nonce, n, hi):

@@ -12,6 +12,7 @@ import tfe_accel  # noqa: F401
 from tfe_accel.accounting import communication, trace
 from tfe_accel.config import PartitionedLocalConfig
 from tfe_accel.protocol import AcceleratedABY3
+from tfe_accel.reference import piecewise_linear
 
 ULP = 2.0**-16
 
@@ -333,10 +334,7 @@ def test_transposed_operands_fold_into_the_fused_matmul(kind):
 
 
 def _sig_ref(x, approx):
-    c, coeffs = tfe_accel.ops.SIGMOID_APPROX[approx]
-    conds = [x <= p for p in c]
-    vals = [np.full_like(x, cf[0]) if len(cf) == 1 else cf[0] + cf[1] * x for cf in coeffs]
-    return np.select(conds, vals[:-1], vals[-1])
+    return piecewise_linear(x, *tfe_accel.ops.SIGMOID_APPROX[approx])
 
 
 @pytest.mark.parametrize("approx", ["5_piecewise_linear", "3_piecewise_linear"])

@@ -9,13 +9,13 @@
 #include "tfe_cuda.h"
 
 #ifdef TFE_ACCEL_CUDA_EMULATION
-#include "emulation.h"  // CPU emulation (host compiler): built-ins, launches as host loops
+#include "emulator/emulation.h"  // CPU emulation (host compiler): built-ins, launches as host loops
 #endif
 
 // Kernel launch: kernel<<<grid, block, smem, stream>>>(args...) written as
 //   TFE_ACCEL_LAUNCH(kernel, grid, block, smem, stream)(args...);
 // Under nvcc it expands to exactly that launch; with TFE_ACCEL_CUDA_EMULATION (host compiler) to a
-// host call of the kernel for each emulated thread (emulation.h). A kernel name with a comma
+// host call of the kernel for each emulated thread (emulator/emulation.h). A kernel name with a comma
 // (a template with several arguments) goes in TFE_ACCEL_KERNEL(...).
 #ifdef TFE_ACCEL_CUDA_EMULATION
 #define TFE_ACCEL_LAUNCH(kernel, grid, block, smem, stream) \
@@ -29,7 +29,7 @@
 //   TFE_ACCEL_DYNAMIC_SMEM(type, name, align);
 // Under nvcc exactly `extern __shared__ __align__(align) type name[]`; in the CPU emulation a
 // `type* const name` pointing at the running launch's dynamic shared memory buffer (its size is the
-// launch's smem argument; emulation.h).
+// launch's smem argument; emulator/emulation.h).
 #ifdef TFE_ACCEL_CUDA_EMULATION
 #define TFE_ACCEL_DYNAMIC_SMEM(type, name, align) \
   type* const name = static_cast<type*>(::tfe_accel::cuda::emu::DynamicSmem(align))

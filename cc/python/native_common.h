@@ -38,16 +38,30 @@ py::array_t<T, py::array::c_style> Require(const py::handle& obj, const char* na
   return py::array_t<T, py::array::c_style>::ensure(arr);
 }
 
-// A shape argument as NumPy dims; ValueError naming the first negative dimension.
-inline std::vector<py::ssize_t> ShapeArg(const std::vector<i64>& shape) {
-  std::vector<py::ssize_t> out;
-  for (size_t i = 0; i < shape.size(); ++i) {
+// A shape argument, returned unchanged; ValueError naming the first negative dimension.
+inline const std::vector<i64>& CheckedShape(const std::vector<i64>& shape) {
+  for (size_t i = 0; i < shape.size(); ++i)
     if (shape[i] < 0)
       throw py::value_error("shape must not contain negative dimensions, got " +
                             std::to_string(shape[i]) + " at index " + std::to_string(i));
-    out.push_back(static_cast<py::ssize_t>(shape[i]));
-  }
-  return out;
+  return shape;
+}
+
+// A shape argument as NumPy dims (checked as by CheckedShape).
+inline std::vector<py::ssize_t> ShapeArg(const std::vector<i64>& shape) {
+  CheckedShape(shape);
+  return std::vector<py::ssize_t>(shape.begin(), shape.end());
+}
+
+// A truncation amount: ValueError unless 1 <= amount <= 62.
+inline void CheckAmount(int amount) {
+  if (amount <= 0 || amount >= 63)
+    throw py::value_error("amount must be in [1, 62], got " + std::to_string(amount));
+}
+
+// A party index: ValueError unless 0, 1 or 2.
+inline void CheckParty(int party) {
+  if (party < 0 || party > 2) throw py::value_error("party must be 0, 1 or 2, got " + std::to_string(party));
 }
 
 inline std::vector<py::ssize_t> ShapeOf(const py::array& a) {

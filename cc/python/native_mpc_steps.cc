@@ -49,11 +49,6 @@ std::vector<py::ssize_t> Dims(const std::vector<i64>& shape) { return ShapeArg(s
 u64* U(I64Array& a) { return reinterpret_cast<u64*>(a.mutable_data()); }
 const u64* C(const I64Array& a) { return reinterpret_cast<const u64*>(a.data()); }
 
-void CheckAmount(int amount) {
-  if (amount <= 0 || amount >= 63)
-    throw py::value_error("amount must be in [1, 62], got " + std::to_string(amount));
-}
-
 template <typename T>
 struct Half { using type = T; };
 template <> struct Half<std::int64_t> { using type = std::int32_t; };
@@ -139,10 +134,6 @@ I64Array Opt(const py::handle& obj, const char* name, const std::vector<py::ssiz
     throw py::value_error(std::string(name) + " has shape " + ShapeStr(a) + ", expected " +
                           py::str(py::tuple(py::cast(dims))).cast<std::string>());
   return a;
-}
-
-void CheckParty(int party) {
-  if (party < 0 || party > 2) throw py::value_error("party must be 0, 1 or 2, got " + std::to_string(party));
 }
 
 }  // namespace
@@ -257,7 +248,7 @@ void RegisterMpcSteps(py::module_& m) {
   }, py::arg("key_a"), py::arg("nonce_a"), py::arg("key_b"), py::arg("nonce_b"), py::arg("shape"),
   py::arg("dtype") = "int64", "A party's boolean zero share (TFE _gen_zero_sharing, BOOLEAN).");
   m.def("bit_extract_setup", [](int party, py::handle xao, py::handle xbo, py::handle ka, i64 na, py::handle kb, i64 nb) {
-    if (party < 0 || party > 2) throw py::value_error("party must be 0, 1 or 2, got " + std::to_string(party));
+    CheckParty(party);
     auto xa = Require<std::int64_t>(xao, "x_a"), xb = Require<std::int64_t>(xbo, "x_b");
     SameShape(xa, "x_a", xb, "x_b");
     auto a = Key(ka, "key_a"), b = Key(kb, "key_b");

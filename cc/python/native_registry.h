@@ -11,7 +11,7 @@ namespace py_glue {
 void RegisterPrgAndBitops(pybind11::module_& m);   // native_module.cc
 void RegisterMatmul(pybind11::module_& m);         // native_matmul.cc: ring_matmul, rss_matmul
 void RegisterMpcSteps(pybind11::module_& m);       // native_mpc_steps.cc: truncation, sigmoid steps
-void RegisterCuda(pybind11::module_& m);           // cc/cuda/native_cuda.cc (only with TFE_ACCEL_CUDA=ON)
+void RegisterCuda(pybind11::module_& m);           // native_cuda.cc (only with TFE_ACCEL_CUDA=ON)
 void RegisterElementwise(pybind11::module_& m);    // native_elementwise.cc: rss_mul
 void RegisterNet(pybind11::module_& m);            // native_net.cc: link shaper and probes
 void RegisterAll(pybind11::module_& m);

@@ -1,7 +1,8 @@
 // tfe-accel: the pybind11 module `_cuda_emu` of the CPU emulation of the CUDA kernels
-// (cc/cuda/emulation.h): the cuda_* entry points of cc/cuda/native_cuda.cc, registered exactly as
-// in `_native`, over prg_elementwise.cu, truncation_msb0.cu, kogge_stone.cu, sigmoid_pieces.cu and
-// ring_matmul.cu compiled as host C++ with -DTFE_ACCEL_CUDA_EMULATION and cc/cuda/emulation_runtime.cc.
+// (cc/cuda/emulator/emulation.h): the cuda_* entry points of cc/python/native_cuda.cc, registered
+// exactly as in `_native`, over prg_elementwise.cu, truncation_msb0.cu, kogge_stone.cu,
+// sigmoid_pieces.cu and ring_matmul.cu compiled as host C++ with -DTFE_ACCEL_CUDA_EMULATION and
+// cc/cuda/emulator/emulation_runtime.cc.
 // Built and used by tests/test_cuda_emulation.py; never part of a wheel.
 #include <fcntl.h>
 #include <pybind11/pybind11.h>
@@ -14,11 +15,11 @@
 #include <string>
 #include <vector>
 
-#include "../../cc/cuda/common.cuh"  // TFE_ACCEL_LAUNCH, emulation.h
+#include "../../cc/cuda/common.cuh"  // TFE_ACCEL_LAUNCH, emulator/emulation.h
 
 namespace tfe_accel {
 namespace py_glue {
-void RegisterCuda(pybind11::module_& m);  // cc/cuda/native_cuda.cc
+void RegisterCuda(pybind11::module_& m);  // cc/python/native_cuda.cc
 }  // namespace py_glue
 }  // namespace tfe_accel
 

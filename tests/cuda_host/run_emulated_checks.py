@@ -1,8 +1,8 @@
 """Runs bench/gpu_check.py's check sections on the CPU emulation of the CUDA kernels
 (the `_cuda_emu` module built by tests/test_cuda_emulation.py from cc/cuda/*.cu with
--DTFE_ACCEL_CUDA_EMULATION, see cc/cuda/emulation.h), in a process of its own: a kernel that reads
-past the end of an allocation faults on the emulator's guard page, and that must fail the test, not
-kill pytest. gpu_check's `nat` is a proxy: its cuda_* attributes come from the emulated module, all
+-DTFE_ACCEL_CUDA_EMULATION, see cc/cuda/emulator/emulation.h), in a process of its own: a kernel
+that reads past the end of an allocation faults on the emulator's guard page, and that must fail
+the test, not kill pytest. gpu_check's `nat` is a proxy: its cuda_* attributes come from the emulated module, all
 others from tfe_accel._native (the CPU kernels the checks compare with).
 
     python tests/cuda_host/run_emulated_checks.py --module-dir DIR --out results.json \
@@ -349,17 +349,13 @@ def mma_self_test(gc, nat, emu):
     run("one-hot A picks one row of B", one, bb, np.zeros((16, 8), np.int32))
 
 
-def _ring_ref(gc, a, b, ta=False, tb=False):
-    return gc.ref_matmul(a, b, ta, tb)
-
-
 def gemm_extra(gc, nat, emu):
     """GEMM cases beyond gpu_check's lists: the limb accumulators at their worst case, GEMV with many K
     slices (atomicAdd across blocks), rss_matmul with M, N or K == 0, device-array chains, and the
     GEMM benchmark entry point."""
     m1 = lambda shape: np.full(shape, -1, np.int64)  # noqa: E731  every limb byte 255
     a, b = m1((64, 4100)), m1((4100, 64))
-    want = _ring_ref(gc, a, b)
+    want = gc.ref.ring_matmul(a, b)
     for algo in ["tensor_core", "simt"]:
         gc.guarded(f"ring_matmul[{algo}] all-ones bytes", lambda: gc.check(
             f"ring_matmul[{algo}] (64, 4100)x(4100, 64) every byte 255 (worst-case limb accumulators)",
@@ -372,7 +368,7 @@ def gemm_extra(gc, nat, emu):
             ((1, 5000), (7, 5000), False, True, "GemvRowKernel M == 1, 5 K slices", ["gemv", "auto", "simt", "tensor_core"]),
             ((1, 0), (0, 5), False, False, "K == 0", ["gemv", "auto", "simt", "tensor_core"])]:
         x, y = gc.rand_i64(ashape), gc.rand_i64(bshape)
-        want = _ring_ref(gc, x, y, ta, tb)
+        want = gc.ref.ring_matmul(x, y, ta, tb)
         for algo in algos:
             gc.guarded(f"ring_matmul[{algo}] {ashape}x{bshape}", lambda: gc.check(
                 f"ring_matmul[{algo}] {ashape}x{bshape} ta={ta} tb={tb} ({note})",
@@ -389,14 +385,14 @@ def gemm_extra(gc, nat, emu):
     x, y, w = gc.rand_i64((70, 130)), gc.rand_i64((130, 129)), gc.rand_i64((129, 1))
     for algo in ["simt", "tensor_core"]:
         xy = emu.cuda_ring_matmul(emu.cuda_ring_matmul(x, y, algo=algo), w, algo="gemv")
-        gc.check(f"ring_matmul[{algo}] then [gemv] on NumPy", xy, _ring_ref(gc, _ring_ref(gc, x, y), w))
+        gc.check(f"ring_matmul[{algo}] then [gemv] on NumPy", xy, gc.ref.ring_matmul(gc.ref.ring_matmul(x, y), w))
         bx = emu.cuda_seeded_uniform([70, 130], gc.seed(), device=True)
         by = emu.cuda_seeded_uniform([130, 129], gc.seed(), device=True)
         got = emu.cuda_ring_matmul(bx, by, algo=algo)
         ok = type(got).__name__ == "CudaBuffer"
         record(gc, f"ring_matmul[{algo}] on CudaBuffers returns a CudaBuffer", ok, type(got).__name__)
         gc.check(f"ring_matmul[{algo}] on CudaBuffers vs NumPy", got.numpy() if ok else got,
-                 _ring_ref(gc, bx.numpy(), by.numpy()))
+                 gc.ref.ring_matmul(bx.numpy(), by.numpy()))
     for (M, N, K), algo in [((70, 65, 33), "simt"), ((70, 65, 33), "tensor_core"), ((70, 1, 300), "gemv"),
                             ((130, 130, 64), "auto")]:
         d = emu.cuda_bench_ring_matmul(M, N, K, algo=algo, warmup=1, reps=2)

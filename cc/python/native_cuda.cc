@@ -21,10 +21,10 @@
 #include <string>
 #include <vector>
 
-#include "../python/native_common.h"
-#include "../python/native_registry.h"
+#include "../cuda/tfe_cuda.h"
 #include "../kernels/chacha20.h"
-#include "tfe_cuda.h"
+#include "native_common.h"
+#include "native_registry.h"
 
 namespace py = pybind11;
 
@@ -381,34 +381,21 @@ py::object CudaRssMul(const py::handle& x_i, const py::handle& x_next, const py:
   return Result(out, ops.device);
 }
 
-std::vector<i64> ShapeArg(const std::vector<i64>& shape) {
-  for (size_t i = 0; i < shape.size(); ++i)
-    if (shape[i] < 0)
-      throw py::value_error("shape must not contain negative dimensions, got " + std::to_string(shape[i]) +
-                            " at index " + std::to_string(i));
-  return shape;
-}
-
 py::object CudaSeededUniform(const std::vector<i64>& shape, const py::handle& seed, i64 lo, i64 hi, bool device) {
   auto s = SeedArg(seed, "seed");
-  auto out = std::make_shared<CudaBuffer>(ShapeArg(shape));
+  auto out = std::make_shared<CudaBuffer>(CheckedShape(shape));
   RunCuda([&] { cuda::SeededUniformInt64(s.data(), lo, hi, reinterpret_cast<i64*>(out->data()), out->Size(), 0); });
   return Result(out, device);
 }
 
 py::object CudaZeroShare(const std::vector<i64>& shape, const py::handle& seed0, const py::handle& seed1, bool device) {
   auto s0 = SeedArg(seed0, "seed0"), s1 = SeedArg(seed1, "seed1");
-  auto out = std::make_shared<CudaBuffer>(ShapeArg(shape));
+  auto out = std::make_shared<CudaBuffer>(CheckedShape(shape));
   RunCuda([&] { cuda::ZeroShare(s0.data(), s1.data(), out->data(), out->Size(), 0); });
   return Result(out, device);
 }
 
 // ABY3 non-interactive truncation (TFE _truncate_local_private), mirroring _native.truncate_local_p*.
-void CheckAmount(int amount) {
-  if (amount <= 0 || amount >= 63)
-    throw py::value_error("amount must be in [1, 62], got " + std::to_string(amount));
-}
-
 py::object CudaTruncP0(const py::handle& x0, int amount) {
   CheckAmount(amount);
   Operands ops({{x0, "x0"}});
@@ -439,7 +426,7 @@ py::object CudaTruncP2(const py::handle& key, i64 nonce, const std::vector<i64>&
   auto k = SeedArg(key, "key");
   u32 seed[8];
   SeedPlusNonce(k.data(), nonce, seed);
-  auto r = std::make_shared<CudaBuffer>(ShapeArg(shape));
+  auto r = std::make_shared<CudaBuffer>(CheckedShape(shape));
   RunCuda([&] { cuda::TruncateLocal(2, nullptr, nullptr, r->Size(), 1, seed, nullptr, r->data(), 0); });
   return Result(r, device);
 }
@@ -463,7 +450,7 @@ py::object CudaMsb0Dealer(const py::handle& k20, i64 n20, const py::handle& k21,
   SeedFromKey(k20, n20, "key_20", s20);
   SeedFromKey(k21, n21, "key_21", s21);
   auto rs = SeedArg(rseed, "r_seed");
-  auto dims = ShapeArg(shape);
+  auto dims = CheckedShape(shape);
   std::vector<std::shared_ptr<CudaBuffer>> outs;
   for (int i = 0; i < 5; ++i) outs.push_back(std::make_shared<CudaBuffer>(dims));
   RunCuda([&] {
@@ -542,14 +529,14 @@ py::object CudaBoolZeroShare(const py::handle& ka, i64 na, const py::handle& kb,
   u32 sa[8], sb[8];
   SeedFromKey(ka, na, "key_a", sa);
   SeedFromKey(kb, nb, "key_b", sb);
-  auto out = std::make_shared<CudaBuffer>(ShapeArg(shape), bytes);
+  auto out = std::make_shared<CudaBuffer>(CheckedShape(shape), bytes);
   RunCuda([&] { cuda::BooleanZeroShare(bytes, sa, sb, out->raw(), out->Size(), 0); });
   return Result(out, device);
 }
 
 py::object CudaBitExtractSetup(int party, const py::handle& x_a, const py::handle& x_b, const py::handle& ka, i64 na,
                                const py::handle& kb, i64 nb) {
-  if (party < 0 || party > 2) throw py::value_error("party must be 0, 1 or 2, got " + std::to_string(party));
+  CheckParty(party);
   u32 sa[8], sb[8];
   SeedFromKey(ka, na, "key_a", sa);
   SeedFromKey(kb, nb, "key_b", sb);
@@ -658,10 +645,6 @@ std::pair<i64, i64> SplitLeading(const std::vector<i64>& shape, const char* name
   i64 rest = 1;
   for (size_t i = 1; i < shape.size(); ++i) rest *= shape[i];
   return {shape[0], rest};
-}
-
-void CheckParty(int party) {
-  if (party < 0 || party > 2) throw py::value_error("party must be 0, 1 or 2, got " + std::to_string(party));
 }
 
 std::vector<u32> KeyArg(const py::handle& obj, const char* name) { return SeedArg(obj, name); }

@@ -1,8 +1,8 @@
 // tfe-accel: host definitions of the CUDA runtime calls made by the kernels' host code and the
-// pybind11 glue (cc/cuda/native_cuda.cc), the launch machinery (blocks in sequence, the threads of a
+// pybind11 glue (cc/python/native_cuda.cc), the launch machinery (blocks in sequence, the threads of a
 // block as fibers; __syncthreads, __shfl_down_sync, mma.sync) for the CPU emulation (emulation.h). Compiled
 // ONLY in emulation builds (tests/test_cuda_emulation.py); CMake never builds it (it globs
-// cc/cuda/*.cu, and native_cuda.cc is added by name). Signatures are those of cuda_runtime_api.h,
+// cc/cuda/*.cu, and cc/python/native_cuda.cc is added by name). Signatures are those of cuda_runtime_api.h,
 // which is included first so its renaming macros and C linkage apply.
 //
 // Device memory is host memory, made to catch what compute-sanitizer would on a GPU:
@@ -40,7 +40,7 @@
 #include <vector>
 
 #include "emulation.h"
-#include "tfe_cuda.h"
+#include "../tfe_cuda.h"
 
 // Opaque CUDA handle types, defined here (the headers only declare them).
 struct CUevent_st {

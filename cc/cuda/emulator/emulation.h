@@ -1,9 +1,9 @@
 // tfe-accel: CPU emulation of the CUDA kernels (not a public header; included by common.cuh only
 // when TFE_ACCEL_CUDA_EMULATION is defined). With it, prg_elementwise.cu, truncation_msb0.cu,
-// kogge_stone.cu, sigmoid_pieces.cu, ring_matmul.cu and native_cuda.cc compile UNCHANGED in meaning
+// kogge_stone.cu, sigmoid_pieces.cu, ring_matmul.cu and cc/python/native_cuda.cc compile UNCHANGED in meaning
 // with the host C++ compiler against the CUDA toolkit's headers:
 //   c++ -x c++ -std=gnu++17 -DTFE_ACCEL_CUDA_EMULATION -I/usr/local/cuda/include ...
-// and, linked with cc/cuda/emulation_runtime.cc (host definitions of the CUDA runtime calls they
+// and, linked with cc/cuda/emulator/emulation_runtime.cc (host definitions of the CUDA runtime calls they
 // make, the fiber scheduler and the warp-collective operations), run on the CPU
 // (tests/test_cuda_emulation.py checks them against the CPU kernels with bench/gpu_check.py's checks).
 //
@@ -45,8 +45,8 @@
 // Not emulated: real concurrency between threads, blocks or streams (data races between barriers
 // are invisible unless the two geometries disagree), the GPU memory model and memory spaces,
 // timings, occupancy, registers, bank conflicts, static shared memory limits.
-#ifndef TFE_ACCEL_CC_CUDA_EMULATION_H_
-#define TFE_ACCEL_CC_CUDA_EMULATION_H_
+#ifndef TFE_ACCEL_CC_CUDA_EMULATOR_EMULATION_H_
+#define TFE_ACCEL_CC_CUDA_EMULATOR_EMULATION_H_
 
 #ifndef TFE_ACCEL_CUDA_EMULATION
 #error "emulation.h is only for builds with -DTFE_ACCEL_CUDA_EMULATION"
@@ -210,4 +210,4 @@ inline cudaError_t cudaFuncSetAttribute(void (*entry)(P...), enum cudaFuncAttrib
 // __trap) have host versions behind #ifdef __CUDA_ARCH__ there. ring_matmul.cu's inline PTX
 // (mma.sync) calls emu::MmaM16N8K32U8 in emulation builds.
 
-#endif  // TFE_ACCEL_CC_CUDA_EMULATION_H_
+#endif  // TFE_ACCEL_CC_CUDA_EMULATOR_EMULATION_H_

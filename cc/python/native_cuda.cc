@@ -801,6 +801,27 @@ py::object CudaMaskScaledP1(const py::handle& x2, const py::handle& ko, const py
 
 // Times RingMatmul on random device operands with CUDA events: `warmup` untimed runs, then `reps`
 // timed ones (milliseconds each). Operands come from the device PRG (no host transfer).
+// Milliseconds of each of `reps` runs of `launch` on the default stream, timed with CUDA events.
+template <typename Launch>
+std::vector<double> EventTimes(int reps, const Launch& launch) {
+  std::vector<double> ms;
+  cudaEvent_t e0, e1;
+  Check(cudaEventCreate(&e0), "cudaEventCreate");
+  Check(cudaEventCreate(&e1), "cudaEventCreate");
+  for (int i = 0; i < reps; ++i) {
+    Check(cudaEventRecord(e0, 0), "cudaEventRecord");
+    launch();
+    Check(cudaEventRecord(e1, 0), "cudaEventRecord");
+    Check(cudaEventSynchronize(e1), "cudaEventSynchronize");
+    float t = 0;
+    Check(cudaEventElapsedTime(&t, e0, e1), "cudaEventElapsedTime");
+    ms.push_back(t);
+  }
+  cudaEventDestroy(e0);
+  cudaEventDestroy(e1);
+  return ms;
+}
+
 py::dict CudaBenchRingMatmul(i64 M, i64 N, i64 K, bool ta, bool tb, const std::string& algo, int warmup,
                              int reps, i64 batch) {
   const auto al = AlgoArg(algo);
@@ -823,20 +844,7 @@ py::dict CudaBenchRingMatmul(i64 M, i64 N, i64 K, bool ta, bool tb, const std::s
     cuda::SeededUniformInt64(s1, INT64_MIN, INT64_MAX, reinterpret_cast<i64*>(b.data()), b.Size(), 0);
     for (int i = 0; i < warmup; ++i) cuda::RingMatmul(a.data(), b.data(), c.data(), M, N, K, ta, tb, bm, false, resolved, 0);
     Check(cudaDeviceSynchronize(), "warm-up");
-    cudaEvent_t e0, e1;
-    Check(cudaEventCreate(&e0), "cudaEventCreate");
-    Check(cudaEventCreate(&e1), "cudaEventCreate");
-    for (int i = 0; i < reps; ++i) {
-      Check(cudaEventRecord(e0, 0), "cudaEventRecord");
-      cuda::RingMatmul(a.data(), b.data(), c.data(), M, N, K, ta, tb, bm, false, resolved, 0);
-      Check(cudaEventRecord(e1, 0), "cudaEventRecord");
-      Check(cudaEventSynchronize(e1), "cudaEventSynchronize");
-      float t = 0;
-      Check(cudaEventElapsedTime(&t, e0, e1), "cudaEventElapsedTime");
-      ms.push_back(t);
-    }
-    cudaEventDestroy(e0);
-    cudaEventDestroy(e1);
+    ms = EventTimes(reps, [&] { cuda::RingMatmul(a.data(), b.data(), c.data(), M, N, K, ta, tb, bm, false, resolved, 0); });
   }
   py::dict d;
   d["algo"] = cuda::GemmAlgoName(resolved);
@@ -849,25 +857,12 @@ py::dict CudaBenchRingMatmul(i64 M, i64 N, i64 K, bool ta, bool tb, const std::s
 std::vector<double> CudaBenchCopy(i64 nbytes, int reps) {
   if (nbytes <= 0 || reps <= 0) throw py::value_error("nbytes and reps must be > 0");
   CudaBuffer src({(nbytes + 7) / 8}), dst({(nbytes + 7) / 8});
-  std::vector<double> ms;
   py::gil_scoped_release release;
   Check(cudaMemset(src.data(), 1, nbytes), "cudaMemset");
   Check(cudaMemcpy(dst.data(), src.data(), nbytes, cudaMemcpyDeviceToDevice), "warm-up copy");
-  cudaEvent_t e0, e1;
-  Check(cudaEventCreate(&e0), "cudaEventCreate");
-  Check(cudaEventCreate(&e1), "cudaEventCreate");
-  for (int i = 0; i < reps; ++i) {
-    Check(cudaEventRecord(e0, 0), "cudaEventRecord");
+  return EventTimes(reps, [&] {
     Check(cudaMemcpyAsync(dst.data(), src.data(), nbytes, cudaMemcpyDeviceToDevice, 0), "cudaMemcpyAsync");
-    Check(cudaEventRecord(e1, 0), "cudaEventRecord");
-    Check(cudaEventSynchronize(e1), "cudaEventSynchronize");
-    float t = 0;
-    Check(cudaEventElapsedTime(&t, e0, e1), "cudaEventElapsedTime");
-    ms.push_back(t);
-  }
-  cudaEventDestroy(e0);
-  cudaEventDestroy(e1);
-  return ms;
+  });
 }
 
 // CudaBuffer -> DLPack: the managed tensor owns a reference to the buffer and its shape.
